@@ -1,0 +1,3 @@
+from storeengine.cli import main
+
+raise SystemExit(main())

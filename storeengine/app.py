@@ -1,0 +1,125 @@
+"""create_app(settings): the only module that knows every layer and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import socketio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from storeengine.auth.bootstrap import bootstrap_admin
+from storeengine.auth.passwords import Passwords
+from storeengine.auth.service import AuthService
+from storeengine.auth.throttle import LoginThrottle
+from storeengine.auth.tokens import TokenIssuer
+from storeengine.errors import StoreError, Unavailable
+from storeengine.http.context import Context
+from storeengine.http.middleware import BodyLimit
+from storeengine.http.responses import EXCEPTION_HANDLERS
+from storeengine.http.routes import routes
+from storeengine.realtime import Realtime
+from storeengine.schemas import Registry, StoreSchema
+from storeengine.service import EntityService
+from storeengine.settings import Settings
+from storeengine.storage import Storage
+
+log = logging.getLogger("storeengine")
+
+
+class Maintenance:
+    """Background upkeep that must survive a dead database: schema reloads, index creation,
+    the first admin. Each step retries on the next tick until it succeeds."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.pending: dict[str, StoreSchema] = {s.name: s for s in ctx.registry.all()}
+        self.auth_ready = False
+        self.admin_ready = False
+
+    async def tick(self) -> None:
+        for store in self.ctx.registry.rescan():
+            self.pending[store.name] = store
+        for name, store in list(self.pending.items()):
+            try:
+                await self.ctx.service.ensure_indexes(store)
+                self.pending.pop(name)
+            except Unavailable:
+                return
+            except StoreError as exc:
+                self.pending.pop(name)
+                self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
+        await self._once()
+
+    async def _once(self) -> None:
+        with contextlib.suppress(Unavailable):
+            if not self.auth_ready:
+                await self.ctx.auth.ensure_indexes()
+                self.auth_ready = True
+            if not self.admin_ready:
+                settings = self.ctx.settings
+                await bootstrap_admin(self.ctx.service, settings.admin_login, settings.admin_password)
+                self.admin_ready = True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.settings.schema_poll_seconds)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("maintenance tick failed")
+
+
+def build_context(settings: Settings) -> tuple[Context, Realtime]:
+    secret = settings.secret
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        log.warning("STORE_SECRET is not set: using a random secret; tokens die with this process, "
+                    "and several processes need one STORE_SECRET")
+    storage = Storage.connect(settings)
+    registry = Registry(settings.schema_dir)
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    throttle = LoginThrottle(storage.collection("_login_failures"), settings.login_max_failures,
+                             settings.login_window_seconds)
+    auth = AuthService(
+        storage, passwords, TokenIssuer(secret, settings.token_issuer, settings.token_ttl_seconds), throttle,
+        session_ttl=settings.session_ttl_seconds, refresh_ttl=settings.refresh_ttl_seconds,
+        cache_seconds=settings.auth_cache_seconds,
+    )
+    realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins)
+    service = EntityService(registry, storage, passwords.hash, realtime)
+    service.write_hooks.append(auth.on_user_write)
+    return Context(settings, storage, registry, service, auth), realtime
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    settings = settings or Settings()
+    ctx, realtime = build_context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        maintenance = Maintenance(ctx)
+        await maintenance.tick()
+        tasks = [asyncio.create_task(maintenance.run()), asyncio.create_task(realtime.run())]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            ctx.storage.close()
+
+    middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins), allow_credentials=True,
+                             allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "Location"])]
+    app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+                    lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.realtime = realtime
+    http = BodyLimit(app, settings.max_body_bytes)
+    return socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")

@@ -1,0 +1,44 @@
+"""Creating users outside the API: the first admin, and `storeengine user create`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from storeengine.acl import SYSTEM
+from storeengine.entities import Doc
+from storeengine.errors import Conflict
+from storeengine.service import EntityService
+
+log = logging.getLogger("storeengine.auth")
+
+
+async def bootstrap_admin(service: EntityService, login: str, password: str | None) -> None:
+    """With no user in the database, create an admin (a random password is logged once)."""
+    users = service.storage.collection("users")
+    if await users.find_one({}, {"_id": 1}) is not None:
+        return
+    chosen = password or secrets.token_urlsafe(12)
+    try:
+        await service.create(SYSTEM, "users", {"login": login, "password": chosen, "roles": ["admin"]})
+    except Conflict:
+        return  # another process created it first
+    if password:
+        log.warning("created the first admin %r (password from STORE_ADMIN_PASSWORD)", login)
+    else:
+        log.warning("created the first admin %r with the random password %s (shown once; "
+                    "set STORE_ADMIN_PASSWORD to choose it)", login, chosen)
+
+
+async def create_user(service: EntityService, login: str, password: str, *, admin: bool,
+                      group_names: list[str]) -> Doc:
+    """Create a user, creating any named group that does not exist yet."""
+    groups = service.storage.collection("groups")
+    group_ids = []
+    for name in group_names:
+        found = await groups.find_one({"name": name}, {"_id": 1})
+        if found is None:
+            found = await service.create(SYSTEM, "groups", {"name": name})
+        group_ids.append(str(found["_id"]))
+    body: Doc = {"login": login, "password": password, "groups": group_ids, "roles": ["admin"] if admin else []}
+    return await service.create(SYSTEM, "users", body)

@@ -1,0 +1,50 @@
+"""Access tokens: JWT, HS256 only, signed with the server secret."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from storeengine.errors import Unauthorized
+
+_REQUIRED = ["sub", "iat", "nbf", "exp", "jti", "iss"]
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: str
+    jti: str
+    issued_ms: int
+    expires_ms: int
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, issuer: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self.ttl = ttl_seconds
+
+    def issue(self, user_id: str) -> tuple[str, TokenClaims]:
+        now_ms = int(time.time() * 1000)
+        now = now_ms // 1000
+        # The jti carries the issue time in ms: a password change ends tokens issued before it
+        # to the millisecond, which `iat` (whole seconds) cannot tell.
+        jti = f"{now_ms:x}.{secrets.token_urlsafe(12)}"
+        payload = {"sub": user_id, "iat": now, "nbf": now, "exp": now + self.ttl, "jti": jti, "iss": self._issuer}
+        token = jwt.encode(payload, self._secret, algorithm="HS256")
+        return token, TokenClaims(user_id, jti, now_ms, (now + self.ttl) * 1000)
+
+    def decode(self, token: str) -> TokenClaims:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self._secret, algorithms=["HS256"], issuer=self._issuer,
+                options={"require": _REQUIRED},
+            )
+            issued_ms = int(str(claims["jti"]).split(".", 1)[0], 16)
+        except (jwt.InvalidTokenError, ValueError):
+            raise Unauthorized("Invalid or expired token") from None
+        return TokenClaims(str(claims["sub"]), str(claims["jti"]), issued_ms, int(claims["exp"]) * 1000)

@@ -1,0 +1,1 @@
+"""The HTTP layer: parse -> service -> response. The only place that knows status codes."""

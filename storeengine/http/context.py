@@ -1,0 +1,27 @@
+"""What every endpoint needs, built once by `create_app` and kept on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from storeengine.auth.service import AuthService
+from storeengine.schemas import Registry
+from storeengine.service import EntityService
+from storeengine.settings import Settings
+from storeengine.storage import Storage
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    storage: Storage
+    registry: Registry
+    service: EntityService
+    auth: AuthService
+
+
+def context(conn: HTTPConnection) -> Context:
+    ctx: Context = conn.app.state.ctx
+    return ctx

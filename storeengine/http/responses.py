@@ -1,0 +1,65 @@
+"""JSON responses (orjson) and the one place that turns errors into the envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from storeengine.errors import MethodNotAllowed, NotFound, StoreError, TooManyRequests
+from storeengine.jsonio import dumps
+
+log = logging.getLogger("storeengine.http")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(content, status_code=status, headers=dict(headers) if headers else None)
+
+
+def error_response(error: StoreError) -> JSONResponse:
+    headers = {}
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return json_response(error.body(), error.status, headers)
+
+
+async def on_store_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreError)
+    return error_response(exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: StoreError
+    if exc.status_code == 404:
+        error = NotFound("No such route")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed()
+    else:
+        error = StoreError(exc.detail if isinstance(exc.detail, str) else None)
+        error.status = exc.status_code
+    response = error_response(error)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(StoreError())
+
+
+EXCEPTION_HANDLERS = {StoreError: on_store_error, HTTPException: on_http_error, Exception: on_unexpected}

@@ -1,0 +1,69 @@
+"""JSON in and out: fast encoding of BSON values, and strict parsing of request bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from bson import ObjectId
+
+from storeengine.errors import BadRequest
+
+MAX_DEPTH = 32
+EPOCH = datetime(1970, 1, 1)
+_OPTS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def iso_ms(value: datetime) -> str:
+    """Naive-UTC datetime -> `2026-11-22T10:04:05.123Z` (the contract's format)."""
+    return value.isoformat(timespec="milliseconds") + "Z"
+
+
+def epoch_ms(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def _default(value: Any) -> Any:
+    # Called by orjson only for types it does not know: ObjectId and (passed through) datetime.
+    if type(value) is ObjectId:
+        return str(value)
+    if isinstance(value, datetime):
+        return iso_ms(value.replace(tzinfo=None) if value.tzinfo else value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=_OPTS)
+
+
+def to_json_form(value: Any) -> Any:
+    """BSON document -> the plain JSON values a client sees (for merge patches and events)."""
+    return orjson.loads(dumps(value))
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Parse a request body: a JSON object, at most MAX_DEPTH deep, no `$` or dotted keys."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Body must be a JSON object")
+    check_document(value)
+    return value
+
+
+def check_document(value: Any, path: str = "", depth: int = 1) -> None:
+    """Reject nesting deeper than MAX_DEPTH and keys that MongoDB would read as operators."""
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("$") or "." in key or "\x00" in key:
+                where = f"{path}.{key}" if path else key
+                raise BadRequest(f"Key not allowed (starts with '$' or contains '.'): {where}")
+            check_document(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_document(item, f"{path}.{index}", depth + 1)

@@ -1,0 +1,257 @@
+"""List parameters -> a typed query. Only whitelisted operators over known fields get through."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from storeengine.errors import BadRequest
+from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid
+from storeengine.jsonio import MAX_DEPTH
+from storeengine.schemas import StoreSchema
+
+MAX_LIMIT = 10000
+MAX_REGEX = 256
+_COMPARE = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+_LISTS = {"$in", "$nin", "$all"}
+_LOGICAL = {"$and", "$or", "$nor"}
+_PARAMS = {"offset", "limit", "only", "meta", "from", "to", "begin", "end", "filter", "sort"}
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    offset: int = 0
+    limit: int = MAX_LIMIT
+    meta: bool = False
+    projection: dict[str, int] | None = None
+    filter: dict[str, Any] = {}
+    sort: list[tuple[str, int]] = [("_id", 1)]
+
+
+def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> ListQuery:
+    seen: dict[str, str] = {}
+    for key, value in params:
+        if key in seen:
+            raise BadRequest(f"Parameter given more than once: {key}")
+        seen[key] = value
+    clauses: list[dict[str, Any]] = []
+    for key, value in seen.items():
+        if key not in _PARAMS:
+            clauses.append(_property_equality(key, value, store))
+    if "meta" in seen and seen["meta"] not in ("true", "false"):
+        raise BadRequest("meta must be true or false")
+    meta = seen.get("meta") == "true"
+    if meta and ("offset" in seen or "limit" in seen):
+        raise BadRequest("meta cannot be combined with offset or limit")
+    created = _created_range(seen)
+    if created:
+        clauses.append({"createdAt": created})
+    if "filter" in seen:
+        clauses.append(parse_filter(seen["filter"], store))
+    query = clauses[0] if len(clauses) == 1 else ({"$and": clauses} if clauses else {})
+    return ListQuery(
+        offset=_int(seen, "offset", 0, 0, None),
+        limit=_int(seen, "limit", MAX_LIMIT, 1, MAX_LIMIT),
+        meta=meta,
+        projection=_projection(seen["only"], store) if "only" in seen else None,
+        filter=query,
+        sort=_sort(seen["sort"], store) if "sort" in seen else [("_id", 1)],
+    )
+
+
+def _int(seen: dict[str, str], key: str, default: int, low: int, high: int | None) -> int:
+    if key not in seen:
+        return default
+    raw = seen[key]
+    if not re.fullmatch(r"\d{1,12}", raw) or int(raw) < low or (high is not None and int(raw) > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise BadRequest(f"{key} must be an integer {bound}")
+    return int(raw)
+
+
+def _field_list(raw: str, what: str, store: StoreSchema) -> list[str]:
+    names = raw.split(",")
+    for name in names:
+        bare = name[1:] if what == "sort" and name.startswith("-") else name
+        if not bare or not store.knows_field(bare):
+            raise BadRequest(f"{what}: unknown or forbidden field {bare!r}")
+    if len(set(names)) != len(names):
+        raise BadRequest(f"{what}: a field is named twice")
+    return names
+
+
+def _projection(raw: str, store: StoreSchema) -> dict[str, int]:
+    fields = _field_list(raw, "only", store)
+    return {"_id": 1, **{f: 1 for f in fields}}
+
+
+def _sort(raw: str, store: StoreSchema) -> list[tuple[str, int]]:
+    keys = [(n[1:], -1) if n.startswith("-") else (n, 1) for n in _field_list(raw, "sort", store)]
+    if len({k for k, _ in keys}) != len(keys):
+        raise BadRequest("sort: a field is named twice")
+    if all(k != "_id" for k, _ in keys):
+        keys.append(("_id", 1))  # a total order, so offset paging never skips or repeats
+    return keys
+
+
+def _time(key: str, raw: str) -> datetime:
+    value = parse_ms(raw) or parse_datetime(raw)
+    if value is None:
+        raise BadRequest(f"{key} must be Unix milliseconds or ISO 8601 (YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm])")
+    return value
+
+
+def _created_range(seen: dict[str, str]) -> dict[str, datetime]:
+    bounds: dict[str, datetime] = {}
+    for name, alias, op in (("from", "begin", "$gte"), ("to", "end", "$lt")):
+        if name in seen and alias in seen:
+            raise BadRequest(f"Give {name} or {alias}, not both")
+        key = name if name in seen else alias
+        if key in seen:
+            bounds[op] = _time(key, seen[key])
+    if "$gte" in bounds and "$lt" in bounds and bounds["$gte"] >= bounds["$lt"]:
+        raise BadRequest("from must be before to")
+    return bounds
+
+
+def _property_equality(key: str, raw: str, store: StoreSchema) -> dict[str, Any]:
+    prop = store.properties.get(key)
+    if prop is None or key in store.hidden:
+        raise BadRequest(f"Unknown parameter: {key}")
+    schema = prop
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        schema = schema["items"]  # equality on an array matches any element
+    kind = schema.get("format") if schema.get("format") in (OBJECTID, DATETIME) else schema.get("type")
+    if isinstance(kind, list):
+        kind = next((t for t in kind if t != "null"), "string")
+    value: Any = raw
+    if kind == "integer":
+        value = int(raw) if re.fullmatch(r"-?\d{1,18}", raw) else None
+    elif kind == "number":
+        value = _number(raw)
+    elif kind == "boolean":
+        value = {"true": True, "false": False}.get(raw)
+    elif kind == OBJECTID:
+        value = parse_objectid(raw)
+    elif kind == DATETIME:
+        value = parse_ms(raw) or parse_datetime(raw)
+    if value is None:
+        raise BadRequest(f"{key}: {raw!r} is not a valid {kind}")
+    return {key: value}
+
+
+def _number(raw: str) -> float | int | None:
+    if re.fullmatch(r"-?\d{1,18}", raw):
+        return int(raw)
+    if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw):
+        return float(raw)
+    return None
+
+
+def parse_filter(raw: str, store: StoreSchema) -> dict[str, Any]:
+    """`filter=<JSON>`: a MongoDB query restricted to safe operators over known fields."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("filter is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest("filter must be a JSON object")
+    _check_depth(value)
+    return _query(value, store)
+
+
+def _check_depth(value: Any, depth: int = 1) -> None:
+    if depth > MAX_DEPTH:
+        raise BadRequest("filter is nested too deeply")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        _check_depth(child, depth + 1)
+
+
+def _query(node: Any, store: StoreSchema, prefix: str | None = None) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        raise BadRequest("filter: a query must be an object")
+    out: dict[str, Any] = {}
+    for key, cond in node.items():
+        if key in _LOGICAL:
+            if not isinstance(cond, list) or not cond:
+                raise BadRequest(f"filter: {key} takes a non-empty array")
+            out[key] = [_query(c, store, prefix) for c in cond]
+        elif key.startswith("$"):
+            raise BadRequest(f"filter: operator {key} is not allowed here")
+        else:
+            path = f"{prefix}.{key}" if prefix else key
+            if prefix is None and not store.knows_field(path):
+                raise BadRequest(f"filter: unknown or forbidden field {key!r}")
+            out[key] = _condition(cond, path, store)
+    return out
+
+
+def _condition(cond: Any, path: str, store: StoreSchema) -> Any:
+    fmt = store.field_format(path)
+    if not (isinstance(cond, dict) and any(k.startswith("$") for k in cond)):
+        return _literal(cond, fmt)
+    out: dict[str, Any] = {}
+    for op, arg in cond.items():
+        if op in _COMPARE:
+            out[op] = _literal(arg, fmt)
+        elif op in _LISTS:
+            if not isinstance(arg, list):
+                raise BadRequest(f"filter: {op} takes an array")
+            out[op] = [_literal(a, fmt) for a in arg]
+        elif op == "$exists":
+            if not isinstance(arg, bool):
+                raise BadRequest("filter: $exists takes true or false")
+            out[op] = arg
+        elif op == "$size":
+            if not isinstance(arg, int) or isinstance(arg, bool) or arg < 0:
+                raise BadRequest("filter: $size takes a non-negative integer")
+            out[op] = arg
+        elif op == "$regex":
+            out[op] = _regex(arg)
+        elif op == "$not":
+            if not isinstance(arg, dict) or not arg or not all(k.startswith("$") for k in arg):
+                raise BadRequest("filter: $not takes an operator object")
+            out[op] = _condition(arg, path, store)
+        elif op == "$elemMatch":
+            if not isinstance(arg, dict) or not arg:
+                raise BadRequest("filter: $elemMatch takes an object")
+            if all(k.startswith("$") for k in arg):
+                out[op] = _condition(arg, path, store)
+            else:
+                out[op] = _query(arg, store, prefix=path)
+        else:
+            raise BadRequest(f"filter: operator {op} is not allowed")
+    return out
+
+
+def _regex(arg: Any) -> str:
+    if not isinstance(arg, str) or len(arg) > MAX_REGEX:
+        raise BadRequest(f"filter: $regex takes a string of at most {MAX_REGEX} characters")
+    try:
+        re.compile(arg)
+    except re.error:
+        raise BadRequest("filter: $regex is not a valid regular expression") from None
+    return arg
+
+
+def _literal(value: Any, fmt: str | None) -> Any:
+    if isinstance(value, dict):
+        if any(k.startswith("$") for k in value):
+            raise BadRequest("filter: operators are not allowed inside a value")
+        return value
+    if isinstance(value, list):
+        return [_literal(v, fmt) for v in value]
+    if fmt and isinstance(value, str):
+        converted = convert(fmt, value)
+        if converted is value:
+            raise BadRequest(f"filter: {value!r} is not a valid {fmt}")
+        return converted
+    return value
+

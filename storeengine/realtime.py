@@ -1,0 +1,148 @@
+"""Socket.IO: authenticated connections, subscriptions, and access-filtered change events.
+
+Subscribers join rooms derived from their principal and the store's read rules; an event
+goes to the rooms derived from the entity's access fields. One emit then reaches exactly
+the sockets that may read the entity, on every process (through Redis when configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import Any
+
+import socketio
+
+from storeengine import acl
+from storeengine.acl import Principal
+from storeengine.auth.service import AuthService
+from storeengine.errors import BadRequest, StoreError, Unauthorized
+from storeengine.formats import utcnow
+from storeengine.jsonio import iso_ms, to_json_form
+from storeengine.schemas import Registry, StoreSchema
+
+log = logging.getLogger("storeengine.realtime")
+SWEEP_SECONDS = 1.0
+
+
+def _credentials(environ: Mapping[str, Any], auth: Any) -> dict[str, str]:
+    """The connect payload's token or apiKey, else the Authorization header, else the cookie."""
+    if isinstance(auth, dict):
+        if isinstance(auth.get("token"), str):
+            return {"bearer": auth["token"]}
+        if isinstance(auth.get("apiKey"), str):
+            return {"api_key": auth["apiKey"]}
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        return {"bearer": token.strip()} if scheme.lower() == "bearer" and token.strip() else {}
+    cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+    return {"session": cookie["sid"].value} if "sid" in cookie else {}
+
+
+class Realtime:
+    def __init__(self, registry: Registry, auth: AuthService, *, queue_url: str | None,
+                 allowed_origins: tuple[str, ...]) -> None:
+        self.registry = registry
+        self.auth = auth
+        manager = socketio.AsyncRedisManager(queue_url) if queue_url else None
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi", client_manager=manager, ping_interval=25, ping_timeout=60,
+            cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
+        )
+        self._allowed_origins = allowed_origins
+        self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
+        self._sockets: dict[str, dict[str, str]] = {}  # local sid -> credentials, for revocation
+        self._sweep_now = asyncio.Event()
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("subscribe", self._subscribe)
+        self.sio.on("unsubscribe", self._unsubscribe)
+        auth.revocation_listeners.append(self._sweep_now.set)
+
+    def _origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin is None or origin.rstrip("/") in (own, *self._allowed_origins)
+
+    # --- publishing (the service's EventSink) ---------------------------------------------
+
+    def publish(self, store: StoreSchema, op: str, entity: Mapping[str, Any]) -> None:
+        """Queue without awaiting, so events leave in the order the writes finished."""
+        rooms = acl.rooms_for_entity(store.name, store.acl["read"], entity)
+        payload = {"store": store.name, "op": op, "_id": str(entity["_id"]),
+                   "entity": to_json_form(entity), "at": iso_ms(utcnow())}
+        self._queue.put_nowait(("change", rooms, payload))
+
+    async def run(self) -> None:
+        """Emit queued events one after another, and drop connections whose credential died."""
+        await asyncio.gather(self._pump(), self._sweeper())
+
+    async def _pump(self) -> None:
+        while True:
+            event, rooms, payload = await self._queue.get()
+            try:
+                await self.sio.emit(event, payload, to=rooms)
+            except Exception:  # a broken queue must not stop later events
+                log.exception("could not emit a change event")
+
+    async def _sweeper(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._sweep_now.wait(), SWEEP_SECONDS)
+            except TimeoutError:
+                pass
+            self._sweep_now.clear()
+            for sid, creds in list(self._sockets.items()):
+                try:
+                    await self.auth.authenticate(**creds)
+                except Unauthorized:
+                    await self.sio.disconnect(sid)
+                except StoreError:
+                    pass  # database down: keep the socket, check again later
+
+    # --- handlers -------------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
+        creds = _credentials(environ, auth)
+        try:
+            principal = await self.auth.authenticate(**creds)
+        except StoreError:
+            raise socketio.exceptions.ConnectionRefusedError("Unauthorized") from None
+        await self.sio.save_session(sid, {"principal": principal, "rooms": {}})
+        self._sockets[sid] = creds
+
+    async def _disconnect(self, sid: str, *args: Any) -> None:
+        self._sockets.pop(sid, None)
+
+    async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        try:
+            store = self.registry.get(self._store_name(data))
+            async with self.sio.session(sid) as session:
+                principal: Principal = session["principal"]
+                rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
+                for room in set(session["rooms"].get(store.name, ())) - set(rooms):
+                    await self.sio.leave_room(sid, room)
+                for room in rooms:
+                    await self.sio.enter_room(sid, room)
+                session["rooms"][store.name] = rooms
+        except StoreError as exc:
+            return exc.body()
+        return {"success": True}
+
+    async def _unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        try:
+            name = self._store_name(data)
+            async with self.sio.session(sid) as session:
+                for room in session["rooms"].pop(name, ()):
+                    await self.sio.leave_room(sid, room)
+        except StoreError as exc:
+            return exc.body()
+        return {"success": True}
+
+    @staticmethod
+    def _store_name(data: Any) -> str:
+        if not isinstance(data, dict) or not isinstance(data.get("store"), str):
+            raise BadRequest('Send {"store": "<name>"}')
+        return data["store"]

@@ -1,0 +1,346 @@
+"""Schema registry: store definitions from JSON Schema files, compiled once, hot-reloaded."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError as JsonSchemaError
+from jsonschema.exceptions import ValidationError
+
+from storeengine.errors import Invalid, NotFound
+from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
+
+log = logging.getLogger("storeengine.schemas")
+
+SYSTEM_FIELDS = ("_id", "owner", "group", "access", "branch", "createdAt", "updatedAt")
+SYSTEM_FORMATS = {
+    "_id": OBJECTID, "owner": OBJECTID, "group": OBJECTID, "access": OBJECTID,
+    "branch": OBJECTID, "createdAt": DATETIME, "updatedAt": DATETIME,
+}
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+RESERVED = frozenset({"auth", "users", "groups"})
+OPERATIONS = ("create", "read", "update", "delete")
+DEFAULT_ACL: Mapping[str, tuple[str, ...]] = {
+    "create": ("authenticated",),
+    "read": ("owner", "group", "access", "branch"),
+    "update": ("owner", "access"),
+    "delete": ("owner",),
+}
+PUBLIC_RULES = frozenset({"owner", "group", "access", "branch", "authenticated"})
+# `self` (the entity is the caller's user) and `member` (the caller is in the group) serve
+# only the built-in users and groups stores.
+BUILTIN_RULES = PUBLIC_RULES | {"self", "member"}
+_ROLE = re.compile(r"^role:[A-Za-z0-9_.-]{1,64}$")
+
+_FORMATS = FormatChecker(formats=())
+_FORMATS.checks(OBJECTID)(lambda v: not isinstance(v, str) or parse_objectid(v) is not None)
+_FORMATS.checks(DATETIME)(lambda v: not isinstance(v, str) or parse_datetime(v) is not None)
+
+
+class SchemaError(Exception):
+    """A schema file that cannot define a store; `problems` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    keys: tuple[tuple[str, int], ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class StoreSchema:
+    """One store: its raw schema and everything derived from it, computed once per version."""
+
+    name: str
+    raw: Mapping[str, Any]
+    acl: Mapping[str, tuple[str, ...]]
+    indexes: tuple[IndexSpec, ...]
+    properties: Mapping[str, Mapping[str, Any]]
+    formats: Mapping[str, str]  # dotted path -> objectid | date-time (arrays: per element)
+    write_only: frozenset[str]
+    admin_only: frozenset[str]
+    hidden: frozenset[str]  # never leave the server: write-only values, internal state
+    validator: Draft202012Validator = field(repr=False)
+
+    def field_format(self, path: str) -> str | None:
+        return SYSTEM_FORMATS.get(path) or self.formats.get(path)
+
+    def knows_field(self, path: str) -> bool:
+        """Declared property (or a sub-field of one) or system field, and not write-only."""
+        head = path.split(".", 1)[0]
+        if path in SYSTEM_FORMATS:
+            return True
+        return head in self.properties and head not in self.hidden and head not in SYSTEM_FORMATS
+
+    def validate(self, doc: Mapping[str, Any]) -> None:
+        """Raise Invalid with every failing field (messages never echo the value)."""
+        fields: dict[str, str] = {}
+        for error in self.validator.iter_errors(doc):
+            for path, message in _describe(error):
+                fields.setdefault(path or "(body)", message)
+        if fields:
+            raise Invalid(fields=fields)
+
+    def to_storage(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Turn `objectid` / `date-time` strings into ObjectId / BSON dates."""
+        if not self.formats:
+            return doc
+        return {key: _convert(value, key, self.formats) for key, value in doc.items()}
+
+
+def _convert(value: Any, path: str, formats: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _convert(v, f"{path}.{k}", formats) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_convert(v, path, formats) for v in value]
+    return convert(formats.get(path), value)
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+_TYPE_WORDS = {"object": "an object", "array": "an array", "integer": "an integer", "null": "null"}
+
+
+def _describe(error: ValidationError) -> list[tuple[str, str]]:
+    """Messages that name the rule, never the value (a value may be a password)."""
+    path = _json_path(error.absolute_path)
+    kind, rule = error.validator, error.validator_value
+    prefix = f"{path}." if path else ""
+    if kind == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        return [(prefix + name, "is required") for name in rule if name not in present]
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        return [
+            (prefix + key, "is not allowed")
+            for key in error.instance
+            if key not in allowed and not any(p.search(key) for p in patterns)
+        ]
+    if kind == "type":
+        types = rule if isinstance(rule, list) else [rule]
+        words = [_TYPE_WORDS.get(t, f"a {t}") for t in types]
+        return [(path, "must be " + " or ".join(words))]
+    messages = {
+        "minLength": f"must be at least {rule} characters",
+        "maxLength": f"must be at most {rule} characters",
+        "minimum": f"must be >= {rule}",
+        "maximum": f"must be <= {rule}",
+        "exclusiveMinimum": f"must be > {rule}",
+        "exclusiveMaximum": f"must be < {rule}",
+        "multipleOf": f"must be a multiple of {rule}",
+        "pattern": f"must match the pattern {rule}",
+        "format": f"must be a valid {rule}",
+        "enum": f"must be one of {json.dumps(rule)}",
+        "const": f"must be {json.dumps(rule)}",
+        "minItems": f"must have at least {rule} items",
+        "maxItems": f"must have at most {rule} items",
+        "uniqueItems": "must not contain duplicates",
+        "minProperties": f"must have at least {rule} properties",
+        "maxProperties": f"must have at most {rule} properties",
+    }
+    return [(path, messages.get(str(kind), f"is invalid ({kind})"))]
+
+
+def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema:
+    """Check a store definition and compile it; raise SchemaError listing every problem."""
+    problems: list[str] = []
+    if not builtin:
+        if not NAME_PATTERN.match(name):
+            problems.append(f"store name {name!r} must match {NAME_PATTERN.pattern}")
+        elif name in RESERVED:
+            problems.append(f"store name {name!r} is reserved")
+    if not isinstance(raw, dict):
+        raise SchemaError([*problems, "schema must be a JSON object"])
+    if raw.get("type") != "object":
+        problems.append('schema must have "type": "object"')
+    try:
+        Draft202012Validator.check_schema(raw)
+    except JsonSchemaError as exc:
+        problems.append(f"not a valid JSON Schema 2020-12: {exc.message} at {_json_path(exc.path) or '(root)'}")
+    properties = raw.get("properties", {})
+    if not isinstance(properties, dict):
+        properties = {}
+    for prop in properties:
+        if prop in SYSTEM_FORMATS:
+            problems.append(f"property {prop!r} is a system field")
+        elif prop.startswith("_") or prop.startswith("$") or "." in prop:
+            problems.append(f"property {prop!r}: names may not start with '_' or '$' or contain '.'")
+    acl = _parse_acl(raw.get("x-acl"), BUILTIN_RULES if builtin else PUBLIC_RULES, problems)
+    formats: dict[str, str] = {}
+    for prop, sub in properties.items():
+        _collect_formats(sub, prop, formats)
+    write_only = frozenset(p for p, s in properties.items() if isinstance(s, dict) and s.get("writeOnly") is True)
+    admin_only = frozenset(p for p, s in properties.items() if isinstance(s, dict) and s.get("x-admin-only") is True)
+    known = set(properties) | set(SYSTEM_FORMATS)
+    indexes = _parse_indexes(raw.get("x-indexes"), known, problems)
+    if problems:
+        raise SchemaError(problems)
+    hidden = write_only | ({"_auth"} if builtin else frozenset())
+    return StoreSchema(
+        name=name, raw=raw, acl=acl, indexes=indexes, properties=properties, formats=formats,
+        write_only=write_only, admin_only=admin_only, hidden=frozenset(hidden),
+        validator=Draft202012Validator(raw, format_checker=_FORMATS),
+    )
+
+
+def _collect_formats(schema: Any, path: str, out: dict[str, str]) -> None:
+    if not isinstance(schema, dict):
+        return
+    if schema.get("format") in (OBJECTID, DATETIME):
+        out[path] = schema["format"]
+    for key, sub in (schema.get("properties") or {}).items():
+        _collect_formats(sub, f"{path}.{key}", out)
+    _collect_formats(schema.get("items"), path, out)
+
+
+def _parse_acl(value: Any, allowed: frozenset[str], problems: list[str]) -> Mapping[str, tuple[str, ...]]:
+    acl = dict(DEFAULT_ACL)
+    if value is None:
+        return acl
+    if not isinstance(value, dict):
+        problems.append("x-acl must be an object")
+        return acl
+    for op, rules in value.items():
+        if op not in OPERATIONS:
+            problems.append(f"x-acl: unknown operation {op!r} (use {', '.join(OPERATIONS)})")
+            continue
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            problems.append(f"x-acl.{op} must be a list of rule names")
+            continue
+        bad = [r for r in rules if r not in allowed and not _ROLE.match(r)]
+        if bad:
+            problems.append(f"x-acl.{op}: unknown rules {bad}")
+        acl[op] = tuple(rules)
+    return acl
+
+
+def _parse_indexes(value: Any, known: set[str], problems: list[str]) -> tuple[IndexSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append("x-indexes must be a list")
+        return ()
+    specs = []
+    for i, item in enumerate(value):
+        fields = item.get("fields") if isinstance(item, dict) else None
+        if not isinstance(fields, dict) or not fields:
+            problems.append(f"x-indexes[{i}].fields must be a non-empty object")
+            continue
+        if set(item) - {"fields", "unique"} or not isinstance(item.get("unique", False), bool):
+            problems.append(f"x-indexes[{i}]: only 'fields' and a boolean 'unique' are allowed")
+            continue
+        keys = []
+        for path, direction in fields.items():
+            if path.split(".", 1)[0] not in known or path.startswith("$"):
+                problems.append(f"x-indexes[{i}]: {path!r} is not a declared property")
+            elif direction not in (1, -1) or isinstance(direction, bool):
+                problems.append(f"x-indexes[{i}]: direction of {path!r} must be 1 or -1")
+            else:
+                keys.append((path, direction))
+        specs.append(IndexSpec(tuple(keys), item.get("unique", False)))
+    return tuple(specs)
+
+
+def load_builtin(name: str) -> StoreSchema:
+    text = resources.files("storeengine.builtin").joinpath(f"{name}.json").read_text("utf-8")
+    return compile_schema(name, json.loads(text), builtin=True)
+
+
+def load_file(path: Path) -> StoreSchema:
+    try:
+        raw = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise SchemaError([f"cannot read JSON: {exc}"]) from None
+    return compile_schema(path.stem, raw)
+
+
+def check_dir(directory: Path) -> dict[str, list[str]]:
+    """Every problem of every file in a folder (for `storeengine check-schemas`)."""
+    if not directory.is_dir():
+        return {str(directory): ["not a directory"]}
+    report: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            load_file(path)
+            report[path.name] = []
+        except SchemaError as exc:
+            report[path.name] = exc.problems
+    return report
+
+
+class Registry:
+    """The live set of stores. `rescan()` picks up added, changed and removed files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._builtin = {n: load_builtin(n) for n in ("users", "groups")}
+        self._stores: dict[str, StoreSchema] = {}
+        self._errors: dict[str, str | None] = {}
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def get(self, name: str) -> StoreSchema:
+        store = self._builtin.get(name) or self._stores.get(name)
+        if store is None:
+            raise NotFound(f"Unknown store: {name}")
+        return store
+
+    def all(self) -> list[StoreSchema]:
+        return [*self._builtin.values(), *self._stores.values()]
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted({*self._stores, *self._errors}):
+            store = self._stores.get(name)
+            out[name] = {"schema": store.raw if store else None, "error": self._errors.get(name)}
+        return out
+
+    def rescan(self) -> list[StoreSchema]:
+        """Reload what changed on disk; return the stores that were (re)loaded."""
+        try:
+            entries = {e.name[:-5]: e for e in os.scandir(self.directory) if e.name.endswith(".json") and e.is_file()}
+        except OSError as exc:
+            log.error("cannot read schema directory %s: %s", self.directory, exc)
+            return []
+        loaded = []
+        for name in set(self._seen) - set(entries):
+            self._seen.pop(name)
+            self._errors.pop(name, None)
+            if self._stores.pop(name, None) is not None:
+                log.info("store %r removed", name)
+        for name, entry in entries.items():
+            stat = entry.stat()
+            signature = (stat.st_mtime_ns, stat.st_size)
+            if self._seen.get(name) == signature:
+                continue
+            self._seen[name] = signature
+            try:
+                store = load_file(Path(entry.path))
+            except SchemaError as exc:
+                self._errors[name] = str(exc)
+                kept = " (keeping its last valid schema)" if name in self._stores else ""
+                log.error("schema %s is invalid%s: %s", entry.name, kept, exc)
+                continue
+            self._errors[name] = None
+            self._stores[name] = store
+            loaded.append(store)
+            log.info("store %r loaded from %s", name, entry.name)
+        return loaded
+
+    def set_error(self, name: str, message: str | None) -> None:
+        self._errors[name] = message

@@ -1,0 +1,50 @@
+"""One immutable settings model, read once from the environment (prefix STORE_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STORE_", frozen=True, extra="ignore")
+
+    mongodb_uri: str | None = None
+    database: str = "storeengine"
+    schema_dir: Path = Path("schemas")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # How long the driver looks for a server before a request answers 503.
+    server_selection_timeout_ms: int = Field(default=2000, ge=50)
+    # How often the schema folder is rescanned (hot reload is promised within 2 s).
+    schema_poll_seconds: float = Field(default=0.5, gt=0, le=1.5)
+
+    secret: str | None = None
+    token_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    session_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    token_issuer: str = "storeengine"
+    cookie_secure: bool = False
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    admin_login: str = "admin"
+    admin_password: str | None = None
+    # Bound on how stale a cached credential lookup may be in another process.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=5.0)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+    # argon2 cost; tests lower it, production keeps the library's defaults.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+
+    socketio_queue: str | None = None
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value

@@ -1,0 +1,146 @@
+"""MongoDB access through motor. Driver errors become StoreErrors here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import ReturnDocument
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from storeengine.errors import Conflict, StoreError, Unavailable
+from storeengine.settings import Settings
+
+log = logging.getLogger("storeengine.storage")
+
+_DOWN = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
+# Indexes the engine itself queries on, for every store.
+ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
+)
+
+Doc = dict[str, Any]
+Sort = Sequence[tuple[str, int]]
+
+
+@asynccontextmanager
+async def guard() -> AsyncIterator[None]:
+    """Translate driver errors: unreachable -> 503, unique index -> 409, other -> 500."""
+    try:
+        yield
+    except DuplicateKeyError:
+        raise Conflict("An entity with the same unique value exists") from None
+    except _DOWN as exc:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        raise Unavailable() from None
+    except PyMongoError as exc:
+        log.error("database error: %s", exc)
+        raise StoreError() from None
+
+
+class Collection:
+    """The few operations the engine needs, each guarded."""
+
+    def __init__(self, raw: AsyncIOMotorCollection) -> None:
+        self.raw = raw
+
+    async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
+                       sort: Sort | None = None) -> Doc | None:
+        async with guard():
+            return await self.raw.find_one(query, projection, sort=list(sort) if sort else None)
+
+    async def find(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
+                   sort: Sort | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
+        async with guard():
+            cursor = self.raw.find(query, projection, skip=skip, limit=limit)
+            if sort:
+                cursor = cursor.sort(list(sort))
+            return await cursor.to_list(None)
+
+    async def count(self, query: Mapping[str, Any]) -> int:
+        async with guard():
+            return await self.raw.count_documents(query)
+
+    async def insert(self, doc: Doc) -> None:
+        async with guard():
+            await self.raw.insert_one(doc)
+
+    async def update_if(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+        """Update the one document matching `query` (a compare-and-swap); False if none matched."""
+        async with guard():
+            result = await self.raw.update_one(query, update)
+            return result.matched_count == 1
+
+    async def update(self, query: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False) -> int:
+        async with guard():
+            result = await self.raw.update_many(query, update, upsert=upsert)
+            return result.matched_count
+
+    async def find_one_and_update(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Doc | None:
+        async with guard():
+            return await self.raw.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+
+    async def delete(self, query: Mapping[str, Any]) -> int:
+        async with guard():
+            result = await self.raw.delete_many(query)
+            return result.deleted_count
+
+    async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None:
+        async with guard():
+            return await self.raw.find_one_and_delete(query)
+
+    async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
+                           expire_after: int | None = None) -> None:
+        extra: dict[str, Any] = {"expireAfterSeconds": expire_after} if expire_after is not None else {}
+        async with guard():
+            await self.raw.create_index(list(keys), unique=unique, **extra)
+
+
+class Storage:
+    def __init__(self, client: Any, database: str, *, embedded: bool) -> None:
+        self.client = client
+        self.db: AsyncIOMotorDatabase = client[database]
+        self.embedded = embedded
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Storage:
+        if settings.mongodb_uri is None:
+            from mongomock_motor import AsyncMongoMockClient
+
+            log.warning("STORE_MONGODB_URI is not set: using an embedded in-memory database; "
+                        "data is NOT persisted and is lost when the process exits")
+            return cls(AsyncMongoMockClient(tz_aware=False), settings.database, embedded=True)
+        client = AsyncIOMotorClient(
+            settings.mongodb_uri, tz_aware=False,
+            serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
+            connectTimeoutMS=settings.server_selection_timeout_ms,
+        )
+        log.info("using MongoDB database %r", settings.database)
+        return cls(client, settings.database, embedded=False)
+
+    def collection(self, name: str) -> Collection:
+        return Collection(self.db[name])
+
+    async def ping(self) -> bool:
+        if self.embedded:
+            return True
+        try:
+            async with guard():
+                await self.db.command("ping")
+            return True
+        except StoreError:
+            return False
+
+    def close(self) -> None:
+        if not self.embedded:
+            self.client.close()
