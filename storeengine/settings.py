@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     # How often the schema folder is rescanned (hot reload is promised within 2 s).
     schema_poll_seconds: float = Field(default=0.5, gt=0, le=1.5)
 
-    secret: str | None = None
+    # HS256 wants a key of at least 32 bytes (RFC 7518 3.2).
+    secret: str | None = Field(default=None, min_length=32)
     token_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     session_ttl_seconds: int = Field(default=24 * 3600, ge=1)
