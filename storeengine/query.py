@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from storeengine.errors import BadRequest
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid
-from storeengine.jsonio import MAX_DEPTH
+from storeengine.jsonio import MAX_DEPTH, check_document
 from storeengine.schemas import StoreSchema
 
 MAX_LIMIT = 10000
@@ -243,8 +243,10 @@ def _regex(arg: Any) -> str:
 
 def _literal(value: Any, fmt: str | None) -> Any:
     if isinstance(value, dict):
-        if any(k.startswith("$") for k in value):
-            raise BadRequest("filter: operators are not allowed inside a value")
+        try:
+            check_document(value)
+        except BadRequest:
+            raise BadRequest("filter: operators are not allowed inside a value") from None
         return value
     if isinstance(value, list):
         return [_literal(v, fmt) for v in value]

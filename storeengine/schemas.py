@@ -80,7 +80,10 @@ class StoreSchema:
 
     def knows_field(self, path: str) -> bool:
         """Declared property (or a sub-field of one) or system field, and not write-only."""
-        head = path.split(".", 1)[0]
+        parts = path.split(".")
+        if any(not part or part.startswith("$") for part in parts):
+            return False
+        head = parts[0]
         if path in SYSTEM_FORMATS:
             return True
         return head in self.properties and head not in self.hidden and head not in SYSTEM_FORMATS
