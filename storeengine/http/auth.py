@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -10,14 +13,18 @@ from storeengine.http.requests import authenticate, read_json
 from storeengine.http.responses import json_response
 
 
+def _session_cookie(value: str, expires: datetime, secure: bool) -> str:
+    """The exact `Set-Cookie` of API.md 3 (Starlette would lower-case `Expires`)."""
+    stamp = format_datetime(expires.replace(tzinfo=timezone.utc), usegmt=True)
+    return f"sid={value}; Path=/; Expires={stamp}; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+
 async def login_session(request: Request) -> Response:
     ctx = context(request)
     user = await ctx.auth.login(await read_json(request))
-    sid, _ = await ctx.auth.start_session(user["_id"])
-    response = json_response({"success": True})
-    response.set_cookie("sid", sid, max_age=None, expires=ctx.settings.session_ttl_seconds, path="/",
-                        secure=ctx.settings.cookie_secure, httponly=True, samesite="Lax")
-    return response
+    sid, expires = await ctx.auth.start_session(user["_id"])
+    cookie = _session_cookie(sid, expires, ctx.settings.cookie_secure)
+    return json_response({"success": True}, headers={"Set-Cookie": cookie})
 
 
 async def login_token(request: Request) -> Response:
@@ -35,9 +42,8 @@ async def logout(request: Request) -> Response:
     principal = await authenticate(request)
     ctx = context(request)
     await ctx.auth.logout(principal)
-    response = json_response({"success": True})
-    response.delete_cookie("sid", path="/", secure=ctx.settings.cookie_secure, httponly=True, samesite="Lax")
-    return response
+    cleared = _session_cookie("", datetime(1970, 1, 1), ctx.settings.cookie_secure)
+    return json_response({"success": True}, headers={"Set-Cookie": cleared + "; Max-Age=0"})
 
 
 async def me(request: Request) -> Response:
