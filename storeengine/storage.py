@@ -102,6 +102,10 @@ class Collection:
     async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
                            expire_after: int | None = None) -> None:
         extra: dict[str, Any] = {"expireAfterSeconds": expire_after} if expire_after is not None else {}
+        if unique:
+            # Unique among the documents that have the fields: entities without an optional
+            # unique field must not collide with each other as `null`s.
+            extra["partialFilterExpression"] = {k: {"$exists": True} for k, _ in keys}
         async with guard():
             await self.raw.create_index(list(keys), unique=unique, **extra)
 
