@@ -115,8 +115,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc, self.port, self.log = proc, port, log
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path, handle: Any) -> None:
+        self.proc, self.port, self.log, self.handle = proc, port, log, handle
         self.url = f"http://127.0.0.1:{port}"
 
     def output(self) -> str:
@@ -131,16 +131,17 @@ def start_server(schema_dir: Path, log: Path, *, env: dict[str, str] | None = No
            "--workers", str(workers), "--log-level", "warning"]
     handle = log.open("wb")
     proc = subprocess.Popen(cmd, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
-    server = Server(proc, port, log)
+    server = Server(proc, port, log, handle)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            handle.close()
             raise RuntimeError(f"server exited early:\n{server.output()}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
                 return server
         time.sleep(0.1)
-    proc.kill()
+    stop_server(server)
     raise RuntimeError(f"server did not start:\n{server.output()}")
 
 
@@ -151,6 +152,7 @@ def stop_server(server: Server) -> None:
     except subprocess.TimeoutExpired:
         server.proc.kill()
         server.proc.wait()
+    server.handle.close()
 
 
 @pytest.fixture
