@@ -1,0 +1,209 @@
+"""Socket.IO change events against real server processes (API.md section 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import socketio
+
+from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, start_server, stop_server
+
+WAIT = 5.0
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis must be running: these tests fail, not skip, without it."""
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis is required at {url} for the Socket.IO tests: {exc}") from exc
+    return url
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.AsyncClient(base_url=url)
+
+    async def token(self, login: str = ADMIN_LOGIN, password: str = ADMIN_PASSWORD) -> str:
+        r = await self.http.post("/api/v1/auth/token", json={"login": login, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
+    async def call(self, method: str, path: str, token: str, body: Any = None, status: int = 200) -> Any:
+        r = await self.http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == status, r.text
+        return r.json()
+
+    async def user(self, admin: str, login: str) -> tuple[str, str]:
+        created = await self.call("POST", "/api/v1/users", admin, {"login": login, "password": "password-123"}, 201)
+        return created["_id"], await self.token(login, "password-123")
+
+
+@pytest.fixture
+async def api(server) -> AsyncIterator[Api]:
+    client = Api(server.url)
+    yield client
+    await client.http.aclose()
+
+
+@contextlib.asynccontextmanager
+async def listener(url: str, store: str | None = "orders", **connect: Any) -> AsyncIterator[tuple[socketio.AsyncClient, asyncio.Queue]]:
+    sio = socketio.AsyncClient(reconnection=False)
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sio.on("change", events.put)
+    await sio.connect(url, transports=["websocket"], wait_timeout=WAIT, **connect)
+    try:
+        if store:
+            assert await sio.call("subscribe", {"store": store}, timeout=WAIT) == {"success": True}
+        yield sio, events
+    finally:
+        await sio.disconnect()
+
+
+async def next_event(events: asyncio.Queue) -> dict[str, Any]:
+    return await asyncio.wait_for(events.get(), WAIT)
+
+
+async def nothing(events: asyncio.Queue, seconds: float = 0.5) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(events.get(), seconds)
+
+
+ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
+
+
+async def test_handshake_advertises_the_ping_settings(server):
+    async with httpx.AsyncClient() as http:
+        r = await http.get(f"{server.url}/socket.io/", params={"EIO": "4", "transport": "polling"})
+    assert r.status_code == 200
+    opening = json.loads(r.text[r.text.index("{"):])
+    assert opening["pingInterval"] == 25000 and opening["pingTimeout"] == 60000
+
+
+async def test_events_arrive_in_write_order_with_their_payloads(api):
+    admin = await api.token()
+    async with listener(api.url, auth={"token": admin}) as (_, events):
+        created = await api.call("POST", "/api/v1/orders", admin, ORDER, 201)
+        path = f"/api/v1/orders/{created['_id']}"
+        first = await api.call("PATCH", path, admin, {"quantity": 2})
+        second = await api.call("PATCH", path, admin, {"quantity": 3})
+        await api.call("DELETE", path, admin)
+        got = [await next_event(events) for _ in range(4)]
+    assert [e["op"] for e in got] == ["create", "update", "update", "delete"]
+    assert [e["entity"] for e in got] == [created, first, second, second]
+    for event in got:
+        assert event["store"] == "orders" and event["_id"] == created["_id"]
+        assert event["at"].endswith("Z")
+
+
+async def test_unsubscribe_stops_events_and_unknown_stores_are_404(api):
+    admin = await api.token()
+    async with listener(api.url, auth={"token": admin}) as (sio, events):
+        ack = await sio.call("subscribe", {"store": "nope"}, timeout=WAIT)
+        assert ack["success"] is False and ack["code"] == "404" and ack["tags"] == ["error_not_found"]
+        assert (await sio.call("subscribe", "junk", timeout=WAIT))["code"] == "400"
+        assert await sio.call("unsubscribe", {"store": "orders"}, timeout=WAIT) == {"success": True}
+        await api.call("POST", "/api/v1/orders", admin, ORDER, 201)
+        await nothing(events)
+
+
+async def test_events_follow_read_access(api):
+    admin = await api.token()
+    owner_id, owner = await api.user(admin, "owner")
+    reader_id, reader = await api.user(admin, "reader")
+    async with listener(api.url, auth={"token": reader}) as (_, events):
+        created = await api.call("POST", "/api/v1/orders", owner, ORDER, 201)
+        path = f"/api/v1/orders/{created['_id']}"
+        await api.call("PATCH", path, owner, {"quantity": 2})
+        await nothing(events)
+        await api.call("PUT", path + "/acl", owner, {"access": [reader_id]})
+        granted = await next_event(events)
+        assert granted["op"] == "update" and granted["entity"]["access"] == [reader_id]
+        await api.call("PATCH", path, owner, {"quantity": 5})
+        assert (await next_event(events))["entity"]["quantity"] == 5
+        await api.call("DELETE", path, owner)
+        assert (await next_event(events))["op"] == "delete"
+
+
+@pytest.mark.parametrize("how", ["token", "apiKey", "header", "cookie"])
+async def test_every_credential_connects(api, how):
+    admin = await api.token()
+    if how == "token":
+        connect: dict[str, Any] = {"auth": {"token": admin}}
+    elif how == "apiKey":
+        key = (await api.call("POST", "/api/v1/auth/keys", admin, {"name": "k"}, 201))["key"]
+        connect = {"auth": {"apiKey": key}}
+    elif how == "header":
+        connect = {"headers": {"Authorization": f"Bearer {admin}"}}
+    else:
+        r = await api.http.post("/api/v1/auth", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD})
+        connect = {"headers": {"Cookie": f"sid={r.cookies['sid']}"}}
+    async with listener(api.url, **connect) as (_, events):
+        await api.call("POST", "/api/v1/orders", admin, ORDER, 201)
+        assert (await next_event(events))["op"] == "create"
+
+
+@pytest.mark.parametrize("connect", [{}, {"auth": {"token": "forged.token.value"}}, {"auth": {"apiKey": "sk_nope"}},
+                                     {"headers": {"Cookie": "sid=forged"}}])
+async def test_anonymous_and_forged_connections_are_refused(server, connect):
+    sio = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+    sio.on("connect_error", errors.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(server.url, transports=["websocket"], wait_timeout=WAIT, **connect)
+    assert errors == [{"message": "Unauthorized"}]
+
+
+@pytest.mark.parametrize("revoke", ["logout", "delete key"])
+async def test_revoked_credentials_stop_receiving_events(api, revoke):
+    admin = await api.token()
+    if revoke == "logout":
+        victim = await api.token()
+        connect = {"auth": {"token": victim}}
+    else:
+        key = await api.call("POST", "/api/v1/auth/keys", admin, {"name": "k"}, 201)
+        connect = {"auth": {"apiKey": key["key"]}}
+    async with listener(api.url, **connect) as (sio, events):
+        await api.call("POST", "/api/v1/orders", admin, ORDER, 201)
+        assert (await next_event(events))["op"] == "create"
+        if revoke == "logout":
+            await api.call("POST", "/api/v1/auth/logout", victim)
+        else:
+            await api.call("DELETE", f"/api/v1/auth/keys/{key['_id']}", admin)
+        for _ in range(50):
+            if not sio.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not sio.connected
+        await api.call("POST", "/api/v1/orders", admin, ORDER, 201)
+        await nothing(events)
+
+
+async def test_events_cross_processes_through_redis(redis_url, schema_dir, tmp_path):
+    # Without STORE_MONGODB_URI each process has its own embedded database, so each has its
+    # own admin: the subscriber is B's admin (admins get every event through `<store>:all`),
+    # the writer is A's. What crosses from A to B is the event, through Redis.
+    env = {"STORE_SOCKETIO_QUEUE": redis_url}
+    a = start_server(schema_dir, tmp_path / "a.log", env=env)
+    b = start_server(schema_dir, tmp_path / "b.log", env=env)
+    api_a, api_b = Api(a.url), Api(b.url)
+    try:
+        async with listener(b.url, auth={"token": await api_b.token()}) as (_, events):
+            created = await api_a.call("POST", "/api/v1/orders", await api_a.token(), ORDER, 201)
+            event = await next_event(events)
+            assert event["op"] == "create" and event["entity"] == created
+    finally:
+        await api_a.http.aclose()
+        await api_b.http.aclose()
+        stop_server(a)
+        stop_server(b)
