@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -26,10 +26,14 @@ def epoch_ms(value: datetime) -> int:
 
 def _default(value: Any) -> Any:
     # Called by orjson only for types it does not know: ObjectId and (passed through) datetime.
-    if type(value) is ObjectId:
-        return str(value)
+    # This runs ~50,000 times for a 10,000-entity page: exact type checks first, no wrappers.
+    kind = type(value)
+    if kind is ObjectId:
+        return value.binary.hex()
+    if kind is datetime and value.tzinfo is None:
+        return value.isoformat(timespec="milliseconds") + "Z"
     if isinstance(value, datetime):
-        return iso_ms(value.replace(tzinfo=None) if value.tzinfo else value)
+        return iso_ms(value.astimezone(timezone.utc).replace(tzinfo=None))
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 

@@ -23,10 +23,15 @@ class TokenClaims:
 
 
 class TokenIssuer:
+    # Verified tokens are remembered (bounded), so a client reusing its token pays the HMAC
+    # and JSON work once; expiry is still checked on every use, revocation lives elsewhere.
+    MAX_VERIFIED = 10000
+
     def __init__(self, secret: str, issuer: str, ttl_seconds: int) -> None:
         self._secret = secret
         self._issuer = issuer
         self.ttl = ttl_seconds
+        self._verified: dict[str, TokenClaims] = {}
 
     def issue(self, user_id: str) -> tuple[str, TokenClaims]:
         now_ms = int(time.time() * 1000)
@@ -39,12 +44,25 @@ class TokenIssuer:
         return token, TokenClaims(user_id, jti, now_ms, (now + self.ttl) * 1000)
 
     def decode(self, token: str) -> TokenClaims:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_ms > time.time() * 1000:
+                return claims
+            del self._verified[token]
+            raise Unauthorized("Invalid or expired token")
+        claims = self._decode(token)
+        if len(self._verified) >= self.MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> TokenClaims:
         try:
-            claims: dict[str, Any] = jwt.decode(
+            payload: dict[str, Any] = jwt.decode(
                 token, self._secret, algorithms=["HS256"], issuer=self._issuer,
                 options={"require": _REQUIRED},
             )
-            issued_ms = int(str(claims["jti"]).split(".", 1)[0], 16)
+            issued_ms = int(str(payload["jti"]).split(".", 1)[0], 16)
         except (jwt.InvalidTokenError, ValueError):
             raise Unauthorized("Invalid or expired token") from None
-        return TokenClaims(str(claims["sub"]), str(claims["jti"]), issued_ms, int(claims["exp"]) * 1000)
+        return TokenClaims(str(payload["sub"]), str(payload["jti"]), issued_ms, int(payload["exp"]) * 1000)
