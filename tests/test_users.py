@@ -140,3 +140,17 @@ def test_cli_user_create_needs_a_real_database():
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "STORE_MONGODB_URI" in r.stderr
+
+
+async def test_create_user_makes_missing_groups(app, client, admin):
+    from storeengine.auth.bootstrap import create_user
+
+    service = app.other_asgi_app.app.state.ctx.service
+    user = await create_user(service, "carl", PASSWORD, admin=True, group_names=["ops", "ops-2"])
+    groups = {g["name"]: g["_id"] for g in (await client.get("/api/v1/groups", headers=admin)).json()}
+    assert [str(g) for g in user["groups"]] == [groups["ops"], groups["ops-2"]]
+    again = await create_user(service, "dana", PASSWORD, admin=False, group_names=["ops"])
+    assert [str(g) for g in again["groups"]] == [groups["ops"]]
+    carl = await token_for(client, "carl", PASSWORD)
+    assert (await client.get("/api/v1/users", headers=carl)).status_code == 200
+    assert len((await client.get("/api/v1/users", headers=carl)).json()) == 3  # an admin sees everyone
