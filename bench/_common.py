@@ -54,7 +54,8 @@ async def running_app(schemas: dict[str, str]) -> AsyncIterator[tuple[httpx.Asyn
     await task
 
 
-async def admin_headers(client: httpx.AsyncClient, login: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
+async def admin_headers(client: httpx.AsyncClient, login: str = "admin",
+                        password: str = ADMIN_PASSWORD) -> dict[str, str]:
     r = await client.post("/api/v1/auth/token", json={"login": login, "password": password})
     r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['token']}"}

@@ -8,7 +8,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from storeengine.errors import BadRequest, Invalid
+from storeengine.errors import Invalid
 from storeengine.formats import parse_objectid, utcnow
 from storeengine.jsonio import epoch_ms
 from storeengine.schemas import SYSTEM_FIELDS
@@ -75,9 +75,3 @@ def optional_id(value: Any, name: str) -> ObjectId | None:
 def path_id(raw: str) -> ObjectId | None:
     """A path id; None for anything that is not 24 lowercase hex (answered as 404)."""
     return parse_objectid(raw) if raw == raw.lower() else None
-
-
-def check_body_object(value: Any) -> Doc:
-    if not isinstance(value, dict):
-        raise BadRequest("Body must be a JSON object")
-    return value

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
-from pymongo import ReturnDocument
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
@@ -85,10 +84,6 @@ class Collection:
         async with guard():
             result = await self.raw.update_many(query, update, upsert=upsert)
             return result.matched_count
-
-    async def find_one_and_update(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Doc | None:
-        async with guard():
-            return await self.raw.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
 
     async def delete(self, query: Mapping[str, Any]) -> int:
         async with guard():

@@ -125,7 +125,8 @@ class Server:
 
 def start_server(schema_dir: Path, log: Path, *, env: dict[str, str] | None = None, workers: int = 1) -> Server:
     port = free_port()
-    full_env = {**os.environ, "STORE_SECRET": "test-secret-of-at-least-32-bytes!!", "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    full_env = {**os.environ, "STORE_SECRET": "test-secret-of-at-least-32-bytes!!",
+                "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64", **(env or {})}
     cmd = [sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas", str(schema_dir),
            "--workers", str(workers), "--log-level", "warning"]

@@ -57,7 +57,8 @@ async def api(server) -> AsyncIterator[Api]:
 
 
 @contextlib.asynccontextmanager
-async def listener(url: str, store: str | None = "orders", **connect: Any) -> AsyncIterator[tuple[socketio.AsyncClient, asyncio.Queue]]:
+async def listener(url: str, store: str | None = "orders",
+                   **connect: Any) -> AsyncIterator[tuple[socketio.AsyncClient, asyncio.Queue]]:
     sio = socketio.AsyncClient(reconnection=False)
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     sio.on("change", events.put)

@@ -131,7 +131,7 @@ async def test_typed_property_filters(client, admin, rows, params, expected):
 
 @pytest.mark.parametrize("params", [
     {"count": "three"}, {"count": "1.5"}, {"score": "x"}, {"flag": "yes"}, {"ref": "nope"}, {"when": "soon"},
-    {"undeclared": "1"}, {"pin": "1234"}, {"nested": "x"} if False else {"Name": "alpha"},
+    {"undeclared": "1"}, {"pin": "1234"}, {"Name": "alpha"},
 ])
 async def test_bad_property_filters(client, admin, params):
     await bad(client, admin, **params)
@@ -188,7 +188,7 @@ async def test_unsafe_or_invalid_filters_are_400(client, admin, rows, flt):
     await bad(client, admin, filter=json.dumps(flt))
 
 
-@pytest.mark.parametrize("raw", ["{", "[1]", '"x"', json.dumps({"$and": [{"count": 1}] * 1}).replace("1}", "1")])
+@pytest.mark.parametrize("raw", ["{", "[1]", '"x"', '{"count": 1', "null"])
 async def test_filter_must_be_a_json_object(client, admin, raw):
     await bad(client, admin, filter=raw)
 
@@ -213,7 +213,7 @@ async def test_bad_sorts(client, admin, sort):
 
 async def test_paging_with_equal_sort_keys_never_repeats_or_skips(client, admin):
     ids = []
-    for i in range(25):
+    for _ in range(25):
         r = await client.post("/api/v1/things", json={"count": 7}, headers=admin)
         ids.append(r.json()["_id"])
     seen = []

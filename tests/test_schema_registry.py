@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from storeengine.errors import NotFound
 from storeengine.schemas import Registry, SchemaError, compile_schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas"
@@ -91,7 +92,7 @@ def test_registry_follows_the_folder(tmp_path):
     (tmp_path / "b.json").unlink()
     registry.rescan()
     assert registry.status() == {}
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         registry.get("a")
 
 

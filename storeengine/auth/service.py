@@ -16,7 +16,7 @@ from storeengine.auth.passwords import Passwords, digest
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.entities import Doc, path_id
-from storeengine.errors import BadRequest, Invalid, NotFound, Unauthorized
+from storeengine.errors import Invalid, NotFound, Unauthorized
 from storeengine.formats import utcnow
 from storeengine.jsonio import epoch_ms
 from storeengine.schemas import StoreSchema
@@ -241,9 +241,3 @@ class AuthService:
     def _revoked(self) -> None:
         for listener in self.revocation_listeners:
             listener()
-
-
-def require_user(principal: Principal) -> ObjectId:
-    if principal.user_id is None:
-        raise BadRequest("This call needs a user")
-    return principal.user_id

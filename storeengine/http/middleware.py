@@ -22,7 +22,8 @@ class BodyLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    await error_response(PayloadTooLarge(f"Body larger than {self.max_bytes} bytes"))(scope, receive, send)
+                    refusal = error_response(PayloadTooLarge(f"Body larger than {self.max_bytes} bytes"))
+                    await refusal(scope, receive, send)
                     return
         received = 0
 
