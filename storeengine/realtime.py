@@ -96,11 +96,29 @@ class Realtime:
             self._sweep_now.clear()
             for sid, creds in list(self._sockets.items()):
                 try:
-                    await self.auth.authenticate(**creds)
+                    principal = await self.auth.authenticate(**creds)
                 except Unauthorized:
                     await self.sio.disconnect(sid)
+                    continue
                 except StoreError:
-                    pass  # database down: keep the socket, check again later
+                    continue  # database down: keep the socket, check again later
+                await self._refresh_rooms(sid, principal)
+
+    async def _refresh_rooms(self, sid: str, principal: Principal) -> None:
+        """Follow changes to the caller's groups or roles: move the socket to the rooms its
+        principal now gives, for every store it subscribed to."""
+        if not self.sio.manager.is_connected(sid, "/"):
+            return
+        async with self.sio.session(sid) as session:
+            if session["principal"] == principal:
+                return
+            session["principal"] = principal
+            for name in list(session["rooms"]):
+                try:
+                    store = self.registry.get(name)
+                except StoreError:
+                    continue
+                await self._join(sid, session, store, principal)
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -120,16 +138,18 @@ class Realtime:
         try:
             store = self.registry.get(self._store_name(data))
             async with self.sio.session(sid) as session:
-                principal: Principal = session["principal"]
-                rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
-                for room in set(session["rooms"].get(store.name, ())) - set(rooms):
-                    await self.sio.leave_room(sid, room)
-                for room in rooms:
-                    await self.sio.enter_room(sid, room)
-                session["rooms"][store.name] = rooms
+                await self._join(sid, session, store, session["principal"])
         except StoreError as exc:
             return exc.body()
         return {"success": True}
+
+    async def _join(self, sid: str, session: dict[str, Any], store: StoreSchema, principal: Principal) -> None:
+        rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
+        for room in set(session["rooms"].get(store.name, ())) - set(rooms):
+            await self.sio.leave_room(sid, room)
+        for room in rooms:
+            await self.sio.enter_room(sid, room)
+        session["rooms"][store.name] = rooms
 
     async def _unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:

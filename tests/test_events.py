@@ -208,3 +208,22 @@ async def test_events_cross_processes_through_redis(redis_url, schema_dir, tmp_p
         await api_b.http.aclose()
         stop_server(a)
         stop_server(b)
+
+
+async def test_rooms_follow_a_change_of_groups(api):
+    admin = await api.token()
+    team = (await api.call("POST", "/api/v1/groups", admin, {"name": "team"}, 201))["_id"]
+    _, owner = await api.user(admin, "owner")
+    await api.call("PATCH", f"/api/v1/users/{(await api.call('GET', '/api/v1/auth/me', owner))['_id']}", admin,
+                   {"groups": [team]})
+    joiner_id, joiner = await api.user(admin, "joiner")
+    created = await api.call("POST", "/api/v1/orders", owner, ORDER, 201)
+    assert created["group"] == team
+    async with listener(api.url, auth={"token": joiner}) as (_, events):
+        path = f"/api/v1/orders/{created['_id']}"
+        await api.call("PATCH", path, owner, {"quantity": 2})
+        await nothing(events)
+        await api.call("PATCH", f"/api/v1/users/{joiner_id}", admin, {"groups": [team]})
+        await asyncio.sleep(1.5)  # the server re-checks its sockets every second
+        await api.call("PATCH", path, owner, {"quantity": 3})
+        assert (await next_event(events))["entity"]["quantity"] == 3
