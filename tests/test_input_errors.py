@@ -143,3 +143,9 @@ async def test_bad_ids_are_404_for_every_verb(client, admin):
 async def test_wrong_method_is_405(client, admin):
     assert_error(await client.delete("/api/v1/things", headers=admin), 405)
     assert_error(await client.post("/api/v1/things/0123456789abcdef01234567", json={}, headers=admin), 405)
+
+
+async def test_other_methods_on_auth_routes_are_405(client, admin):
+    for method, path in (("GET", "/api/v1/auth"), ("GET", "/api/v1/auth/token"), ("PATCH", "/api/v1/auth/me"),
+                         ("PUT", "/api/v1/auth/keys"), ("GET", "/api/v1/auth/logout")):
+        assert_error(await client.request(method, path, json={}, headers=admin), 405)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from storeengine.acl import Principal
 from storeengine.entities import Doc, path_id, version
-from storeengine.http.context import context
+from storeengine.errors import MethodNotAllowed
+from storeengine.http.context import Context, context
 from storeengine.http.requests import authenticate, if_match, read_json
 from storeengine.http.responses import json_response
 from storeengine.query import parse_list_query
+from storeengine.schemas import StoreSchema
 
 
 def entity_response(store: str, doc: Doc, status: int = 200) -> Response:
@@ -19,10 +22,19 @@ def entity_response(store: str, doc: Doc, status: int = 200) -> Response:
     return json_response(doc, status, headers)
 
 
-async def collection(request: Request) -> Response:
+async def caller_and_store(request: Request) -> tuple[Principal, Context, StoreSchema]:
+    """Authenticate first (an anonymous caller learns nothing, not even which stores exist),
+    then find the store: 404 if unknown, 405 for the auth routes' other methods."""
     principal = await authenticate(request)
     ctx, name = context(request), request.path_params["store"]
-    store = ctx.registry.get(name)
+    if name == "auth":
+        raise MethodNotAllowed()
+    return principal, ctx, ctx.registry.get(name)
+
+
+async def collection(request: Request) -> Response:
+    principal, ctx, store = await caller_and_store(request)
+    name = store.name
     if request.method == "GET":
         query = parse_list_query(request.query_params.multi_items(), store)
         return json_response(await ctx.service.list(principal, name, query))
@@ -31,9 +43,8 @@ async def collection(request: Request) -> Response:
 
 
 async def entity(request: Request) -> Response:
-    principal = await authenticate(request)
-    ctx, name = context(request), request.path_params["store"]
-    ctx.registry.get(name)
+    principal, ctx, store = await caller_and_store(request)
+    name = store.name
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
     if request.method == "GET":
@@ -50,12 +61,10 @@ async def entity(request: Request) -> Response:
 
 
 async def entity_acl(request: Request) -> Response:
-    principal = await authenticate(request)
-    ctx, name = context(request), request.path_params["store"]
-    ctx.registry.get(name)
+    principal, ctx, store = await caller_and_store(request)
     body = await read_json(request)
-    doc = await ctx.service.set_acl(principal, name, path_id(request.path_params["id"]), body, if_match(request))
-    return entity_response(name, doc)
+    doc = await ctx.service.set_acl(principal, store.name, path_id(request.path_params["id"]), body, if_match(request))
+    return entity_response(store.name, doc)
 
 
 async def schemas(request: Request) -> Response:
