@@ -55,8 +55,7 @@ class EntityService:
 
     async def get(self, principal: Principal, name: str, entity_id: ObjectId | None) -> Doc:
         store = self.registry.get(name)
-        doc = await self._readable(principal, store, entity_id, projection=_hide(store))
-        return doc
+        return await self._readable(principal, store, entity_id, projection=_hide(store))
 
     async def list(self, principal: Principal, name: str, query: ListQuery) -> list[Doc] | Doc:
         store = self.registry.get(name)
@@ -117,14 +116,14 @@ class EntityService:
         allowed = (*ACCESS_FIELDS, "owner")
         if unknown := {k: "cannot be set here" for k in body if k not in allowed}:
             raise Invalid(fields=unknown)
-        if "owner" in body and not principal.is_admin:
-            raise Forbidden("Only admins may change the owner")
-        changes = self._access_changes(principal, body)
 
         async def build(current: Doc) -> Doc:
+            # Checked on the entity found, so a caller who may not read it still gets 404.
             if not principal.is_admin and current.get("owner") != principal.user_id:
                 raise Forbidden("Only the owner or an admin may change access")
-            return {**current, **changes}
+            if "owner" in body and not principal.is_admin:
+                raise Forbidden("Only admins may change the owner")
+            return {**current, **self._access_changes(principal, body)}
 
         return await self._modify(principal, store, entity_id, build, if_match, rule_op=None)
 

@@ -176,3 +176,11 @@ async def test_every_store_has_the_engine_indexes(app, client, admin):
         keys = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
         for field in ("owner", "group", "access", "branch", "createdAt"):
             assert (field,) in keys, (store, field)
+
+
+async def test_acl_changes_on_unreadable_entities_are_404(client, world):
+    entity_id = await make(client, world, "orders")
+    url = f"/api/v1/orders/{entity_id}/acl"
+    stranger = world.headers["stranger"]
+    for body in ({"owner": world.ids["stranger"]}, {"group": world.ids["g_owner"]}, {"access": []}):
+        assert (await client.put(url, json=body, headers=stranger)).status_code == 404, body
