@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     # How long the driver looks for a server before a request answers 503.
     server_selection_timeout_ms: int = Field(default=2000, ge=50)
+    # Upper bound on any one read (find, count): a costly filter answers 503, it does not run on.
+    query_timeout_ms: int = Field(default=10000, ge=100)
     # How often the schema folder is rescanned (hot reload is promised within 2 s).
     schema_poll_seconds: float = Field(default=0.5, gt=0, le=1.5)
 

@@ -12,6 +12,7 @@ from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
     DuplicateKeyError,
+    ExecutionTimeout,
     NetworkTimeout,
     PyMongoError,
     ServerSelectionTimeoutError,
@@ -39,6 +40,8 @@ async def guard() -> AsyncIterator[None]:
         yield
     except DuplicateKeyError:
         raise Conflict("An entity with the same unique value exists") from None
+    except ExecutionTimeout:
+        raise Unavailable("The query took too long") from None
     except _DOWN as exc:
         log.warning("database unavailable: %s", type(exc).__name__)
         raise Unavailable() from None
@@ -50,25 +53,27 @@ async def guard() -> AsyncIterator[None]:
 class Collection:
     """The few operations the engine needs, each guarded."""
 
-    def __init__(self, raw: AsyncIOMotorCollection) -> None:
+    def __init__(self, raw: AsyncIOMotorCollection, timeout_ms: int) -> None:
         self.raw = raw
+        self.timeout_ms = timeout_ms  # bounds every read, so one costly filter cannot run on
 
     async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                        sort: Sort | None = None) -> Doc | None:
         async with guard():
-            return await self.raw.find_one(query, projection, sort=list(sort) if sort else None)
+            return await self.raw.find_one(query, projection, sort=list(sort) if sort else None,
+                                           max_time_ms=self.timeout_ms)
 
     async def find(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                    sort: Sort | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
         async with guard():
-            cursor = self.raw.find(query, projection, skip=skip, limit=limit)
+            cursor = self.raw.find(query, projection, skip=skip, limit=limit, max_time_ms=self.timeout_ms)
             if sort:
                 cursor = cursor.sort(list(sort))
             return await cursor.to_list(None)
 
     async def count(self, query: Mapping[str, Any]) -> int:
         async with guard():
-            return await self.raw.count_documents(query)
+            return await self.raw.count_documents(query, maxTimeMS=self.timeout_ms)
 
     async def insert(self, doc: Doc) -> None:
         async with guard():
@@ -106,10 +111,11 @@ class Collection:
 
 
 class Storage:
-    def __init__(self, client: Any, database: str, *, embedded: bool) -> None:
+    def __init__(self, client: Any, database: str, *, embedded: bool, query_timeout_ms: int = 10000) -> None:
         self.client = client
         self.db: AsyncIOMotorDatabase = client[database]
         self.embedded = embedded
+        self.query_timeout_ms = query_timeout_ms
 
     @classmethod
     def connect(cls, settings: Settings) -> Storage:
@@ -118,17 +124,18 @@ class Storage:
 
             log.warning("STORE_MONGODB_URI is not set: using an embedded in-memory database; "
                         "data is NOT persisted and is lost when the process exits")
-            return cls(AsyncMongoMockClient(tz_aware=False), settings.database, embedded=True)
+            return cls(AsyncMongoMockClient(tz_aware=False), settings.database, embedded=True,
+                       query_timeout_ms=settings.query_timeout_ms)
         client = AsyncIOMotorClient(
             settings.mongodb_uri, tz_aware=False,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
             connectTimeoutMS=settings.server_selection_timeout_ms,
         )
         log.info("using MongoDB database %r", settings.database)
-        return cls(client, settings.database, embedded=False)
+        return cls(client, settings.database, embedded=False, query_timeout_ms=settings.query_timeout_ms)
 
     def collection(self, name: str) -> Collection:
-        return Collection(self.db[name])
+        return Collection(self.db[name], self.query_timeout_ms)
 
     async def ping(self) -> bool:
         if self.embedded:

@@ -11,6 +11,7 @@ import pymongo.errors
 import pytest
 
 from storeengine.app import create_app
+from storeengine.errors import Unavailable
 from storeengine.storage import Collection
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, free_port, lifespan
 from tests.test_schema_registry import write
@@ -100,3 +101,26 @@ async def test_recovers_by_itself_when_the_database_returns(client, admin, monke
     r = await client.get(f"/api/v1/things/{created['_id']}", headers=admin)
     assert r.status_code == 200 and r.json() == created
     assert json.loads((await client.get("/api/v1/things", headers=admin)).text)[0]["name"] == "a"
+
+
+
+async def test_reads_are_time_bounded_and_a_timeout_is_503():
+    class SlowCollection:
+        """Records what the driver was asked and answers as MongoDB does past maxTimeMS."""
+
+        calls: list[dict] = []
+
+        async def find_one(self, *args, **kwargs):
+            self.calls.append(kwargs)
+            raise pymongo.errors.ExecutionTimeout("operation exceeded time limit")
+
+        async def count_documents(self, *args, **kwargs):
+            self.calls.append(kwargs)
+            raise pymongo.errors.ExecutionTimeout("operation exceeded time limit")
+
+    coll = Collection(SlowCollection(), 1234)  # type: ignore[arg-type]
+    for call in (coll.find_one({}), coll.count({})):
+        with pytest.raises(Unavailable) as info:
+            await call
+        assert "too long" in info.value.message
+    assert SlowCollection.calls == [{"sort": None, "max_time_ms": 1234}, {"maxTimeMS": 1234}]
