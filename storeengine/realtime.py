@@ -105,20 +105,19 @@ class Realtime:
                 await self._refresh_rooms(sid, principal)
 
     async def _refresh_rooms(self, sid: str, principal: Principal) -> None:
-        """Follow changes to the caller's groups or roles: move the socket to the rooms its
-        principal now gives, for every store it subscribed to."""
+        """Follow changes to the caller's groups or roles and to the store's read rules: move
+        the socket to the rooms they now give, for every store it subscribed to."""
         if not self.sio.manager.is_connected(sid, "/"):
             return
         async with self.sio.session(sid) as session:
-            if session["principal"] == principal:
-                return
             session["principal"] = principal
-            for name in list(session["rooms"]):
+            for name, rooms in list(session["rooms"].items()):
                 try:
                     store = self.registry.get(name)
                 except StoreError:
                     continue
-                await self._join(sid, session, store, principal)
+                if acl.rooms_for_principal(store.name, store.acl["read"], principal) != rooms:
+                    await self._join(sid, session, store, principal)
 
     # --- handlers -------------------------------------------------------------------------
 

@@ -227,3 +227,20 @@ async def test_rooms_follow_a_change_of_groups(api):
         await asyncio.sleep(1.5)  # the server re-checks its sockets every second
         await api.call("PATCH", path, owner, {"quantity": 3})
         assert (await next_event(events))["entity"]["quantity"] == 3
+
+
+async def test_rooms_follow_a_change_of_read_rules(api, schema_dir):
+    admin = await api.token()
+    _, owner = await api.user(admin, "owner")
+    _, other = await api.user(admin, "other")
+    created = await api.call("POST", "/api/v1/orders", owner, ORDER, 201)
+    path = f"/api/v1/orders/{created['_id']}"
+    async with listener(api.url, auth={"token": other}) as (_, events):
+        await api.call("PATCH", path, owner, {"quantity": 2})
+        await nothing(events)
+        schema = json.loads((schema_dir / "orders.json").read_text())
+        schema["x-acl"] = {"read": ["authenticated"]}
+        (schema_dir / "orders.json").write_text(json.dumps(schema))
+        await asyncio.sleep(2)  # reload (0.5 s) and the socket re-check (1 s)
+        await api.call("PATCH", path, owner, {"quantity": 3})
+        assert (await next_event(events))["entity"]["quantity"] == 3
