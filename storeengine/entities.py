@@ -48,11 +48,16 @@ def split(doc: Mapping[str, Any]) -> tuple[Doc, Doc]:
     return system, body
 
 
-def reject_fields(body: Mapping[str, Any], names: Iterable[str], why: str) -> None:
-    """400 with `fields` naming each forbidden key (and any `_`-prefixed key)."""
+def forbidden_fields(body: Mapping[str, Any], names: Iterable[str], why: str) -> dict[str, str]:
+    """Each forbidden key (and any `_`-prefixed key) with the reason."""
     bad = {k: why for k in body if k in names}
     bad.update({k: "is reserved" for k in body if k.startswith("_") and k not in bad})
-    if bad:
+    return bad
+
+
+def reject_fields(body: Mapping[str, Any], names: Iterable[str], why: str) -> None:
+    """400 with `fields` naming each forbidden key."""
+    if bad := forbidden_fields(body, names, why):
         raise Invalid(fields=bad)
 
 

@@ -60,7 +60,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 
 def check_document(value: Any, path: str = "", depth: int = 1) -> None:
     """Reject nesting deeper than MAX_DEPTH and keys that MongoDB would read as operators."""
-    if depth > MAX_DEPTH:
+    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
         raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():

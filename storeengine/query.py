@@ -88,6 +88,9 @@ def _field_list(raw: str, what: str, store: StoreSchema) -> list[str]:
 
 def _projection(raw: str, store: StoreSchema) -> dict[str, int]:
     fields = _field_list(raw, "only", store)
+    for a in fields:
+        if any(b.startswith(a + ".") for b in fields):
+            raise BadRequest(f"only: {a!r} already includes its sub-fields")
     return {"_id": 1, **{f: 1 for f in fields}}
 
 

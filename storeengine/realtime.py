@@ -154,8 +154,11 @@ class Realtime:
         try:
             name = self._store_name(data)
             async with self.sio.session(sid) as session:
-                for room in session["rooms"].pop(name, ()):
-                    await self.sio.leave_room(sid, room)
+                rooms = session["rooms"].pop(name, None)
+            if rooms is None:
+                self.registry.get(name)  # 404 for an unknown store
+            for room in rooms or ():
+                await self.sio.leave_room(sid, room)
         except StoreError as exc:
             return exc.body()
         return {"success": True}

@@ -12,7 +12,8 @@ from bson import ObjectId
 from storeengine import acl
 from storeengine.acl import Principal
 from storeengine.entities import (
-    ACCESS_FIELDS, Doc, id_list, merge_patch, next_update_time, optional_id, reject_fields, split, version,
+    ACCESS_FIELDS, Doc, forbidden_fields, id_list, merge_patch, next_update_time, optional_id, reject_fields, split,
+    version,
 )
 from storeengine.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, StoreError
 from storeengine.formats import utcnow
@@ -74,14 +75,22 @@ class EntityService:
 
     async def create(self, principal: Principal, name: str, body: Doc) -> Doc:
         store = self.registry.get(name)
-        reject_fields(body, _NOT_IN_CREATE, "is set by the server")
-        system = self._new_system_fields(principal, body)
+        payload = {k: v for k, v in body.items() if k not in ACCESS_FIELDS}
+        # Every failing field in one 400: server fields, access fields and the schema.
+        problems = forbidden_fields(body, _NOT_IN_CREATE, "is set by the server")
+        system: Doc = {}
+        for check in (lambda: system.update(self._new_system_fields(principal, body)),
+                      lambda: store.validate({k: v for k, v in payload.items() if k not in problems})):
+            try:
+                check()
+            except Invalid as exc:
+                problems.update(exc.fields or {})
+        if problems:
+            raise Invalid(fields=problems)
         if not acl.can(principal, store.acl["create"], system):
             raise Forbidden(f"You may not create in {store.name}")
-        payload = {k: v for k, v in body.items() if k not in ACCESS_FIELDS}
         if not principal.is_admin and (denied := store.admin_only & payload.keys()):
             raise Forbidden(f"Only admins may set: {', '.join(sorted(denied))}")
-        store.validate(payload)
         stored = await self._hash_write_only(store, store.to_storage(payload), payload)
         doc = {"_id": system.pop("_id"), **stored, **system}
         await self.storage.collection(store.name).insert(doc)
@@ -220,16 +229,19 @@ class EntityService:
     def _access_changes(principal: Principal, body: Doc) -> Doc:
         """Validated `group` / `access` / `branch` / `owner` values from a body."""
         changes: Doc = {}
-        if "group" in body:
-            group = optional_id(body["group"], "group")
-            if group is not None and not principal.is_admin and group not in principal.groups:
-                raise Forbidden("group must be one of your own groups")
-            changes["group"] = group
-        for name in ("access", "branch"):
+        problems: dict[str, str] = {}
+        parsers = {"group": optional_id, "access": id_list, "branch": id_list, "owner": optional_id}
+        for name, parse in parsers.items():
             if name in body:
-                changes[name] = id_list(body[name], name)
-        if "owner" in body:
-            changes["owner"] = optional_id(body["owner"], "owner")
+                try:
+                    changes[name] = parse(body[name], name)
+                except Invalid as exc:
+                    problems.update(exc.fields or {})
+        if problems:
+            raise Invalid(fields=problems)
+        group = changes.get("group")
+        if group is not None and not principal.is_admin and group not in principal.groups:
+            raise Forbidden("group must be one of your own groups")
         return changes
 
     async def _hash_write_only(self, store: StoreSchema, stored: Doc, given: Doc) -> Doc:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from storeengine.acl import Principal
 from storeengine.entities import Doc, path_id, version
-from storeengine.errors import MethodNotAllowed
+from storeengine.errors import MethodNotAllowed, NotFound
 from storeengine.http.context import Context, context
 from storeengine.http.requests import authenticate, if_match, read_json
 from storeengine.http.responses import json_response
@@ -28,7 +28,10 @@ async def caller_and_store(request: Request) -> tuple[Principal, Context, StoreS
     principal = await authenticate(request)
     ctx, name = context(request), request.path_params["store"]
     if name == "auth":
-        raise MethodNotAllowed()
+        known = {"token", "refresh", "logout", "me", "keys"}
+        if request.path_params.get("id", "") in known or "id" not in request.path_params:
+            raise MethodNotAllowed()
+        raise NotFound("No such route")
     return principal, ctx, ctx.registry.get(name)
 
 
