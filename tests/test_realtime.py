@@ -1,0 +1,522 @@
+"""API.md section 8: Socket.IO change events, against real `storeengine serve` processes.
+
+Negative checks ("this subscriber gets nothing") are made with a marker: the subscriber
+writes an entity of its own afterwards and the first event it receives must be that one,
+then the queue must stay empty for a short grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import redis
+import socketio
+
+from tests.conftest import (
+    ADMIN_LOGIN,
+    ADMIN_PASSWORD,
+    HERE,
+    Server,
+    start_server,
+    stop_server,
+)
+
+WAIT = 5.0  # bound for anything that should happen
+GRACE = 0.3  # how long "nothing more arrives" is watched
+SECRET = "test-secret-of-at-least-32-bytes!!"  # what start_server gives the process
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Redis must run at 127.0.0.1:6379: the tests that need it fail (not skip) without it."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"these tests need a Redis at {REDIS_URL} (start one): {exc}") from exc
+    return REDIS_URL
+
+
+# --- HTTP helper -----------------------------------------------------------------------
+
+class Api:
+    """Calls to a real server; every call states the status it expects."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.AsyncClient(base_url=url, timeout=WAIT)
+
+    async def token(self, login: str = ADMIN_LOGIN, password: str = ADMIN_PASSWORD) -> str:
+        r = await self.http.post("/api/v1/auth/token", json={"login": login, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
+    async def session(self, login: str, password: str = "password-123") -> str:
+        r = await self.http.post("/api/v1/auth", json={"login": login, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.cookies["sid"])
+
+    async def call(self, method: str, path: str, token: str | None = None, body: Any = None, *,
+                   status: int = 200, headers: dict[str, str] | None = None) -> Any:
+        hdrs = {"Authorization": f"Bearer {token}"} if token else {}
+        r = await self.http.request(method, path, json=body, headers={**hdrs, **(headers or {})})
+        assert r.status_code == status, r.text
+        return r.json()
+
+    async def user(self, admin: str, login: str, groups: list[str] | None = None) -> tuple[str, str]:
+        body = {"login": login, "password": "password-123", "groups": groups or []}
+        created = await self.call("POST", "/api/v1/users", admin, body, status=201)
+        return str(created["_id"]), await self.token(login, "password-123")
+
+    async def group(self, admin: str, name: str) -> str:
+        return str((await self.call("POST", "/api/v1/groups", admin, {"name": name}, status=201))["_id"])
+
+    async def order(self, token: str, **extra: Any) -> dict[str, Any]:
+        return dict(await self.call("POST", "/api/v1/orders", token, {**ORDER, **extra}, status=201))
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[Api]:
+    client = Api(server.url)
+    yield client
+    await client.http.aclose()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that write nothing (handshake, refused connections, acks)."""
+    srv = start_server(HERE / "schemas", tmp_path_factory.mktemp("realtime") / "server.log")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+async def admin(api: Api) -> str:  # shadows conftest's in-process `admin`: a token of the real server
+    return await api.token()
+
+
+# --- Socket.IO helper ------------------------------------------------------------------
+
+class Listener:
+    """A connected python-socketio client whose `change` events land in a queue."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        self.sio.on("change", self.events.put)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    async def _on_disconnect(self, *args: Any) -> None:
+        self.gone.set()
+
+    async def ack(self, event: str, data: Any) -> Any:
+        return await self.sio.call(event, data, timeout=WAIT)
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.events.get(), WAIT)
+
+    async def quiet(self, seconds: float = GRACE) -> None:
+        """Nothing (more) arrives."""
+        await asyncio.sleep(seconds)
+        assert self.events.empty(), f"unexpected event: {self.events.get_nowait()}"
+
+    async def only_marker(self, api: Api, token: str) -> None:
+        """Nothing arrived for earlier writes: the caller's own next write is the first event."""
+        marker = await api.order(token, note="marker")
+        event = await self.next()
+        assert (event["op"], event["_id"]) == ("create", marker["_id"]), event
+        await self.quiet()
+
+
+@contextlib.asynccontextmanager
+async def listening(url: str, *stores: str, **connect: Any) -> AsyncIterator[Listener]:
+    """Connect (over WebSocket), subscribe to `stores`, and always disconnect afterwards."""
+    listener = Listener()
+    await listener.sio.connect(url, transports=["websocket"], wait_timeout=WAIT, **connect)
+    try:
+        for store in stores:
+            assert await listener.ack("subscribe", {"store": store}) == {"success": True}
+        yield listener
+    finally:
+        await listener.sio.disconnect()
+
+
+def bearer(token: str) -> dict[str, Any]:
+    return {"auth": {"token": token}}
+
+
+def assert_event(event: dict[str, Any], op: str, entity: dict[str, Any], store: str = "orders") -> None:
+    assert set(event) == {"store", "op", "_id", "entity", "at"}, event
+    assert (event["store"], event["op"], event["_id"], event["entity"]) == (store, op, entity["_id"], entity)
+    assert ISO_MS.match(event["at"]), event["at"]
+    assert event["at"] >= entity["updatedAt"]  # same format: the text order is the time order
+
+
+# --- handshake and authentication ------------------------------------------------------
+
+async def test_handshake_advertises_ping_interval_and_timeout(shared_server: Server) -> None:
+    async with httpx.AsyncClient(base_url=shared_server.url) as http:
+        r = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+    assert r.status_code == 200, r.text
+    assert r.text.startswith("0{"), r.text  # Engine.IO v4 "open" packet
+    opened = json.loads(r.text[1:])
+    assert opened["pingInterval"] == 25000
+    assert opened["pingTimeout"] == 60000
+    assert isinstance(opened["sid"], str) and opened["sid"]
+    assert "websocket" in opened["upgrades"]
+
+
+async def _connect_kwargs(api: Api, how: str, login: str, token: str) -> dict[str, Any]:
+    if how == "auth token":
+        return bearer(token)
+    if how == "auth apiKey":
+        key = await api.call("POST", "/api/v1/auth/keys", token, {"name": "socket"}, status=201)
+        return {"auth": {"apiKey": key["key"]}}
+    if how == "Authorization header":
+        return {"headers": {"Authorization": f"Bearer {token}"}}
+    assert how == "sid cookie"
+    return {"headers": {"Cookie": f"sid={await api.session(login)}"}}
+
+
+CREDENTIALS = ["auth token", "auth apiKey", "Authorization header", "sid cookie"]
+
+
+@pytest.mark.parametrize("how", CREDENTIALS)
+async def test_a_connection_authenticates_as_the_credential_s_user(api: Api, admin: str, how: str) -> None:
+    _, reader = await api.user(admin, "reader")
+    connect = await _connect_kwargs(api, how, "reader", reader)
+    async with listening(api.url, "orders", **connect) as listener:
+        await api.order(admin)  # not readable by `reader`: a connection as admin or anyone else would get it
+        await listener.only_marker(api, reader)  # readable as its owner: the connection is `reader`
+
+
+def _forged(claims: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") -> str:
+    now = int(time.time())
+    payload = {"iat": now, "nbf": now, "exp": now + 3600, "jti": f"{now * 1000:x}.forged", "iss": "storeengine",
+               **claims}
+    return jwt.encode(payload, key, algorithm=algorithm)
+
+
+REFUSED: dict[str, Callable[[str], dict[str, Any]]] = {
+    "anonymous": lambda uid: {},
+    "garbage token": lambda uid: {"auth": {"token": "not-a-jwt"}},
+    "token signed with another secret": lambda uid: {"auth": {"token": _forged({"sub": uid}, "x" * 40)}},
+    "token with alg none": lambda uid: {"auth": {"token": _forged({"sub": uid}, "", "none")}},
+    "expired token": lambda uid: {"auth": {"token": _forged({"sub": uid, "exp": int(time.time()) - 60})}},
+    "unknown api key": lambda uid: {"auth": {"apiKey": "sk_" + "0" * 40}},
+    "garbage Authorization header": lambda uid: {"headers": {"Authorization": "Bearer forged"}},
+    "Basic Authorization header": lambda uid: {"headers": {"Authorization": "Basic YWRtaW46YWRtaW4tcGFzc3dvcmQtMQ=="}},
+    "forged sid cookie": lambda uid: {"headers": {"Cookie": "sid=forged-session-id"}},
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+async def test_connections_without_a_valid_credential_are_refused(shared_server: Server, case: str) -> None:
+    api = Api(shared_server.url)
+    admin_id = (await api.call("GET", "/api/v1/auth/me", await api.token()))["_id"]
+    await api.http.aclose()
+    sio = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+    sio.on("connect_error", errors.append)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await sio.connect(api.url, transports=["websocket"], wait_timeout=WAIT, **REFUSED[case](admin_id))
+        assert errors == [{"message": "Unauthorized"}]
+        assert not sio.connected
+    finally:
+        await sio.disconnect()
+
+
+# --- subscribe / unsubscribe acks -------------------------------------------------------
+
+def _error(code: str, tag: str) -> Callable[[Any], None]:
+    def check(ack: Any) -> None:
+        assert isinstance(ack, dict), ack
+        assert set(ack) == {"success", "code", "message", "tags"}, ack
+        assert (ack["success"], ack["code"], ack["tags"]) == (False, code, [tag]), ack
+        assert isinstance(ack["message"], str) and ack["message"]
+    return check
+
+
+def _ok(ack: Any) -> None:
+    assert ack == {"success": True}
+
+
+@pytest.mark.parametrize(("event", "data", "check"), [
+    ("subscribe", {"store": "orders"}, _ok),
+    ("subscribe", {"store": "products"}, _ok),
+    ("unsubscribe", {"store": "orders"}, _ok),  # not subscribed: nothing to do, still fine
+    ("subscribe", {"store": "nope"}, _error("404", "error_not_found")),
+    ("unsubscribe", {"store": "nope"}, _error("404", "error_not_found")),
+    ("subscribe", {}, _error("400", "error_bad_request")),
+    ("subscribe", {"store": 7}, _error("400", "error_bad_request")),
+    ("subscribe", "orders", _error("400", "error_bad_request")),
+    ("unsubscribe", None, _error("400", "error_bad_request")),
+], ids=lambda v: None if callable(v) else json.dumps(v))
+async def test_subscribe_and_unsubscribe_acks(shared_server: Server, event: str, data: Any,
+                                              check: Callable[[Any], None]) -> None:
+    api = Api(shared_server.url)
+    token = await api.token()
+    await api.http.aclose()
+    async with listening(api.url, **bearer(token)) as listener:
+        check(await listener.ack(event, data))
+
+
+async def test_a_refused_subscription_delivers_nothing(api: Api, admin: str) -> None:
+    async with listening(api.url, **bearer(admin)) as listener:
+        assert (await listener.ack("subscribe", {"store": "nope"}))["code"] == "404"
+        await api.order(admin)
+        await listener.quiet(0.5)
+
+
+# --- change events ---------------------------------------------------------------------
+
+async def test_change_events_in_write_order_with_their_payloads(api: Api, admin: str) -> None:
+    async with listening(api.url, "orders", **bearer(admin)) as listener:
+        created = await api.order(admin)
+        path = f"/api/v1/orders/{created['_id']}"
+        patched = await api.call("PATCH", path, admin, {"quantity": 2, "status": "paid"})
+        replaced = await api.call("PUT", path, admin, {**ORDER, "quantity": 3, "note": "replaced"})
+        assert await api.call("DELETE", path, admin) == {"success": True, "_id": created["_id"]}
+        got = [await listener.next() for _ in range(4)]
+        await listener.quiet()
+    for event, op, entity in zip(got, ["create", "update", "update", "delete"],
+                                 [created, patched, replaced, replaced], strict=True):
+        assert_event(event, op, entity)  # delete carries the entity as it was before
+    assert [e["at"] for e in got] == sorted(e["at"] for e in got)
+
+
+async def test_events_of_one_entity_follow_the_writes_even_when_concurrent(api: Api, admin: str) -> None:
+    created = await api.order(admin)
+    path = f"/api/v1/orders/{created['_id']}"
+    async with listening(api.url, "orders", **bearer(admin)) as listener:
+        await asyncio.gather(*(api.call("PATCH", path, admin, {"quantity": n}) for n in range(2, 12)))
+        got = [await listener.next() for _ in range(10)]
+        await listener.quiet()
+    stored = await api.call("GET", path, admin)
+    assert sorted(e["entity"]["quantity"] for e in got) == list(range(2, 12))
+    assert got[-1]["entity"] == stored  # the last write's event comes last
+
+
+async def test_sequential_updates_arrive_in_order(api: Api, admin: str) -> None:
+    created = await api.order(admin)
+    path = f"/api/v1/orders/{created['_id']}"
+    async with listening(api.url, "orders", **bearer(admin)) as listener:
+        for n in range(2, 12):
+            await api.call("PATCH", path, admin, {"quantity": n})
+        got = [await listener.next() for _ in range(10)]
+    assert [e["entity"]["quantity"] for e in got] == list(range(2, 12))
+
+
+async def test_an_event_reaches_a_subscriber_once(api: Api, admin: str) -> None:
+    """Subscribing twice, and matching several read rules (owner and access), still give one event."""
+    user_id, user = await api.user(admin, "twice")
+    async with listening(api.url, "orders", "orders", **bearer(user)) as listener:
+        mine = await api.order(user, access=[user_id])
+        assert_event(await listener.next(), "create", mine)
+        await listener.only_marker(api, user)
+
+
+async def test_events_go_only_to_subscribers_of_that_store(api: Api, admin: str) -> None:
+    async with listening(api.url, "products", **bearer(admin)) as listener:
+        await api.order(admin)
+        product = await api.call("POST", "/api/v1/products", admin, {"name": "pen", "price": 1}, status=201)
+        assert_event(await listener.next(), "create", product, "products")
+        await listener.quiet()
+
+
+async def test_unsubscribe_stops_events(api: Api, admin: str) -> None:
+    async with listening(api.url, "orders", **bearer(admin)) as listener:
+        created = await api.order(admin)
+        assert_event(await listener.next(), "create", created)
+        assert await listener.ack("unsubscribe", {"store": "orders"}) == {"success": True}
+        await api.order(admin)
+        await listener.quiet(0.5)
+        assert await listener.ack("subscribe", {"store": "orders"}) == {"success": True}
+        created = await api.order(admin)
+        assert_event(await listener.next(), "create", created)
+
+
+# --- access filtering ------------------------------------------------------------------
+
+async def test_events_follow_the_entity_s_read_access(api: Api, admin: str) -> None:
+    _, owner = await api.user(admin, "owner")
+    reader_id, reader = await api.user(admin, "reader")
+    _, stranger = await api.user(admin, "stranger")
+    async with listening(api.url, "orders", **bearer(reader)) as r, \
+            listening(api.url, "orders", **bearer(stranger)) as s, \
+            listening(api.url, "orders", **bearer(owner)) as o:
+        created = await api.order(owner)
+        path = f"/api/v1/orders/{created['_id']}"
+        patched = await api.call("PATCH", path, owner, {"quantity": 2})
+        assert_event(await o.next(), "create", created)
+        assert_event(await o.next(), "update", patched)
+        await r.only_marker(api, reader)  # `reader` may not read it yet: nothing
+
+        granted = await api.call("PUT", f"{path}/acl", owner, {"access": [reader_id]})
+        assert granted["access"] == [reader_id]
+        assert_event(await r.next(), "update", granted)
+        later = await api.call("PATCH", path, owner, {"quantity": 3})
+        assert_event(await r.next(), "update", later)
+
+        assert await api.call("DELETE", path, owner) == {"success": True, "_id": created["_id"]}
+        assert_event(await r.next(), "delete", later)  # could read it before the delete
+        for event, op, entity in zip([await o.next() for _ in range(3)], ["update", "update", "delete"],
+                                     [granted, later, later], strict=True):
+            assert_event(event, op, entity)
+        await s.only_marker(api, stranger)  # never could read it
+        await r.quiet()
+        await o.quiet()
+
+
+async def test_revoking_access_stops_events(api: Api, admin: str) -> None:
+    reader_id, reader = await api.user(admin, "reader")
+    _, owner = await api.user(admin, "owner")
+    created = await api.order(owner, access=[reader_id])
+    path = f"/api/v1/orders/{created['_id']}"
+    async with listening(api.url, "orders", **bearer(reader)) as r:
+        patched = await api.call("PATCH", path, owner, {"quantity": 2})
+        assert_event(await r.next(), "update", patched)
+        await api.call("PUT", f"{path}/acl", owner, {"access": []})  # after it, `reader` may not read it
+        await api.call("PATCH", path, owner, {"quantity": 3})
+        await api.call("DELETE", path, owner)  # nor could it before the delete
+        await r.only_marker(api, reader)
+
+
+# (how the entity is shared with `reader`, is `reader` in `team`, does `reader` get its events)
+SHARING: list[tuple[str, bool, bool]] = [
+    ("group", True, True),
+    ("group", False, False),
+    ("access: reader", False, True),
+    ("access: team", True, True),
+    ("access: team", False, False),
+    ("branch", True, True),
+    ("branch", False, False),
+    ("nothing", True, False),
+]
+
+
+@pytest.mark.parametrize(("sharing", "member", "delivered"), SHARING)
+async def test_default_read_rules_decide_who_gets_events(api: Api, admin: str, sharing: str, member: bool,
+                                                         delivered: bool) -> None:
+    team = await api.group(admin, "team")
+    reader_id, reader = await api.user(admin, "reader", [team] if member else [])
+    _, owner = await api.user(admin, "owner")
+    acl = {"group": {"group": team}, "access: reader": {"access": [reader_id]}, "access: team": {"access": [team]},
+           "branch": {"branch": [team]}, "nothing": {"access": []}}[sharing]
+    created = await api.order(owner)
+    path = f"/api/v1/orders/{created['_id']}"
+    shared = await api.call("PUT", f"{path}/acl", admin, acl)  # admins may set any group
+    async with listening(api.url, "orders", **bearer(reader)) as r, \
+            listening(api.url, "orders", **bearer(admin)) as everything:
+        patched = await api.call("PATCH", path, owner, {"quantity": 2})
+        assert_event(await everything.next(), "update", patched)  # admins get every event of the store
+        if delivered:
+            assert_event(await r.next(), "update", patched)
+        await r.only_marker(api, reader)
+    assert {k: shared[k] for k in acl} == acl
+
+
+# --- revoked credentials ---------------------------------------------------------------
+
+async def _revocable(api: Api, admin: str, how: str) -> tuple[dict[str, Any], Callable[[], Any]]:
+    """Connect arguments for a fresh credential of `admin`, and a coroutine function revoking it."""
+    if how == "token logout":
+        token = await api.token()
+        return bearer(token), lambda: api.call("POST", "/api/v1/auth/logout", token)
+    if how == "session logout":
+        sid = await api.session(ADMIN_LOGIN, ADMIN_PASSWORD)
+        headers = {"Cookie": f"sid={sid}"}
+        return {"headers": headers}, lambda: api.call("POST", "/api/v1/auth/logout", headers=headers)
+    assert how == "api key deleted"
+    key = await api.call("POST", "/api/v1/auth/keys", admin, {"name": "socket"}, status=201)
+    return {"auth": {"apiKey": key["key"]}}, lambda: api.call("DELETE", f"/api/v1/auth/keys/{key['_id']}", admin)
+
+
+@pytest.mark.parametrize("how", ["token logout", "session logout", "api key deleted"])
+async def test_a_revoked_credential_s_connection_is_dropped(api: Api, admin: str, how: str) -> None:
+    connect, revoke = await _revocable(api, admin, how)
+    async with listening(api.url, "orders", **connect) as victim, \
+            listening(api.url, "orders", **bearer(admin)) as bystander:  # same user, other credential
+        before = await api.order(admin)
+        assert_event(await victim.next(), "create", before)
+        assert_event(await bystander.next(), "create", before)
+        await revoke()
+        await asyncio.wait_for(victim.gone.wait(), WAIT)
+        assert not victim.sio.connected
+        created = await api.order(admin)
+        assert_event(await bystander.next(), "create", created)
+        await victim.quiet()
+    with pytest.raises(socketio.exceptions.ConnectionError):  # and it cannot connect again
+        async with listening(api.url, **connect):
+            pass
+
+
+# --- several processes through Redis ---------------------------------------------------
+
+@pytest.fixture
+def two_servers(redis_url: str, schema_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Server, Server]]:
+    """Two processes sharing Redis (python-socketio's default channel).
+
+    A store with a unique name keeps other test runs sharing that Redis channel from
+    delivering into these subscribers."""
+    store = f"rt{uuid.uuid4().hex[:12]}"
+    (schema_dir / f"{store}.json").write_text(json.dumps(
+        {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": False}))
+    env = {"STORE_SOCKETIO_QUEUE": redis_url}
+    a = start_server(schema_dir, tmp_path / "a.log", env=env)
+    try:
+        b = start_server(schema_dir, tmp_path / "b.log", env=env)
+    except BaseException:
+        stop_server(a)
+        raise
+    yield store, a, b
+    stop_server(a)
+    stop_server(b)
+
+
+async def test_events_written_through_one_process_reach_subscribers_of_another(
+        two_servers: tuple[str, Server, Server]) -> None:
+    # Without STORE_MONGODB_URI each process has its own embedded database, so users (and
+    # their ids) differ between A and B. The subscribers are therefore each process's own
+    # admin, who gets every event of a store through the `<store>:all` room; the writer is
+    # the other process's admin. What crosses between the processes is the event, via Redis.
+    store, a, b = two_servers
+    api_a, api_b = Api(a.url), Api(b.url)
+    try:
+        admin_a, admin_b = await api_a.token(), await api_b.token()
+        _, stranger_b = await api_b.user(admin_b, "stranger")
+        async with listening(b.url, store, **bearer(admin_b)) as on_b, \
+                listening(a.url, store, **bearer(admin_a)) as on_a, \
+                listening(b.url, store, **bearer(stranger_b)) as stranger:
+            created = await api_a.call("POST", f"/api/v1/{store}", admin_a, {"name": "from A"}, status=201)
+            assert_event(await on_b.next(), "create", created, store)
+            assert_event(await on_a.next(), "create", created, store)  # and A's own subscribers, once
+            path = f"/api/v1/{store}/{created['_id']}"
+            patched = await api_a.call("PATCH", path, admin_a, {"name": "changed on A"})
+            await api_a.call("DELETE", path, admin_a)
+            for listener in (on_a, on_b):
+                assert_event(await listener.next(), "update", patched, store)
+                assert_event(await listener.next(), "delete", patched, store)
+
+            back = await api_b.call("POST", f"/api/v1/{store}", admin_b, {"name": "from B"}, status=201)
+            assert_event(await on_a.next(), "create", back, store)
+            assert_event(await on_b.next(), "create", back, store)
+            await asyncio.gather(on_a.quiet(), on_b.quiet(), stranger.quiet())  # access rules still apply
+    finally:
+        await api_a.http.aclose()
+        await api_b.http.aclose()
