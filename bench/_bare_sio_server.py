@@ -1,4 +1,8 @@
-"""The baseline for realtime_fanout: bare python-socketio broadcasting on POST /emit."""
+"""The baseline for realtime_fanout: bare python-socketio under uvicorn; POST /emit broadcasts the
+posted JSON as a `change` event to every connected client, then answers.
+
+Usage: python bench/_bare_sio_server.py PORT
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-sio = socketio.AsyncServer(async_mode="asgi", ping_interval=25, ping_timeout=60)
+sio = socketio.AsyncServer(async_mode="asgi")
 
 
 async def emit(request: Request) -> JSONResponse:
-    payload = await request.json()
-    await sio.emit("change", payload)
+    await sio.emit("change", await request.json())
     return JSONResponse({"success": True})
 
 
-app = socketio.ASGIApp(sio, other_asgi_app=Starlette(routes=[Route("/emit", emit, methods=["POST"])]))
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+app = socketio.ASGIApp(sio, other_asgi_app=Starlette(routes=[
+    Route("/emit", emit, methods=["POST"]), Route("/healthz", healthz)]))
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -1,10 +1,15 @@
-"""Shared bench helpers: an in-process app, its lifespan, timing and percentiles."""
+"""Shared bench helpers: an in-process app and its lifespan, timing, percentiles, output lines.
+
+The database is the embedded mongomock-motor unless STORE_MONGODB_URI is set (Settings reads it
+from the environment); each run then uses a fresh database of its own and drops it at the end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -20,14 +25,16 @@ from storeengine.settings import Settings
 
 SECRET = "bench-secret-of-at-least-32-bytes!!"
 ADMIN_PASSWORD = "bench-admin-password"
+FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
 
 
 def database_note() -> str:
     uri = os.environ.get("STORE_MONGODB_URI")
-    return f"MongoDB at {uri}" if uri else "embedded mongomock-motor (set STORE_MONGODB_URI for a real MongoDB)"
+    return f"database: MongoDB at {uri}" if uri else "database: embedded mongomock-motor (STORE_MONGODB_URI unset)"
 
 
 def schema_folder(schemas: dict[str, str]) -> Path:
+    """A temporary schema folder holding `<name>.json` for each entry."""
     folder = Path(tempfile.mkdtemp(prefix="storeengine-bench-"))
     for name, text in schemas.items():
         (folder / f"{name}.json").write_text(text)
@@ -35,34 +42,50 @@ def schema_folder(schemas: dict[str, str]) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def running_app(schemas: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Context]]:
-    settings = Settings(schema_dir=schema_folder(schemas), secret=SECRET, admin_password=ADMIN_PASSWORD,
-                        argon2_time_cost=1, argon2_memory_kib=64,
-                        database=f"bench_{os.getpid()}_{int(time.time())}")
-    app = create_app(settings)
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Drive the ASGI lifespan protocol, as uvicorn does (the same as tests/conftest.py)."""
     to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
                                    to_app.get, from_app.put))
     await to_app.put({"type": "lifespan.startup"})
-    assert (await from_app.get())["type"] == "lifespan.startup.complete"
-    ctx: Context = app.other_asgi_app.app.state.ctx  # type: ignore[attr-defined]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
-        yield client, ctx
-    await to_app.put({"type": "lifespan.shutdown"})
-    await from_app.get()
-    await task
+    started = await from_app.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the app did not start: {started}")
+    try:
+        yield
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        await from_app.get()
+        await task
 
 
-async def admin_headers(client: httpx.AsyncClient, login: str = "admin",
-                        password: str = ADMIN_PASSWORD) -> dict[str, str]:
+@contextlib.asynccontextmanager
+async def running_app(schemas: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Context]]:
+    """The whole app in-process: an httpx client over ASGITransport and the app's context."""
+    folder = schema_folder(schemas)
+    settings = Settings(schema_dir=folder, secret=SECRET, admin_password=ADMIN_PASSWORD,
+                        database=f"bench_{os.getpid()}_{int(time.time())}", **FAST_HASH)  # type: ignore[arg-type]
+    app = create_app(settings)
+    ctx: Context = app.other_asgi_app.app.state.ctx  # socketio.ASGIApp -> BodyLimit -> Starlette
+    try:
+        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                    base_url="http://bench") as client:
+            yield client, ctx
+            if settings.mongodb_uri:  # leave no bench database behind on a real server
+                await ctx.storage.client.drop_database(settings.database)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def bearer(client: httpx.AsyncClient, login: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
     r = await client.post("/api/v1/auth/token", json={"login": login, "password": password})
     r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], runs: int, warmup: int = 1) -> list[float]:
-    """Seconds per call, after warm-up calls."""
+    """Seconds per call, measured with perf_counter after `warmup` unmeasured calls."""
     for _ in range(warmup):
         await fn()
     out = []
@@ -78,9 +101,10 @@ def median_ms(samples: list[float]) -> float:
 
 
 def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def line(label: str, value: str) -> None:
-    print(f"  {label:<44} {value}")
+    print(f"  {label:<46} {value}", flush=True)
