@@ -10,23 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import socketio
 
-from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, start_server, stop_server
+from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD
 
 WAIT = 5.0
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """Redis must be running: these tests fail, not skip, without it."""
-    url = "redis://127.0.0.1:6379/0"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"Redis is required at {url} for the Socket.IO tests: {exc}") from exc
-    return url
 
 
 class Api:
@@ -188,26 +176,6 @@ async def test_revoked_credentials_stop_receiving_events(api, revoke):
         assert not sio.connected
         await api.call("POST", "/api/v1/orders", admin, ORDER, 201)
         await nothing(events)
-
-
-async def test_events_cross_processes_through_redis(redis_url, schema_dir, tmp_path):
-    # Without STORE_MONGODB_URI each process has its own embedded database, so each has its
-    # own admin: the subscriber is B's admin (admins get every event through `<store>:all`),
-    # the writer is A's. What crosses from A to B is the event, through Redis.
-    env = {"STORE_SOCKETIO_QUEUE": redis_url}
-    a = start_server(schema_dir, tmp_path / "a.log", env=env)
-    b = start_server(schema_dir, tmp_path / "b.log", env=env)
-    api_a, api_b = Api(a.url), Api(b.url)
-    try:
-        async with listener(b.url, auth={"token": await api_b.token()}) as (_, events):
-            created = await api_a.call("POST", "/api/v1/orders", await api_a.token(), ORDER, 201)
-            event = await next_event(events)
-            assert event["op"] == "create" and event["entity"] == created
-    finally:
-        await api_a.http.aclose()
-        await api_b.http.aclose()
-        stop_server(a)
-        stop_server(b)
 
 
 async def test_rooms_follow_a_change_of_groups(api):
