@@ -1,18 +1,34 @@
 """Access control in one place: who the caller is, and what a store's rules let them do.
 
-Rules become MongoDB filters for every query (so `offset`, `limit` and `total` stay right)
-and a yes/no for one operation on one entity. REST and Socket.IO both use this module.
+Every access decision of the engine is made here. Each rule of `x-acl` is defined once, in
+`RULES`, as a `Rule` that gives, from that one definition:
+
+- the MongoDB filter for a caller (ANDed into every query, so `offset`, `limit` and `total` stay right),
+- the in-memory yes/no for one caller and one entity (`can`),
+- the Socket.IO rooms an entity is published to and the rooms a subscriber joins.
+
+REST, the Socket.IO fan-out and the change feed all ask the same functions; the write checks
+the service needs (admin-only fields, who may change access and owner, which group a caller
+may assign) are the `check_*` functions at the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from storeengine.errors import Forbidden
+
+if TYPE_CHECKING:
+    from storeengine.schemas import StoreSchema
+
 ADMIN_ROLE = "admin"
+ROLE_PREFIX = "role:"
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Matches no document, yet stays index-backed.
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
 
@@ -45,36 +61,104 @@ class Principal:
 SYSTEM = Principal(user_id=None, roles=frozenset({ADMIN_ROLE}))
 
 
-def _rule_filter(principal: Principal, rule: str) -> dict[str, Any] | bool:
-    """One rule -> a filter, True (matches every entity) or False (matches none)."""
-    uid, groups = principal.user_id, list(principal.groups)
-    if rule == "authenticated":
-        return uid is not None
-    if rule.startswith("role:"):
-        return rule[5:] in principal.roles
-    if rule == "owner":
-        return {"owner": uid} if uid else False
-    if rule == "self":
-        return {"_id": uid} if uid else False
-    if rule == "group":
-        return {"group": {"$in": groups}} if groups else False
-    if rule == "member":
-        return {"_id": {"$in": groups}} if groups else False
-    if rule == "branch":
-        return {"branch": {"$in": groups}} if groups else False
-    if rule == "access":
-        ids = ([uid] if uid else []) + groups
-        return {"access": {"$in": ids}} if ids else False
-    return False
+# --- the rules -------------------------------------------------------------------------------
 
+def _user(p: Principal) -> tuple[ObjectId, ...]:
+    return (p.user_id,) if p.user_id else ()
+
+
+def _groups(p: Principal) -> tuple[ObjectId, ...]:
+    return p.groups
+
+
+def _user_and_groups(p: Principal) -> tuple[ObjectId, ...]:
+    return _user(p) + p.groups
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One `x-acl` rule. Either it compares an entity field with ids of the caller (`field`,
+    `caller_ids`), or the caller alone decides it (`passes`: the rule matches every entity or none)."""
+
+    name: str
+    field: str | None = None
+    caller_ids: Callable[[Principal], tuple[ObjectId, ...]] = _user
+    passes: Callable[[Principal], bool] | None = None
+    equality: bool = False  # the caller has at most one id here: a plain equality, the index-friendliest form
+    builtin_only: bool = False  # `self` and `member` serve only the built-in users and groups stores
+
+    def filter(self, principal: Principal) -> dict[str, Any] | bool:
+        """A MongoDB filter, True (every entity) or False (none)."""
+        if self.field is None:
+            return self.passes is not None and self.passes(principal)
+        ids = self.caller_ids(principal)
+        if not ids:
+            return False
+        return {self.field: ids[0]} if self.equality else {self.field: {"$in": list(ids)}}
+
+    def entity_ids(self, entity: Mapping[str, Any]) -> list[Any]:
+        """The ids of this entity's field (a single value or a list; None and missing are none)."""
+        if self.field is None:
+            return []
+        value = entity.get(self.field)
+        values = value if isinstance(value, list) else [value]
+        return [v for v in values if v is not None]
+
+    def matches(self, principal: Principal, entity: Mapping[str, Any]) -> bool:
+        if self.field is None:
+            return self.passes is not None and self.passes(principal)
+        ids = self.caller_ids(principal)
+        return any(v in ids for v in self.entity_ids(entity))
+
+    def entity_rooms(self, store: str, entity: Mapping[str, Any]) -> list[str]:
+        return [f"{store}:{self.name}:{v}" for v in self.entity_ids(entity)]
+
+    def principal_rooms(self, store: str, principal: Principal) -> list[str]:
+        if self.field is None:
+            return []  # a rule the caller passes makes the filter None: the `all` room
+        return [f"{store}:{self.name}:{i}" for i in self.caller_ids(principal)]
+
+
+RULES: Mapping[str, Rule] = {r.name: r for r in (
+    Rule("owner", "owner", _user, equality=True),
+    Rule("group", "group", _groups),
+    Rule("access", "access", _user_and_groups),
+    Rule("branch", "branch", _groups),
+    Rule("authenticated", passes=lambda p: p.user_id is not None),
+    Rule("self", "_id", _user, equality=True, builtin_only=True),
+    Rule("member", "_id", _groups, builtin_only=True),
+)}
+PUBLIC_RULES = frozenset(name for name, r in RULES.items() if not r.builtin_only)
+BUILTIN_RULES = frozenset(RULES)
+
+
+def rule(name: str) -> Rule | None:
+    """The rule of a name, `role:<name>` included; None for an unknown name (which refuses)."""
+    if name.startswith(ROLE_PREFIX):
+        role = name[len(ROLE_PREFIX):]
+        return Rule(name, passes=lambda p: role in p.roles) if _ROLE_NAME.match(role) else None
+    return RULES.get(name)
+
+
+def is_rule(name: str, *, builtin: bool = False) -> bool:
+    """May a schema use this rule name? (schemas.compile_schema asks.)"""
+    found = rule(name)
+    return found is not None and (builtin or not found.builtin_only)
+
+
+def _rules(names: Iterable[str]) -> list[Rule]:
+    return [r for r in map(rule, names) if r is not None]
+
+
+# --- reading: filters, yes/no, rooms -----------------------------------------------------------
 
 def query_filter(principal: Principal, rules: Iterable[str]) -> dict[str, Any] | None:
     """The filter to AND into a query; None when the caller may see every entity."""
     if principal.is_admin:
         return None
     clauses = []
-    for rule in rules:
-        result = _rule_filter(principal, rule)
+    for r in _rules(rules):
+        result = r.filter(principal)
         if result is True:
             return None
         if result is not False:
@@ -94,48 +178,60 @@ def restrict(query: dict[str, Any], principal: Principal, rules: Iterable[str]) 
     return {"$and": [query, extra]}
 
 
-def _matches(entity: Mapping[str, Any], clause: Mapping[str, Any]) -> bool:
-    if "$or" in clause:
-        return any(_matches(entity, c) for c in clause["$or"])
-    ((key, cond),) = clause.items()
-    value = entity.get(key)
-    if isinstance(cond, dict):  # {"$in": [...]}
-        wanted = cond["$in"]
-        values = value if isinstance(value, list) else [value]
-        return any(v in wanted for v in values)
-    return value == cond
-
-
 def can(principal: Principal, rules: Iterable[str], entity: Mapping[str, Any]) -> bool:
-    """May the caller do an operation governed by `rules` on this (stored-form) entity?"""
-    extra = query_filter(principal, rules)
-    return extra is None or (extra is not NOTHING and _matches(entity, extra))
+    """May the caller do an operation governed by `rules` on this (stored-form) entity?
+    The change feed asks it of the entity before and after a write."""
+    return principal.is_admin or any(r.matches(principal, entity) for r in _rules(rules))
 
 
 def rooms_for_entity(store: str, rules: Iterable[str], entity: Mapping[str, Any]) -> list[str]:
     """Socket.IO rooms whose members may read this entity (see `rooms_for_principal`)."""
-    rooms = [f"{store}:all"]
-    for rule in rules:
-        if rule in ("owner", "group") and entity.get(rule) is not None:
-            rooms.append(f"{store}:{rule}:{entity[rule]}")
-        elif rule in ("access", "branch"):
-            rooms.extend(f"{store}:{rule}:{i}" for i in entity.get(rule) or ())
-        elif rule in ("self", "member"):
-            rooms.append(f"{store}:{rule}:{entity['_id']}")
-    return rooms
+    return [f"{store}:all", *(room for r in _rules(rules) for room in r.entity_rooms(store, entity))]
 
 
 def rooms_for_principal(store: str, rules: Iterable[str], principal: Principal) -> list[str]:
     """The rooms a subscriber joins: one per way its read rules can match an entity."""
     if query_filter(principal, rules) is None:
         return [f"{store}:all"]
-    uid, groups = principal.user_id, principal.groups
-    rooms = []
-    for rule in rules:
-        if rule in ("owner", "self") and uid:
-            rooms.append(f"{store}:{rule}:{uid}")
-        elif rule in ("group", "branch", "member"):
-            rooms.extend(f"{store}:{rule}:{g}" for g in groups)
-        elif rule == "access":
-            rooms.extend(f"{store}:access:{i}" for i in ([uid] if uid else []) + list(groups))
-    return rooms
+    return [room for r in _rules(rules) for room in r.principal_rooms(store, principal)]
+
+
+# --- writing: the checks the service makes --------------------------------------------------------
+
+def check(principal: Principal, store: StoreSchema, op: str, entity: Mapping[str, Any]) -> None:
+    """403 unless the store's rules for `op` let the caller act on this entity."""
+    if not can(principal, store.acl[op], entity):
+        raise Forbidden(f"You may not {op} this entity")
+
+
+def check_create(principal: Principal, store: StoreSchema, system: Mapping[str, Any],
+                 payload: Mapping[str, Any]) -> None:
+    """The create rules (on the system fields the new entity will get), then admin-only fields."""
+    if not can(principal, store.acl["create"], system):
+        raise Forbidden(f"You may not create in {store.name}")
+    if not principal.is_admin and (denied := store.admin_only & payload.keys()):
+        raise Forbidden(f"Only admins may set: {', '.join(sorted(denied))}")
+
+
+def check_admin_fields(principal: Principal, store: StoreSchema, old: Mapping[str, Any],
+                       new: Mapping[str, Any]) -> None:
+    """On update, only admins may change an admin-only field (leaving it as it is is fine)."""
+    if principal.is_admin:
+        return
+    if denied := sorted(f for f in store.admin_only if new.get(f) != old.get(f)):
+        raise Forbidden(f"Only admins may change: {', '.join(denied)}")
+
+
+def check_access_change(principal: Principal, current: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """PUT /acl: the owner or an admin; changing the owner itself: admins only. Checked on the
+    entity found, so a caller who may not read it still gets 404 first."""
+    if not principal.is_admin and current.get("owner") != principal.user_id:
+        raise Forbidden("Only the owner or an admin may change access")
+    if "owner" in body and not principal.is_admin:
+        raise Forbidden("Only admins may change the owner")
+
+
+def check_group(principal: Principal, group: ObjectId | None) -> None:
+    """A caller may put an entity only in one of their own groups (admins: in any)."""
+    if group is not None and not principal.is_admin and group not in principal.groups:
+        raise Forbidden("group must be one of your own groups")

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 from jsonschema.exceptions import ValidationError
 
+from storeengine import acl
 from storeengine.errors import Invalid, NotFound
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
 
@@ -35,11 +36,9 @@ DEFAULT_ACL: Mapping[str, tuple[str, ...]] = {
     "update": ("owner", "access"),
     "delete": ("owner",),
 }
-PUBLIC_RULES = frozenset({"owner", "group", "access", "branch", "authenticated"})
-# `self` (the entity is the caller's user) and `member` (the caller is in the group) serve
-# only the built-in users and groups stores.
-BUILTIN_RULES = PUBLIC_RULES | {"self", "member"}
-_ROLE = re.compile(r"^role:[A-Za-z0-9_.-]{1,64}$")
+# The rule names a schema may use; each rule is defined once, in acl.RULES.
+PUBLIC_RULES = acl.PUBLIC_RULES
+BUILTIN_RULES = acl.BUILTIN_RULES
 
 _FORMATS = FormatChecker(formats=())
 _FORMATS.checks(OBJECTID)(lambda v: not isinstance(v, str) or parse_objectid(v) is not None)
@@ -184,7 +183,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
             problems.append(f"property {prop!r} is a system field")
         elif prop.startswith("_") or prop.startswith("$") or "." in prop:
             problems.append(f"property {prop!r}: names may not start with '_' or '$' or contain '.'")
-    acl = _parse_acl(raw.get("x-acl"), BUILTIN_RULES if builtin else PUBLIC_RULES, problems)
+    rules = _parse_acl(raw.get("x-acl"), builtin, problems)
     formats: dict[str, str] = {}
     for prop, sub in properties.items():
         _collect_formats(sub, prop, formats)
@@ -196,7 +195,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
         raise SchemaError(problems)
     hidden = write_only | ({"_auth"} if builtin else frozenset())
     return StoreSchema(
-        name=name, raw=raw, acl=acl, indexes=indexes, properties=properties, formats=formats,
+        name=name, raw=raw, acl=rules, indexes=indexes, properties=properties, formats=formats,
         write_only=write_only, admin_only=admin_only, hidden=frozenset(hidden),
         validator=Draft202012Validator(raw, format_checker=_FORMATS),
     )
@@ -212,13 +211,13 @@ def _collect_formats(schema: Any, path: str, out: dict[str, str]) -> None:
     _collect_formats(schema.get("items"), path, out)
 
 
-def _parse_acl(value: Any, allowed: frozenset[str], problems: list[str]) -> Mapping[str, tuple[str, ...]]:
-    acl = dict(DEFAULT_ACL)
+def _parse_acl(value: Any, builtin: bool, problems: list[str]) -> Mapping[str, tuple[str, ...]]:
+    parsed = dict(DEFAULT_ACL)
     if value is None:
-        return acl
+        return parsed
     if not isinstance(value, dict):
         problems.append("x-acl must be an object")
-        return acl
+        return parsed
     for op, rules in value.items():
         if op not in OPERATIONS:
             problems.append(f"x-acl: unknown operation {op!r} (use {', '.join(OPERATIONS)})")
@@ -226,11 +225,11 @@ def _parse_acl(value: Any, allowed: frozenset[str], problems: list[str]) -> Mapp
         if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
             problems.append(f"x-acl.{op} must be a list of rule names")
             continue
-        bad = [r for r in rules if r not in allowed and not _ROLE.match(r)]
+        bad = [r for r in rules if not acl.is_rule(r, builtin=builtin)]
         if bad:
             problems.append(f"x-acl.{op}: unknown rules {bad}")
-        acl[op] = tuple(rules)
-    return acl
+        parsed[op] = tuple(rules)
+    return parsed
 
 
 def _parse_indexes(value: Any, known: set[str], problems: list[str]) -> tuple[IndexSpec, ...]:

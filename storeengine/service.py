@@ -15,7 +15,7 @@ from storeengine.entities import (
     ACCESS_FIELDS, Doc, forbidden_fields, id_list, merge_patch, next_update_time, optional_id, reject_fields, split,
     version,
 )
-from storeengine.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, StoreError
+from storeengine.errors import Conflict, Invalid, NotFound, PreconditionFailed, StoreError
 from storeengine.formats import utcnow
 from storeengine.jsonio import to_json_form
 from storeengine.query import ListQuery
@@ -87,10 +87,7 @@ class EntityService:
                 problems.update(exc.fields or {})
         if problems:
             raise Invalid(fields=problems)
-        if not acl.can(principal, store.acl["create"], system):
-            raise Forbidden(f"You may not create in {store.name}")
-        if not principal.is_admin and (denied := store.admin_only & payload.keys()):
-            raise Forbidden(f"Only admins may set: {', '.join(sorted(denied))}")
+        acl.check_create(principal, store, system, payload)
         stored = await self._hash_write_only(store, store.to_storage(payload), payload)
         doc = {"_id": system.pop("_id"), **stored, **system}
         await self.storage.collection(store.name).insert(doc)
@@ -127,11 +124,7 @@ class EntityService:
             raise Invalid(fields=unknown)
 
         async def build(current: Doc) -> Doc:
-            # Checked on the entity found, so a caller who may not read it still gets 404.
-            if not principal.is_admin and current.get("owner") != principal.user_id:
-                raise Forbidden("Only the owner or an admin may change access")
-            if "owner" in body and not principal.is_admin:
-                raise Forbidden("Only admins may change the owner")
+            acl.check_access_change(principal, current, body)
             return {**current, **self._access_changes(principal, body)}
 
         return await self._modify(principal, store, entity_id, build, if_match, rule_op=None)
@@ -173,8 +166,8 @@ class EntityService:
     def _check(principal: Principal, store: StoreSchema, op: str | None, current: Doc,
                if_match: list[str] | None) -> None:
         """403 if the rules of `op` refuse the caller, then 412 if If-Match names another version."""
-        if op is not None and not acl.can(principal, store.acl[op], current):
-            raise Forbidden(f"You may not {op} this entity")
+        if op is not None:
+            acl.check(principal, store, op, current)
         if if_match is not None and "*" not in if_match and version(current) not in if_match:
             raise PreconditionFailed("If-Match does not match the entity's ETag")
 
@@ -186,9 +179,7 @@ class EntityService:
             system, body = split(current)
             old = to_json_form(body)
             new = build(old)
-            if not principal.is_admin:
-                if denied := sorted(f for f in store.admin_only if new.get(f) != old.get(f)):
-                    raise Forbidden(f"Only admins may change: {', '.join(denied)}")
+            acl.check_admin_fields(principal, store, old, new)
             store.validate(new)
             fresh = {k: v for k, v in given.items() if k in store.write_only and v is not None}
             for key, value in fresh.items():
@@ -239,9 +230,7 @@ class EntityService:
                     problems.update(exc.fields or {})
         if problems:
             raise Invalid(fields=problems)
-        group = changes.get("group")
-        if group is not None and not principal.is_admin and group not in principal.groups:
-            raise Forbidden("group must be one of your own groups")
+        acl.check_group(principal, changes.get("group"))
         return changes
 
     async def _hash_write_only(self, store: StoreSchema, stored: Doc, given: Doc) -> Doc:

@@ -9,7 +9,9 @@ import pytest
 from bson import ObjectId
 from mongomock.filtering import filter_applies
 
+from storeengine import acl, schemas
 from storeengine.acl import NOTHING, Principal, can, query_filter, restrict, rooms_for_entity, rooms_for_principal
+from storeengine.errors import Forbidden
 from storeengine.schemas import DEFAULT_ACL
 
 OWNER, LISTED, OTHER = ObjectId(), ObjectId(), ObjectId()
@@ -190,3 +192,65 @@ def test_rooms_reach_exactly_the_readers(rules):
     for (who, principal), entity in itertools.product(PRINCIPALS.items(), ENTITIES):
         shared = set(rooms_for_principal("s", rules, principal)) & set(rooms_for_entity("s", rules, entity))
         assert bool(shared) is can(principal, rules, entity), (who, rules, entity)
+
+
+# --- the rule table and the write checks ----------------------------------------------------------
+
+def test_every_rule_of_the_table_agrees_with_itself():
+    """self/member (built-in stores) too: filter, in-memory match and rooms give one answer."""
+    user_entity = {"_id": OWNER}
+    group_entity = {"_id": G_OWNER}
+    for name in acl.RULES:
+        for (who, principal), entity in itertools.product(PRINCIPALS.items(), [*ENTITIES, user_entity, group_entity]):
+            where = query_filter(principal, [name])
+            matched = True if where is None else filter_applies(where, entity)
+            shared = set(rooms_for_principal("s", [name], principal)) & set(rooms_for_entity("s", [name], entity))
+            assert matched is can(principal, [name], entity) is bool(shared), (who, name, entity)
+    assert can(PRINCIPALS["owner"], ["self"], user_entity)
+    assert can(PRINCIPALS["group member"], ["member"], group_entity)
+    assert not can(PRINCIPALS["stranger"], ["self", "member"], user_entity)
+
+
+def test_schema_rule_names_come_from_the_table():
+    assert {"owner", "group", "access", "branch", "authenticated"} == acl.PUBLIC_RULES
+    assert acl.PUBLIC_RULES | {"self", "member"} == acl.BUILTIN_RULES
+    assert schemas.PUBLIC_RULES is acl.PUBLIC_RULES
+    assert acl.is_rule("role:editor") and not acl.is_rule("role:") and not acl.is_rule("role:a b")
+    assert not acl.is_rule("self") and acl.is_rule("self", builtin=True)
+
+
+def _store(**extra):
+    raw = {"type": "object", "properties": {"n": {"type": "integer"}, "tier": {"type": "string", "x-admin-only": True}},
+           **extra}
+    return schemas.compile_schema("things", raw)
+
+
+def test_write_checks():
+    store, owner, stranger, admin = _store(), PRINCIPALS["owner"], PRINCIPALS["stranger"], PRINCIPALS["admin"]
+    acl.check_create(owner, store, {"owner": OWNER}, {"n": 1})
+    with pytest.raises(Forbidden, match="Only admins may set: tier"):
+        acl.check_create(owner, store, {"owner": OWNER}, {"tier": "gold"})
+    with pytest.raises(Forbidden, match="may not create"):
+        acl.check_create(PRINCIPALS["anonymous"], store, {"owner": None}, {"n": 1})
+    acl.check_create(admin, store, {}, {"tier": "gold"})
+    acl.check_admin_fields(owner, store, {"tier": "gold", "n": 1}, {"tier": "gold", "n": 2})
+    with pytest.raises(Forbidden, match="Only admins may change: tier"):
+        acl.check_admin_fields(owner, store, {"tier": "gold"}, {})
+    acl.check_admin_fields(admin, store, {"tier": "gold"}, {})
+    acl.check(owner, store, "delete", ENTITY)
+    with pytest.raises(Forbidden):
+        acl.check(stranger, store, "delete", ENTITY)
+
+
+def test_access_change_and_group_checks():
+    acl.check_access_change(PRINCIPALS["owner"], ENTITY, {"access": []})
+    with pytest.raises(Forbidden, match="owner or an admin"):
+        acl.check_access_change(PRINCIPALS["listed user"], ENTITY, {"access": []})
+    with pytest.raises(Forbidden, match="Only admins may change the owner"):
+        acl.check_access_change(PRINCIPALS["owner"], ENTITY, {"owner": str(OTHER)})
+    acl.check_access_change(PRINCIPALS["admin"], ENTITY, {"owner": str(OTHER)})
+    acl.check_group(PRINCIPALS["group member"], G_OWNER)
+    acl.check_group(PRINCIPALS["stranger"], None)
+    acl.check_group(PRINCIPALS["admin"], G_LISTED)
+    with pytest.raises(Forbidden, match="one of your own groups"):
+        acl.check_group(PRINCIPALS["stranger"], G_OWNER)
