@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from http.cookies import SimpleCookie
 from typing import Any
 
 import socketio
 
 from storeengine import acl
 from storeengine.acl import Principal
+from storeengine.auth import credentials
 from storeengine.auth.service import AuthService
 from storeengine.errors import BadRequest, StoreError, Unauthorized
 from storeengine.formats import utcnow
@@ -25,21 +25,6 @@ from storeengine.schemas import Registry, StoreSchema
 
 log = logging.getLogger("storeengine.realtime")
 SWEEP_SECONDS = 1.0
-
-
-def _credentials(environ: Mapping[str, Any], auth: Any) -> dict[str, str]:
-    """The connect payload's token or apiKey, else the Authorization header, else the cookie."""
-    if isinstance(auth, dict):
-        if isinstance(auth.get("token"), str):
-            return {"bearer": auth["token"]}
-        if isinstance(auth.get("apiKey"), str):
-            return {"api_key": auth["apiKey"]}
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        return {"bearer": token.strip()} if scheme.lower() == "bearer" and token.strip() else {}
-    cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-    return {"session": cookie["sid"].value} if "sid" in cookie else {}
 
 
 class Realtime:
@@ -63,8 +48,7 @@ class Realtime:
         auth.revocation_listeners.append(self._sweep_now.set)
 
     def _origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
-        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-        return origin is None or origin.rstrip("/") in (own, *self._allowed_origins)
+        return credentials.environ_origin_allowed(origin, environ, self._allowed_origins)
 
     # --- publishing (the service's EventSink) ---------------------------------------------
 
@@ -122,8 +106,8 @@ class Realtime:
     # --- handlers -------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
-        creds = _credentials(environ, auth)
         try:
+            creds = credentials.from_connect(environ, auth).as_kwargs()
             principal = await self.auth.authenticate(**creds)
         except StoreError:
             raise socketio.exceptions.ConnectionRefusedError("Unauthorized") from None

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from storeengine.http.context import context
-from storeengine.http.requests import authenticate, read_json
+from storeengine.acl import Principal
+from storeengine.http.requests import read_json
 from storeengine.http.responses import json_response
 
 
@@ -38,21 +39,18 @@ async def refresh(request: Request) -> Response:
     return json_response(await ctx.auth.refresh(await read_json(request)))
 
 
-async def logout(request: Request) -> Response:
-    principal = await authenticate(request)
+async def logout(request: Request, principal: Principal) -> Response:
     ctx = context(request)
     await ctx.auth.logout(principal)
     cleared = _session_cookie("", datetime(1970, 1, 1), ctx.settings.cookie_secure)
     return json_response({"success": True}, headers={"Set-Cookie": cleared + "; Max-Age=0"})
 
 
-async def me(request: Request) -> Response:
-    principal = await authenticate(request)
+async def me(request: Request, principal: Principal) -> Response:
     return json_response(await context(request).service.get(principal, "users", principal.user_id))
 
 
-async def keys(request: Request) -> Response:
-    principal = await authenticate(request)
+async def keys(request: Request, principal: Principal) -> Response:
     ctx = context(request)
     if request.method == "GET":
         return json_response(await ctx.auth.list_keys(principal))
@@ -60,7 +58,6 @@ async def keys(request: Request) -> Response:
     return json_response(created, 201, {"Location": f"/api/v1/auth/keys/{created['_id']}"})
 
 
-async def delete_key(request: Request) -> Response:
-    principal = await authenticate(request)
+async def delete_key(request: Request, principal: Principal) -> Response:
     deleted = await context(request).auth.delete_key(principal, request.path_params["id"])
     return json_response({"success": True, "_id": deleted})

@@ -9,7 +9,7 @@ from storeengine.acl import Principal
 from storeengine.entities import Doc, path_id, version
 from storeengine.errors import MethodNotAllowed, NotFound
 from storeengine.http.context import Context, context
-from storeengine.http.requests import authenticate, if_match, read_json
+from storeengine.http.requests import if_match, read_json
 from storeengine.http.responses import json_response
 from storeengine.query import parse_list_query
 from storeengine.schemas import StoreSchema
@@ -22,21 +22,20 @@ def entity_response(store: str, doc: Doc, status: int = 200) -> Response:
     return json_response(doc, status, headers)
 
 
-async def caller_and_store(request: Request) -> tuple[Principal, Context, StoreSchema]:
-    """Authenticate first (an anonymous caller learns nothing, not even which stores exist),
-    then find the store: 404 if unknown, 405 for the auth routes' other methods."""
-    principal = await authenticate(request)
+def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
+    """The store of the path (the caller is already authenticated, see routes): 404 if unknown,
+    405 for the auth routes' other methods."""
     ctx, name = context(request), request.path_params["store"]
     if name == "auth":
         known = {"token", "refresh", "logout", "me", "keys"}
         if request.path_params.get("id", "") in known or "id" not in request.path_params:
             raise MethodNotAllowed()
         raise NotFound("No such route")
-    return principal, ctx, ctx.registry.get(name)
+    return ctx, ctx.registry.get(name)
 
 
-async def collection(request: Request) -> Response:
-    principal, ctx, store = await caller_and_store(request)
+async def collection(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
     name = store.name
     if request.method == "GET":
         query = parse_list_query(request.query_params.multi_items(), store)
@@ -45,8 +44,8 @@ async def collection(request: Request) -> Response:
     return entity_response(name, await ctx.service.create(principal, name, body), 201)
 
 
-async def entity(request: Request) -> Response:
-    principal, ctx, store = await caller_and_store(request)
+async def entity(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
     name = store.name
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
@@ -63,15 +62,14 @@ async def entity(request: Request) -> Response:
     return entity_response(name, doc)
 
 
-async def entity_acl(request: Request) -> Response:
-    principal, ctx, store = await caller_and_store(request)
+async def entity_acl(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
     body = await read_json(request)
     doc = await ctx.service.set_acl(principal, store.name, path_id(request.path_params["id"]), body, if_match(request))
     return entity_response(store.name, doc)
 
 
-async def schemas(request: Request) -> Response:
-    await authenticate(request)
+async def schemas(request: Request, principal: Principal) -> Response:
     return json_response(context(request).registry.status())
 
 

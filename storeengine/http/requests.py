@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
+from starlette.responses import Response
 
 from storeengine.acl import Principal
+from storeengine.auth import credentials
 from storeengine.entities import Doc
-from storeengine.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from storeengine.errors import Forbidden, UnsupportedMediaType
 from storeengine.http.context import context
 from storeengine.jsonio import parse_body
 
@@ -14,33 +19,42 @@ UNSAFE = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 async def authenticate(request: Request) -> Principal:
-    """Bearer token, then API key, then the session cookie; 401 if none is valid."""
+    """The caller of a request (see auth/credentials.read); 401 if no credential is valid.
+    A cookie-authenticated write must come from an allowed origin (CSRF)."""
     ctx = context(request)
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Authorization must be 'Bearer <token>'")
-        return await ctx.auth.authenticate(bearer=token.strip())
-    if key := request.headers.get("x-api-key"):
-        return await ctx.auth.authenticate(api_key=key)
-    if sid := request.cookies.get("sid"):
-        principal = await ctx.auth.authenticate(session=sid)
-        if request.method in UNSAFE:
-            check_origin(request, ctx.settings.allowed_origins)
-        return principal
-    raise Unauthorized("Authentication required")
+    headers = request.headers
+    creds = credentials.read(headers.get("authorization"), headers.get("x-api-key"), request.cookies.get("sid"))
+    principal = await ctx.auth.authenticate(**creds.as_kwargs())
+    if creds.session is not None and request.method in UNSAFE:
+        check_origin(request, ctx.settings.allowed_origins)
+    return principal
 
 
 def check_origin(request: Request, allowed: tuple[str, ...]) -> None:
-    """A cookie is sent by the browser on its own; refuse writes it carries from other sites.
-    Requests without Origin (curl, servers) cannot be cross-site browser requests."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin.rstrip("/") not in (own, *allowed):
+    """A cookie is sent by the browser on its own; refuse writes it carries from other sites."""
+    if not credentials.origin_allowed(request.headers.get("origin"), request.url.scheme,
+                                      request.headers.get("host", ""), allowed):
         raise Forbidden("Cross-origin request refused")
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+AuthedEndpoint = Callable[[Request, Principal], Awaitable[Response]]
+
+
+def public(endpoint: Endpoint) -> Endpoint:
+    """Marks, in the routes table, an endpoint that answers without credentials."""
+    return endpoint
+
+
+def authenticated(endpoint: AuthedEndpoint) -> Endpoint:
+    """An endpoint that needs a caller: 401 comes first, before the endpoint looks anything up
+    (so an anonymous caller cannot even learn which stores exist)."""
+
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        return await endpoint(request, await authenticate(request))
+
+    return run
 
 
 async def read_json(request: Request) -> Doc:

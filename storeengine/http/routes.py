@@ -5,20 +5,22 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from storeengine.http import auth, entities
+from storeengine.http.requests import authenticated, public
 
 
 def routes() -> list[Route]:
+    """`public` answers anyone; `authenticated` answers 401 before anything else."""
     return [
-        Route("/healthz", entities.health, methods=["GET"]),
-        Route("/api/v1/auth", auth.login_session, methods=["POST"]),
-        Route("/api/v1/auth/token", auth.login_token, methods=["POST"]),
-        Route("/api/v1/auth/refresh", auth.refresh, methods=["POST"]),
-        Route("/api/v1/auth/logout", auth.logout, methods=["POST"]),
-        Route("/api/v1/auth/me", auth.me, methods=["GET"]),
-        Route("/api/v1/auth/keys", auth.keys, methods=["GET", "POST"]),
-        Route("/api/v1/auth/keys/{id}", auth.delete_key, methods=["DELETE"]),
-        Route("/api/v1/_schemas", entities.schemas, methods=["GET"]),
-        Route("/api/v1/{store}", entities.collection, methods=["GET", "POST"]),
-        Route("/api/v1/{store}/{id}", entities.entity, methods=["GET", "PATCH", "PUT", "DELETE"]),
-        Route("/api/v1/{store}/{id}/acl", entities.entity_acl, methods=["PUT"]),
+        Route("/healthz", public(entities.health), methods=["GET"]),
+        Route("/api/v1/auth", public(auth.login_session), methods=["POST"]),
+        Route("/api/v1/auth/token", public(auth.login_token), methods=["POST"]),
+        Route("/api/v1/auth/refresh", public(auth.refresh), methods=["POST"]),
+        Route("/api/v1/auth/logout", authenticated(auth.logout), methods=["POST"]),
+        Route("/api/v1/auth/me", authenticated(auth.me), methods=["GET"]),
+        Route("/api/v1/auth/keys", authenticated(auth.keys), methods=["GET", "POST"]),
+        Route("/api/v1/auth/keys/{id}", authenticated(auth.delete_key), methods=["DELETE"]),
+        Route("/api/v1/_schemas", authenticated(entities.schemas), methods=["GET"]),
+        Route("/api/v1/{store}", authenticated(entities.collection), methods=["GET", "POST"]),
+        Route("/api/v1/{store}/{id}", authenticated(entities.entity), methods=["GET", "PATCH", "PUT", "DELETE"]),
+        Route("/api/v1/{store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
     ]
