@@ -1,10 +1,17 @@
-"""The store operations: validate + access rules + storage + publish. No HTTP, no Socket.IO."""
+"""The store operations: validate + access rules + storage + publish. No HTTP, no Socket.IO.
+
+Callers pass the resolved `StoreSchema` (the HTTP layer looks the store up once). Every access
+decision is asked of `acl`; a write is read -> check -> change -> compare-and-swap, where the
+change is a pure function of the stored entity (see `_modify`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bson import ObjectId
@@ -41,6 +48,33 @@ Hasher = Callable[[str], Awaitable[str]]
 # Called after each successful write with (principal, store, before, after); auth uses it
 # to end credentials when a password changes or a user is deactivated or deleted.
 WriteHook = Callable[[Principal, StoreSchema, "Doc | None", "Doc | None"], Awaitable[None]]
+# A write's change: the stored entity -> the new stored entity. Pure (no I/O, no await), so
+# the compare-and-swap loop can run it again on a fresher copy after a race.
+Change = Callable[[Doc], Doc]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A list answer: the entities, and where a later read may resume (the change feed's cursor)."""
+
+    items: list[Doc]
+    cursor: str | None = None
+
+    def to_json(self) -> list[Doc]:
+        return self.items
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A `meta=true` answer."""
+
+    total: int
+    first: Doc | None
+    last: Doc | None
+    cursor: str | None = None
+
+    def to_json(self) -> Doc:
+        return {"total": self.total, "first": self.first, "last": self.last}
 
 
 class EntityService:
@@ -54,91 +88,75 @@ class EntityService:
 
     # --- reads ---------------------------------------------------------------------------
 
-    async def get(self, principal: Principal, name: str, entity_id: ObjectId | None) -> Doc:
-        store = self.registry.get(name)
+    async def get(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None) -> Doc:
         return await self._readable(principal, store, entity_id, projection=_hide(store))
 
-    async def list(self, principal: Principal, name: str, query: ListQuery) -> list[Doc] | Doc:
-        store = self.registry.get(name)
+    async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page | Summary:
         coll = self.storage.collection(store.name)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(store)
         if not query.meta:
-            return await coll.find(where, projection, query.sort, query.offset, query.limit)
+            return Page(await coll.find(where, projection, query.sort, query.offset, query.limit))
         reverse = [(k, -d) for k, d in query.sort]
         total, first, last = await asyncio.gather(
             coll.count(where), coll.find_one(where, projection, query.sort), coll.find_one(where, projection, reverse),
         )
-        return {"total": total, "first": first, "last": last}
+        return Summary(total, first, last)
 
     # --- writes --------------------------------------------------------------------------
 
-    async def create(self, principal: Principal, name: str, body: Doc) -> Doc:
-        store = self.registry.get(name)
+    async def create(self, principal: Principal, store: StoreSchema, body: Doc) -> Doc:
         payload = {k: v for k, v in body.items() if k not in ACCESS_FIELDS}
         # Every failing field in one 400: server fields, access fields and the schema.
         problems = forbidden_fields(body, _NOT_IN_CREATE, "is set by the server")
         system: Doc = {}
-        for check in (lambda: system.update(self._new_system_fields(principal, body)),
-                      lambda: store.validate({k: v for k, v in payload.items() if k not in problems})):
-            try:
-                check()
-            except Invalid as exc:
-                problems.update(exc.fields or {})
+        try:
+            system = _new_system_fields(principal, body)
+        except Invalid as exc:
+            problems.update(exc.fields or {})
+        try:
+            store.validate({k: v for k, v in payload.items() if k not in problems})
+        except Invalid as exc:
+            problems.update(exc.fields or {})
         if problems:
             raise Invalid(fields=problems)
         acl.check_create(principal, store, system, payload)
-        stored = await self._hash_write_only(store, store.to_storage(payload), payload)
+        stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
         await self.storage.collection(store.name).insert(doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
-    async def patch(self, principal: Principal, name: str, entity_id: ObjectId | None, patch: Doc,
+    async def patch(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None, patch: Doc,
                     if_match: list[str] | None = None) -> Doc:
-        store = self.registry.get(name)
         reject_fields(patch, SYSTEM_FIELDS, "is a system field")
+        change = functools.partial(_patched, principal, store, patch, await self._hashes(store, patch))
+        return await self._modify(principal, store, entity_id, "update", change, if_match)
 
-        def build(current_body: Doc) -> Doc:
-            return merge_patch(current_body, patch)
-
-        return await self._replace_body(principal, store, entity_id, patch, build, if_match)
-
-    async def put(self, principal: Principal, name: str, entity_id: ObjectId | None, body: Doc,
+    async def put(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None, body: Doc,
                   if_match: list[str] | None = None) -> Doc:
-        store = self.registry.get(name)
         reject_fields(body, SYSTEM_FIELDS, "is a system field")
+        change = functools.partial(_replaced, principal, store, body, await self._hashes(store, body))
+        return await self._modify(principal, store, entity_id, "update", change, if_match)
 
-        def build(current_body: Doc) -> Doc:
-            # Write-only values (hashes) survive a PUT that leaves them out: they cannot be read back.
-            kept = {k: current_body[k] for k in store.write_only if k in current_body and k not in body}
-            return {**body, **kept}
-
-        return await self._replace_body(principal, store, entity_id, body, build, if_match)
-
-    async def set_acl(self, principal: Principal, name: str, entity_id: ObjectId | None, body: Doc,
+    async def set_acl(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None, body: Doc,
                       if_match: list[str] | None = None) -> Doc:
-        store = self.registry.get(name)
         allowed = (*ACCESS_FIELDS, "owner")
         if unknown := {k: "cannot be set here" for k in body if k not in allowed}:
             raise Invalid(fields=unknown)
+        change = functools.partial(_access_set, principal, body)
+        return await self._modify(principal, store, entity_id, None, change, if_match)
 
-        async def build(current: Doc) -> Doc:
-            acl.check_access_change(principal, current, body)
-            return {**current, **self._access_changes(principal, body)}
-
-        return await self._modify(principal, store, entity_id, build, if_match, rule_op=None)
-
-    async def delete(self, principal: Principal, name: str, entity_id: ObjectId | None,
+    async def delete(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                      if_match: list[str] | None = None) -> ObjectId:
-        store = self.registry.get(name)
         coll = self.storage.collection(store.name)
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
-            self._check(principal, store, "delete", current, if_match)
+            _check(principal, store, "delete", current, if_match)
             if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
                 await self._after_write(principal, store, "delete", current, None)
-                return current["_id"]
+                deleted: ObjectId = current["_id"]
+                return deleted
             if if_match is not None:
                 raise PreconditionFailed("The entity changed")
         raise Conflict("The entity keeps changing; try again")
@@ -162,42 +180,14 @@ class EntityService:
             raise NotFound("Entity not found")
         return doc
 
-    @staticmethod
-    def _check(principal: Principal, store: StoreSchema, op: str | None, current: Doc,
-               if_match: list[str] | None) -> None:
-        """403 if the rules of `op` refuse the caller, then 412 if If-Match names another version."""
-        if op is not None:
-            acl.check(principal, store, op, current)
-        if if_match is not None and "*" not in if_match and version(current) not in if_match:
-            raise PreconditionFailed("If-Match does not match the entity's ETag")
-
-    async def _replace_body(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
-                            given: Doc, build: Callable[[Doc], Doc], if_match: list[str] | None) -> Doc:
-        hashes: dict[str, str] = {}
-
-        async def apply(current: Doc) -> Doc:
-            system, body = split(current)
-            old = to_json_form(body)
-            new = build(old)
-            acl.check_admin_fields(principal, store, old, new)
-            store.validate(new)
-            fresh = {k: v for k, v in given.items() if k in store.write_only and v is not None}
-            for key, value in fresh.items():
-                if key not in hashes:
-                    hashes[key] = await self.hasher(value)
-            return {**system, **store.to_storage(new), **hashes}
-
-        return await self._modify(principal, store, entity_id, apply, if_match, rule_op="update")
-
     async def _modify(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
-                      build: Callable[[Doc], Awaitable[Doc]], if_match: list[str] | None,
-                      rule_op: str | None) -> Doc:
-        """Read, build the new document, and compare-and-swap on `updatedAt`; retry on a race."""
+                      rule_op: str | None, change: Change, if_match: list[str] | None) -> Doc:
+        """Read, check, change, and compare-and-swap on `updatedAt`; on a race, again from the read."""
         coll = self.storage.collection(store.name)
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
-            self._check(principal, store, rule_op, current, if_match)
-            new = await build(current)
+            _check(principal, store, rule_op, current, if_match)
+            new = change(current)
             new["updatedAt"] = next_update_time(current["updatedAt"])
             if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]}, _diff(current, new)):
                 await self._after_write(principal, store, "update", current, new)
@@ -206,37 +196,9 @@ class EntityService:
                 raise PreconditionFailed("The entity changed")
         raise Conflict("The entity keeps changing; try again")
 
-    def _new_system_fields(self, principal: Principal, body: Doc) -> Doc:
-        changes = self._access_changes(principal, body)
-        now = utcnow()
-        return {
-            "_id": ObjectId(), "owner": principal.user_id,
-            "group": changes.get("group", principal.primary_group),
-            "access": changes.get("access", []), "branch": changes.get("branch", []),
-            "createdAt": now, "updatedAt": now,
-        }
-
-    @staticmethod
-    def _access_changes(principal: Principal, body: Doc) -> Doc:
-        """Validated `group` / `access` / `branch` / `owner` values from a body."""
-        changes: Doc = {}
-        problems: dict[str, str] = {}
-        parsers = {"group": optional_id, "access": id_list, "branch": id_list, "owner": optional_id}
-        for name, parse in parsers.items():
-            if name in body:
-                try:
-                    changes[name] = parse(body[name], name)
-                except Invalid as exc:
-                    problems.update(exc.fields or {})
-        if problems:
-            raise Invalid(fields=problems)
-        acl.check_group(principal, changes.get("group"))
-        return changes
-
-    async def _hash_write_only(self, store: StoreSchema, stored: Doc, given: Doc) -> Doc:
-        for key in store.write_only & given.keys():
-            stored[key] = await self.hasher(given[key])
-        return stored
+    async def _hashes(self, store: StoreSchema, given: Doc) -> dict[str, str]:
+        """Hashes of the write-only values given (computed once, before any compare-and-swap)."""
+        return {k: await self.hasher(v) for k, v in given.items() if k in store.write_only and isinstance(v, str)}
 
     async def _after_write(self, principal: Principal, store: StoreSchema, op: str,
                            before: Doc | None, after: Doc | None) -> None:
@@ -250,6 +212,79 @@ class EntityService:
         entity = after if after is not None else before
         assert entity is not None
         self.events.publish(store, op, _public(store, entity))
+
+
+# --- the pure parts of a write ------------------------------------------------------------------
+
+def _check(principal: Principal, store: StoreSchema, op: str | None, current: Doc, if_match: list[str] | None) -> None:
+    """403 if the rules of `op` refuse the caller, then 412 if If-Match names another version."""
+    if op is not None:
+        acl.check(principal, store, op, current)
+    if if_match is not None and "*" not in if_match and version(current) not in if_match:
+        raise PreconditionFailed("If-Match does not match the entity's ETag")
+
+
+def _patched(principal: Principal, store: StoreSchema, patch: Doc, hashes: dict[str, str], current: Doc) -> Doc:
+    system, old = split(current)
+    old = to_json_form(old)
+    return _with_body(principal, store, system, old, merge_patch(old, patch), patch, hashes)
+
+
+def _replaced(principal: Principal, store: StoreSchema, body: Doc, hashes: dict[str, str], current: Doc) -> Doc:
+    system, old = split(current)
+    old = to_json_form(old)
+    # Write-only values (hashes) survive a PUT that leaves them out: they cannot be read back.
+    kept = {k: old[k] for k in store.write_only if k in old and k not in body}
+    return _with_body(principal, store, system, old, {**body, **kept}, body, hashes)
+
+
+def _with_body(principal: Principal, store: StoreSchema, system: Doc, old: Doc, new: Doc, given: Doc,
+               hashes: dict[str, str]) -> Doc:
+    """The new stored entity: admin-only fields checked, the body validated, write-only values hashed."""
+    acl.check_admin_fields(principal, store, old, new)
+    store.validate(new)
+    return {**system, **store.to_storage(new), **_hashed(store, given, hashes)}
+
+
+def _hashed(store: StoreSchema, given: Doc, hashes: dict[str, str]) -> dict[str, str]:
+    """The stored form of the write-only values given: their hashes."""
+    fresh = {k for k, v in given.items() if k in store.write_only and v is not None}
+    if unhashed := fresh - hashes.keys():  # only a string can be hashed (a schema may say otherwise)
+        raise Invalid(fields={k: "must be a string" for k in sorted(unhashed)})
+    return {k: hashes[k] for k in fresh}
+
+
+def _access_set(principal: Principal, body: Doc, current: Doc) -> Doc:
+    acl.check_access_change(principal, current, body)
+    return {**current, **_access_changes(principal, body)}
+
+
+def _new_system_fields(principal: Principal, body: Doc) -> Doc:
+    changes = _access_changes(principal, body)
+    now = utcnow()
+    return {
+        "_id": ObjectId(), "owner": principal.user_id,
+        "group": changes.get("group", principal.primary_group),
+        "access": changes.get("access", []), "branch": changes.get("branch", []),
+        "createdAt": now, "updatedAt": now,
+    }
+
+
+def _access_changes(principal: Principal, body: Doc) -> Doc:
+    """Validated `group` / `access` / `branch` / `owner` values from a body."""
+    changes: Doc = {}
+    problems: dict[str, str] = {}
+    parsers = {"group": optional_id, "access": id_list, "branch": id_list, "owner": optional_id}
+    for name, parse in parsers.items():
+        if name in body:
+            try:
+                changes[name] = parse(body[name], name)
+            except Invalid as exc:
+                problems.update(exc.fields or {})
+    if problems:
+        raise Invalid(fields=problems)
+    acl.check_group(principal, changes.get("group"))
+    return changes
 
 
 def _diff(current: Doc, new: Doc) -> Doc:

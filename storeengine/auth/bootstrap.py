@@ -20,7 +20,8 @@ async def bootstrap_admin(service: EntityService, login: str, password: str | No
         return
     chosen = password or secrets.token_urlsafe(12)
     try:
-        await service.create(SYSTEM, "users", {"login": login, "password": chosen, "roles": ["admin"]})
+        body: Doc = {"login": login, "password": chosen, "roles": ["admin"]}
+        await service.create(SYSTEM, service.registry.get("users"), body)
     except Conflict:
         return  # another process created it first
     if password:
@@ -38,7 +39,7 @@ async def create_user(service: EntityService, login: str, password: str, *, admi
     for name in group_names:
         found = await groups.find_one({"name": name}, {"_id": 1})
         if found is None:
-            found = await service.create(SYSTEM, "groups", {"name": name})
+            found = await service.create(SYSTEM, service.registry.get("groups"), {"name": name})
         group_ids.append(str(found["_id"]))
     body: Doc = {"login": login, "password": password, "groups": group_ids, "roles": ["admin"] if admin else []}
-    return await service.create(SYSTEM, "users", body)
+    return await service.create(SYSTEM, service.registry.get("users"), body)

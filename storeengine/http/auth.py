@@ -47,7 +47,8 @@ async def logout(request: Request, principal: Principal) -> Response:
 
 
 async def me(request: Request, principal: Principal) -> Response:
-    return json_response(await context(request).service.get(principal, "users", principal.user_id))
+    ctx = context(request)
+    return json_response(await ctx.service.get(principal, ctx.registry.get("users"), principal.user_id))
 
 
 async def keys(request: Request, principal: Principal) -> Response:

@@ -36,36 +36,36 @@ def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
 
 async def collection(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
-    name = store.name
     if request.method == "GET":
         query = parse_list_query(request.query_params.multi_items(), store)
-        return json_response(await ctx.service.list(principal, name, query))
+        result = await ctx.service.list_entities(principal, store, query)
+        headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else None
+        return json_response(result.to_json(), headers=headers)
     body = await read_json(request)
-    return entity_response(name, await ctx.service.create(principal, name, body), 201)
+    return entity_response(store.name, await ctx.service.create(principal, store, body), 201)
 
 
 async def entity(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
-    name = store.name
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
     if request.method == "GET":
-        return entity_response(name, await service.get(principal, name, entity_id))
+        return entity_response(store.name, await service.get(principal, store, entity_id))
     if request.method == "DELETE":
-        deleted = await service.delete(principal, name, entity_id, if_match(request))
+        deleted = await service.delete(principal, store, entity_id, if_match(request))
         return json_response({"success": True, "_id": deleted})
     body = await read_json(request)
     if request.method == "PATCH":
-        doc = await service.patch(principal, name, entity_id, body, if_match(request))
+        doc = await service.patch(principal, store, entity_id, body, if_match(request))
     else:
-        doc = await service.put(principal, name, entity_id, body, if_match(request))
-    return entity_response(name, doc)
+        doc = await service.put(principal, store, entity_id, body, if_match(request))
+    return entity_response(store.name, doc)
 
 
 async def entity_acl(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     body = await read_json(request)
-    doc = await ctx.service.set_acl(principal, store.name, path_id(request.path_params["id"]), body, if_match(request))
+    doc = await ctx.service.set_acl(principal, store, path_id(request.path_params["id"]), body, if_match(request))
     return entity_response(store.name, doc)
 
 
