@@ -22,6 +22,7 @@ import httpx
 from storeengine.app import create_app
 from storeengine.http.context import Context
 from storeengine.settings import Settings
+from storeengine.storage import Storage
 
 SECRET = "bench-secret-of-at-least-32-bytes!!"
 ADMIN_PASSWORD = "bench-admin-password"
@@ -60,20 +61,27 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         await task
 
 
+def driver_collection(ctx: Context, name: str) -> Any:
+    """The motor collection under the app's storage, for bulk loads and floors."""
+    assert isinstance(ctx.storage, Storage)
+    return ctx.storage.collection(name).raw
+
+
 @contextlib.asynccontextmanager
 async def running_app(schemas: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Context]]:
     """The whole app in-process: an httpx client over ASGITransport and the app's context."""
     folder = schema_folder(schemas)
     settings = Settings(schema_dir=folder, secret=SECRET, admin_password=ADMIN_PASSWORD,
                         database=f"bench_{os.getpid()}_{int(time.time())}", **FAST_HASH)  # type: ignore[arg-type]
-    app = create_app(settings)
+    storage = Storage.connect(settings)
+    app: Any = create_app(settings, storage=storage)
     ctx: Context = app.other_asgi_app.app.state.ctx  # socketio.ASGIApp -> BodyLimit -> Starlette
     try:
         async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                                     base_url="http://bench") as client:
             yield client, ctx
             if settings.mongodb_uri:  # leave no bench database behind on a real server
-                await ctx.storage.client.drop_database(settings.database)
+                await storage.client.drop_database(settings.database)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

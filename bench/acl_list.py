@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from _common import bearer, database_note, line, median_ms, running_app, timed
+from _common import bearer, database_note, driver_collection, line, median_ms, running_app, timed
 from bson import ObjectId
 
 from storeengine.formats import utcnow
@@ -43,7 +43,7 @@ async def main() -> None:
         r.raise_for_status()
         reader = await bearer(client, READER["login"], READER["password"])
         owners = [ObjectId(r.json()["_id"])] + [ObjectId() for _ in range(OWNERS - 1)]
-        raw = ctx.storage.collection("items").raw
+        raw = driver_collection(ctx, "items")
         start = time.perf_counter()
         for first in range(0, TOTAL, BATCH):
             await raw.insert_many(batch(first, min(first + BATCH, TOTAL), owners))

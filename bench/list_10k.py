@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from _common import bearer, database_note, line, median_ms, running_app, timed
+from _common import bearer, database_note, driver_collection, line, median_ms, running_app, timed
 from bson import ObjectId
 
 from storeengine.formats import utcnow
@@ -38,7 +38,7 @@ async def main() -> None:
           f"  a warm-up; {database_note()}", flush=True)
     async with running_app({"items": SCHEMA}) as (client, ctx):
         headers = await bearer(client)
-        raw = ctx.storage.collection("items").raw
+        raw = driver_collection(ctx, "items")
         await raw.insert_many([entity(i, ObjectId()) for i in range(COUNT)])
 
         async def served() -> None:

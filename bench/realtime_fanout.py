@@ -159,7 +159,7 @@ async def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if os.environ.get("STORE_MONGODB_URI"):  # leave no bench database behind on a real server
-            with pymongo.MongoClient(os.environ["STORE_MONGODB_URI"]) as mongo:
+            with pymongo.MongoClient[dict[str, Any]](os.environ["STORE_MONGODB_URI"]) as mongo:
                 mongo.drop_database(database)
     line("captured change payload", f"{payload_bytes:8d} bytes of JSON")
     for name, delays in (("storeengine", engine), ("bare python-socketio", bare)):

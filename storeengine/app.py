@@ -30,6 +30,7 @@ from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import EntityService
 from storeengine.settings import Settings
 from storeengine.storage import Storage
+from storeengine.storage_api import StorageAPI
 
 log = logging.getLogger("storeengine")
 
@@ -77,13 +78,13 @@ class Maintenance:
                 log.exception("maintenance tick failed")
 
 
-def build_context(settings: Settings) -> tuple[Context, Realtime]:
+def build_context(settings: Settings, storage: StorageAPI | None = None) -> tuple[Context, Realtime]:
     secret = settings.secret
     if not secret:
         secret = secrets.token_urlsafe(32)
         log.warning("STORE_SECRET is not set: using a random secret; tokens die with this process, "
                     "and several processes need one STORE_SECRET")
-    storage = Storage.connect(settings)
+    storage = storage or Storage.connect(settings)
     registry = Registry(settings.schema_dir)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     throttle = LoginThrottle(storage.collection("_login_failures"), settings.login_max_failures,
@@ -99,9 +100,10 @@ def build_context(settings: Settings) -> tuple[Context, Realtime]:
     return Context(settings, storage, registry, service, auth), realtime
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
+def create_app(settings: Settings | None = None, *, storage: StorageAPI | None = None) -> ASGIApp:
+    """The whole server as one ASGI app. `storage` replaces the database (tests: a failing or slow one)."""
     settings = settings or Settings()
-    ctx, realtime = build_context(settings)
+    ctx, realtime = build_context(settings, storage)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,7 +27,8 @@ from storeengine.formats import utcnow
 from storeengine.jsonio import to_json_form
 from storeengine.query import ListQuery
 from storeengine.schemas import SYSTEM_FIELDS, Registry, StoreSchema
-from storeengine.storage import ENGINE_INDEXES, Storage
+from storeengine.storage import ENGINE_INDEXES
+from storeengine.storage_api import StorageAPI
 
 log = logging.getLogger("storeengine.service")
 
@@ -78,7 +79,7 @@ class Summary:
 
 
 class EntityService:
-    def __init__(self, registry: Registry, storage: Storage, hasher: Hasher,
+    def __init__(self, registry: Registry, storage: StorageAPI, hasher: Hasher,
                  events: EventSink | None = None) -> None:
         self.registry = registry
         self.storage = storage

@@ -19,7 +19,7 @@ import pytest
 from storeengine.app import create_app
 from storeengine.errors import Unavailable
 from storeengine.settings import Settings
-from storeengine.storage import Collection
+from storeengine.storage import Collection, Storage
 from tests.conftest import (
     ADMIN_LOGIN,
     ADMIN_PASSWORD,
@@ -173,36 +173,59 @@ class DeadDriver:
         return call
 
 
+class SwitchableStorage:
+    """The app's storage seam (create_app(storage=...)): the real embedded database, whose reads,
+    while `down` is set, run the real guarded Collection code over a driver that raises."""
+
+    def __init__(self, real: Storage) -> None:
+        self.real, self.down = real, False
+
+    def collection(self, name: str) -> Any:
+        return SwitchableCollection(self, self.real.collection(name))
+
+    async def ping(self) -> bool:
+        return await self.real.ping()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+class SwitchableCollection:
+    def __init__(self, owner: SwitchableStorage, real: Collection) -> None:
+        self.owner, self.real = owner, real
+
+    def __getattr__(self, name: str) -> Any:
+        if self.owner.down and name in ("find", "find_one"):
+            return getattr(Collection(DeadDriver(), self.real.timeout_ms), name)
+        return getattr(self.real, name)
+
+
 @pytest.fixture
-def database_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """While `flag["down"]` is set, reads run the real Collection code over a driver that raises."""
-    flag = {"down": False}
-    for name in ("find", "find_one"):
-        real = getattr(Collection, name)
+async def switchable(settings: Settings) -> SwitchableStorage:
+    return SwitchableStorage(Storage.connect(settings))
 
-        def make(real: Any) -> Any:
-            async def method(self: Collection, *args: Any, **kwargs: Any) -> Any:
-                target = Collection(DeadDriver(), self.timeout_ms) if flag["down"] else self  # type: ignore[arg-type]
-                return await real(target, *args, **kwargs)
-            return method
 
-        monkeypatch.setattr(Collection, name, make(real))
-    return flag
+@pytest.fixture
+async def app(settings: Settings, switchable: SwitchableStorage) -> AsyncIterator[Any]:
+    """This module's app runs over the switchable storage (a pass-through while it is up)."""
+    application = create_app(settings, storage=switchable)
+    async with lifespan(application):
+        yield application
 
 
 async def test_store_routes_recover_by_themselves(client: httpx.AsyncClient, admin: dict[str, str],
-                                                  database_down: dict[str, bool]) -> None:
+                                                  switchable: SwitchableStorage) -> None:
     created = await client.post("/api/v1/things", json={"name": "a"}, headers=admin)
     assert created.status_code == 201, created.text
     entity = created.json()
     item, listing = f"/api/v1/things/{entity['_id']}", "/api/v1/things"
 
-    database_down["down"] = True
+    switchable.down = True
     for path in (item, listing, listing + "?meta=true"):
         assert_unavailable(await client.get(path, headers=admin))
     assert_unavailable(await client.patch(item, json={"name": "b"}, headers=admin))
 
-    database_down["down"] = False
+    switchable.down = False
     r = await client.get(item, headers=admin)
     assert r.status_code == 200, r.text
     assert r.json() == entity  # the refused PATCH wrote nothing

@@ -20,7 +20,7 @@ from storeengine.errors import Invalid, NotFound, Unauthorized
 from storeengine.formats import utcnow
 from storeengine.jsonio import epoch_ms
 from storeengine.schemas import StoreSchema
-from storeengine.storage import Storage
+from storeengine.storage_api import CollectionAPI, StorageAPI
 
 _CREDENTIALS = ("error_credentials",)
 _USER_FIELDS = {"groups": 1, "roles": 1, "active": 1, "_auth": 1}
@@ -52,7 +52,7 @@ class UserState:
 
 
 class AuthService:
-    def __init__(self, storage: Storage, passwords: Passwords, tokens: TokenIssuer, throttle: LoginThrottle, *,
+    def __init__(self, storage: StorageAPI, passwords: Passwords, tokens: TokenIssuer, throttle: LoginThrottle, *,
                  session_ttl: int, refresh_ttl: int, cache_seconds: float) -> None:
         self.users = storage.collection("users")
         self.sessions = storage.collection("_sessions")
@@ -96,7 +96,7 @@ class AuthService:
             return (await self._state(user_id)).principal(Credential("session", sid_hash))
         raise Unauthorized("Authentication required")
 
-    async def _lookup(self, coll: Any, query: Doc, cache_key: str) -> tuple[ObjectId, datetime | None]:
+    async def _lookup(self, coll: CollectionAPI, query: Doc, cache_key: str) -> tuple[ObjectId, datetime | None]:
         hit = self._credentials.get(cache_key)
         if hit is None:
             doc = await coll.find_one(query, {"user": 1, "expiresAt": 1})

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from storeengine.errors import TooManyRequests
 from storeengine.formats import utcnow
-from storeengine.storage import Collection
+from storeengine.storage_api import CollectionAPI
 
 
 class LoginThrottle:
-    def __init__(self, failures: Collection, max_failures: int, window_seconds: int) -> None:
+    def __init__(self, failures: CollectionAPI, max_failures: int, window_seconds: int) -> None:
         self._failures = failures
         self._max = max_failures
         self._window = timedelta(seconds=window_seconds)

@@ -10,13 +10,13 @@ from storeengine.auth.service import AuthService
 from storeengine.schemas import Registry
 from storeengine.service import EntityService
 from storeengine.settings import Settings
-from storeengine.storage import Storage
+from storeengine.storage_api import StorageAPI
 
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
-    storage: Storage
+    storage: StorageAPI
     registry: Registry
     service: EntityService
     auth: AuthService

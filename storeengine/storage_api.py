@@ -1,0 +1,50 @@
+"""The storage seam: what the engine asks of a database, as Protocols.
+
+`storage.Storage` / `storage.Collection` (motor, guarded) are the real implementation and the
+only code that touches the driver. `create_app(settings, storage=...)` takes any object with
+these operations, so a test can hand the app a store that fails or is slow, the way httpx
+takes a transport. Every operation raises StoreErrors only (Unavailable, Conflict, StoreError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+Doc = dict[str, Any]
+Sort = Sequence[tuple[str, int]]
+
+
+class CollectionAPI(Protocol):
+    async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
+                       sort: Sort | None = None) -> Doc | None: ...
+
+    async def find(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
+                   sort: Sort | None = None, skip: int = 0, limit: int = 0) -> list[Doc]: ...
+
+    async def count(self, query: Mapping[str, Any]) -> int: ...
+
+    async def insert(self, doc: Doc) -> None: ...
+
+    async def update_if(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+        """Update the one document matching `query` (a compare-and-swap); False if none matched."""
+        ...
+
+    async def update(self, query: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False) -> int: ...
+
+    async def delete(self, query: Mapping[str, Any]) -> int: ...
+
+    async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None: ...
+
+    async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
+                           expire_after: int | None = None) -> None: ...
+
+
+class StorageAPI(Protocol):
+    def collection(self, name: str) -> CollectionAPI: ...
+
+    async def ping(self) -> bool:
+        """False when the database cannot be reached (GET /healthz answers 503)."""
+        ...
+
+    def close(self) -> None: ...
