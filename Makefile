@@ -1,10 +1,11 @@
-# Two commands do everything: `make run` and `make test`. Both install first.
+# Two commands do everything: `make run` and `make test`. Both install first. `make check` is the gate
+# (mypy --strict and ruff over storeengine/ and bench/, ruff over tests/) that CI runs before the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test check install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(ARGS)
+
+check: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/ruff check storeengine bench tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

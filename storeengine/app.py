@@ -123,9 +123,10 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
 
     middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins), allow_credentials=True,
                              allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "Location"])]
-    app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.state.ctx = ctx
     app.state.realtime = realtime
     http = BodyLimit(app, settings.max_body_bytes)
-    return socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
+    asgi: ASGIApp = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
+    return asgi

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 from typing import Any
 
 from bson import ObjectId
@@ -47,7 +47,7 @@ def parse_datetime(value: Any) -> datetime | None:
         if hours > 23 or minutes > 59:
             return None
         offset = timedelta(hours=hours, minutes=minutes)
-        parsed = parsed.replace(tzinfo=timezone(sign * offset)).astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.replace(tzinfo=timezone(sign * offset)).astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 
@@ -63,7 +63,7 @@ def parse_ms(value: str) -> datetime | None:
 
 def utcnow() -> datetime:
     """Now, naive UTC, truncated to what BSON stores (milliseconds)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

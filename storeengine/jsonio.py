@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ def _default(value: Any) -> Any:
     if kind is datetime and value.tzinfo is None:
         return value.isoformat(timespec="milliseconds") + "Z"
     if isinstance(value, datetime):
-        return iso_ms(value.astimezone(timezone.utc).replace(tzinfo=None))
+        return iso_ms(value.astimezone(UTC).replace(tzinfo=None))
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 

@@ -8,6 +8,7 @@ the sockets that may read the entity, on every process (through Redis when confi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -73,10 +74,8 @@ class Realtime:
 
     async def _sweeper(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), SWEEP_SECONDS)
-            except TimeoutError:
-                pass
             self._sweep_now.clear()
             for sid, creds in list(self._sockets.items()):
                 try:
@@ -151,4 +150,5 @@ class Realtime:
     def _store_name(data: Any) -> str:
         if not isinstance(data, dict) or not isinstance(data.get("store"), str):
             raise BadRequest('Send {"store": "<name>"}')
-        return data["store"]
+        name: str = data["store"]
+        return name

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,10 +14,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError as JsonSchemaError
-from jsonschema.exceptions import ValidationError
 
 from storeengine import acl
 from storeengine.errors import Invalid, NotFound
+from storeengine.validation import describe, json_path
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
 
 log = logging.getLogger("storeengine.schemas")
@@ -29,6 +29,8 @@ SYSTEM_FORMATS = {
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 RESERVED = frozenset({"auth", "users", "groups"})
+# Internal state of the built-in stores (auth bookkeeping on users): never leaves the server.
+_BUILTIN_HIDDEN = frozenset({"_auth"})
 OPERATIONS = ("create", "read", "update", "delete")
 DEFAULT_ACL: Mapping[str, tuple[str, ...]] = {
     "create": ("authenticated",),
@@ -91,7 +93,7 @@ class StoreSchema:
         """Raise Invalid with every failing field (messages never echo the value)."""
         fields: dict[str, str] = {}
         for error in self.validator.iter_errors(doc):
-            for path, message in _describe(error):
+            for path, message in describe(error):
                 fields.setdefault(path or "(body)", message)
         if fields:
             raise Invalid(fields=fields)
@@ -111,92 +113,74 @@ def _convert(value: Any, path: str, formats: Mapping[str, str]) -> Any:
     return convert(formats.get(path), value)
 
 
-def _json_path(parts: Iterable[Any]) -> str:
-    return ".".join(str(p) for p in parts)
+def _name_problems(name: str, builtin: bool) -> list[str]:
+    if builtin:
+        return []
+    if not NAME_PATTERN.match(name):
+        return [f"store name {name!r} must match {NAME_PATTERN.pattern}"]
+    return [f"store name {name!r} is reserved"] if name in RESERVED else []
 
 
-_TYPE_WORDS = {"object": "an object", "array": "an array", "integer": "an integer", "null": "null"}
+def _type_problems(raw: dict[str, Any]) -> list[str]:
+    return [] if raw.get("type") == "object" else ['schema must have "type": "object"']
 
 
-def _describe(error: ValidationError) -> list[tuple[str, str]]:
-    """Messages that name the rule, never the value (a value may be a password)."""
-    path = _json_path(error.absolute_path)
-    kind, rule = error.validator, error.validator_value
-    prefix = f"{path}." if path else ""
-    if kind == "required":
-        present = error.instance if isinstance(error.instance, dict) else {}
-        return [(prefix + name, "is required") for name in rule if name not in present]
-    if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
-        return [
-            (prefix + key, "is not allowed")
-            for key in error.instance
-            if key not in allowed and not any(p.search(key) for p in patterns)
-        ]
-    if kind == "type":
-        types = rule if isinstance(rule, list) else [rule]
-        words = [_TYPE_WORDS.get(t, f"a {t}") for t in types]
-        return [(path, "must be " + " or ".join(words))]
-    messages = {
-        "minLength": f"must be at least {rule} characters",
-        "maxLength": f"must be at most {rule} characters",
-        "minimum": f"must be >= {rule}",
-        "maximum": f"must be <= {rule}",
-        "exclusiveMinimum": f"must be > {rule}",
-        "exclusiveMaximum": f"must be < {rule}",
-        "multipleOf": f"must be a multiple of {rule}",
-        "pattern": f"must match the pattern {rule}",
-        "format": f"must be a valid {rule}",
-        "enum": f"must be one of {json.dumps(rule)}",
-        "const": f"must be {json.dumps(rule)}",
-        "minItems": f"must have at least {rule} items",
-        "maxItems": f"must have at most {rule} items",
-        "uniqueItems": "must not contain duplicates",
-        "minProperties": f"must have at least {rule} properties",
-        "maxProperties": f"must have at most {rule} properties",
-    }
-    return [(path, messages.get(str(kind), f"is invalid ({kind})"))]
+def _json_schema_problems(raw: dict[str, Any]) -> list[str]:
+    try:
+        Draft202012Validator.check_schema(raw)
+    except JsonSchemaError as exc:
+        return [f"not a valid JSON Schema 2020-12: {exc.message} at {json_path(exc.path) or '(root)'}"]
+    return []
+
+
+def _property_problems(raw: dict[str, Any]) -> list[str]:
+    return [problem for prop in _properties(raw) if (problem := _property_problem(prop))]
+
+
+def _property_problem(prop: str) -> str:
+    if prop in SYSTEM_FORMATS:
+        return f"property {prop!r} is a system field"
+    if prop.startswith(("_", "$")) or "." in prop:
+        return f"property {prop!r}: names may not start with '_' or '$' or contain '.'"
+    return ""
+
+
+# Every check of a schema object; each returns its problems, so one answer lists them all.
+_CHECKS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
+    _type_problems, _json_schema_problems, _property_problems,
+)
+
+
+def _properties(raw: dict[str, Any]) -> dict[str, Any]:
+    properties = raw.get("properties", {})
+    return properties if isinstance(properties, dict) else {}
+
+
+def _flagged(properties: Mapping[str, Any], keyword: str) -> frozenset[str]:
+    """The properties whose schema sets `keyword` to true (writeOnly, x-admin-only)."""
+    return frozenset(p for p, sub in properties.items() if isinstance(sub, dict) and sub.get(keyword) is True)
 
 
 def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema:
     """Check a store definition and compile it; raise SchemaError listing every problem."""
-    problems: list[str] = []
-    if not builtin:
-        if not NAME_PATTERN.match(name):
-            problems.append(f"store name {name!r} must match {NAME_PATTERN.pattern}")
-        elif name in RESERVED:
-            problems.append(f"store name {name!r} is reserved")
+    problems = _name_problems(name, builtin)
     if not isinstance(raw, dict):
         raise SchemaError([*problems, "schema must be a JSON object"])
-    if raw.get("type") != "object":
-        problems.append('schema must have "type": "object"')
-    try:
-        Draft202012Validator.check_schema(raw)
-    except JsonSchemaError as exc:
-        problems.append(f"not a valid JSON Schema 2020-12: {exc.message} at {_json_path(exc.path) or '(root)'}")
-    properties = raw.get("properties", {})
-    if not isinstance(properties, dict):
-        properties = {}
-    for prop in properties:
-        if prop in SYSTEM_FORMATS:
-            problems.append(f"property {prop!r} is a system field")
-        elif prop.startswith("_") or prop.startswith("$") or "." in prop:
-            problems.append(f"property {prop!r}: names may not start with '_' or '$' or contain '.'")
+    for check in _CHECKS:
+        problems.extend(check(raw))
+    properties = _properties(raw)
     rules = _parse_acl(raw.get("x-acl"), builtin, problems)
+    indexes = _parse_indexes(raw.get("x-indexes"), set(properties) | set(SYSTEM_FORMATS), problems)
+    if problems:
+        raise SchemaError(problems)
     formats: dict[str, str] = {}
     for prop, sub in properties.items():
         _collect_formats(sub, prop, formats)
-    write_only = frozenset(p for p, s in properties.items() if isinstance(s, dict) and s.get("writeOnly") is True)
-    admin_only = frozenset(p for p, s in properties.items() if isinstance(s, dict) and s.get("x-admin-only") is True)
-    known = set(properties) | set(SYSTEM_FORMATS)
-    indexes = _parse_indexes(raw.get("x-indexes"), known, problems)
-    if problems:
-        raise SchemaError(problems)
-    hidden = write_only | ({"_auth"} if builtin else frozenset())
+    write_only = _flagged(properties, "writeOnly")
     return StoreSchema(
         name=name, raw=raw, acl=rules, indexes=indexes, properties=properties, formats=formats,
-        write_only=write_only, admin_only=admin_only, hidden=frozenset(hidden),
+        write_only=write_only, admin_only=_flagged(properties, "x-admin-only"),
+        hidden=write_only | (_BUILTIN_HIDDEN if builtin else frozenset()),
         validator=Draft202012Validator(raw, format_checker=_FORMATS),
     )
 

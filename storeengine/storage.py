@@ -53,7 +53,7 @@ async def guard() -> AsyncIterator[None]:
 class Collection:
     """The few operations the engine needs, each guarded."""
 
-    def __init__(self, raw: AsyncIOMotorCollection, timeout_ms: int) -> None:
+    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int) -> None:
         self.raw = raw
         self.timeout_ms = timeout_ms  # bounds every read, so one costly filter cannot run on
 
@@ -97,7 +97,8 @@ class Collection:
 
     async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None:
         async with guard():
-            return await self.raw.find_one_and_delete(query)
+            found: Doc | None = await self.raw.find_one_and_delete(query)
+            return found
 
     async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
                            expire_after: int | None = None) -> None:
@@ -113,7 +114,7 @@ class Collection:
 class Storage:
     def __init__(self, client: Any, database: str, *, embedded: bool, query_timeout_ms: int = 10000) -> None:
         self.client = client
-        self.db: AsyncIOMotorDatabase = client[database]
+        self.db: AsyncIOMotorDatabase[Doc] = client[database]
         self.embedded = embedded
         self.query_timeout_ms = query_timeout_ms
 
@@ -126,7 +127,7 @@ class Storage:
                         "data is NOT persisted and is lost when the process exits")
             return cls(AsyncMongoMockClient(tz_aware=False), settings.database, embedded=True,
                        query_timeout_ms=settings.query_timeout_ms)
-        client = AsyncIOMotorClient(
+        client: AsyncIOMotorClient[Doc] = AsyncIOMotorClient(
             settings.mongodb_uri, tz_aware=False,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
             connectTimeoutMS=settings.server_selection_timeout_ms,

@@ -108,7 +108,7 @@ async def test_unsubscribe_stops_events_and_unknown_stores_are_404(api):
 
 async def test_events_follow_read_access(api):
     admin = await api.token()
-    owner_id, owner = await api.user(admin, "owner")
+    _owner_id, owner = await api.user(admin, "owner")
     reader_id, reader = await api.user(admin, "reader")
     async with listener(api.url, auth={"token": reader}) as (_, events):
         created = await api.call("POST", "/api/v1/orders", owner, ORDER, 201)

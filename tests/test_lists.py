@@ -41,7 +41,8 @@ async def rows(client, admin) -> list[dict[str, Any]]:
     """ROWS created in order by the admin, each with its own createdAt millisecond."""
     created: list[dict[str, Any]] = []
     for row in ROWS:
-        while created and instant(created[-1]["createdAt"]) >= datetime.now(UTC) - timedelta(milliseconds=1):
+        # Waits for the clock to move on, not for an event.
+        while created and instant(created[-1]["createdAt"]) >= datetime.now(UTC) - timedelta(milliseconds=1):  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         r = await client.post(URL, json=row, headers=admin)
         assert r.status_code == 201, r.text

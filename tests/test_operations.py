@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import jwt
@@ -239,7 +239,7 @@ async def test_reads_are_time_bounded_and_a_timeout_is_503():
     class SlowCollection:
         """Records what the driver was asked and answers as MongoDB does past maxTimeMS."""
 
-        calls: list[dict] = []
+        calls: ClassVar[list[dict]] = []
 
         async def find_one(self, *args, **kwargs):
             self.calls.append(kwargs)

@@ -6,7 +6,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
 
@@ -209,7 +208,8 @@ class AuthService:
             raise NotFound("API key not found")
         self._credentials.drop(doc["hash"])
         self._revoked()
-        return doc["_id"]
+        deleted: ObjectId = doc["_id"]
+        return deleted
 
     # --- reacting to user changes -----------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from email.utils import format_datetime
 
 from starlette.requests import Request
@@ -16,7 +16,7 @@ from storeengine.http.responses import json_response
 
 def _session_cookie(value: str, expires: datetime, secure: bool) -> str:
     """The exact `Set-Cookie` of API.md 3 (Starlette would lower-case `Expires`)."""
-    stamp = format_datetime(expires.replace(tzinfo=timezone.utc), usegmt=True)
+    stamp = format_datetime(expires.replace(tzinfo=UTC), usegmt=True)
     return f"sid={value}; Path=/; Expires={stamp}; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
 

@@ -20,11 +20,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    refusal = error_response(PayloadTooLarge(f"Body larger than {self.max_bytes} bytes"))
-                    await refusal(scope, receive, send)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                refusal = error_response(PayloadTooLarge(f"Body larger than {self.max_bytes} bytes"))
+                await refusal(scope, receive, send)
+                return
         received = 0
 
         async def limited() -> Message:
