@@ -325,3 +325,19 @@ async def test_wrong_method_is_a_405_envelope_and_changes_nothing(client, admin,
     assert_error(r, 405)
     assert allowed <= {m.strip() for m in r.headers.get("allow", "").split(",")}
     assert await snapshot(client, admin) == [thing]
+
+
+async def test_other_methods_on_auth_routes_are_405(client, admin):
+    for method, path in (("GET", "/api/v1/auth"), ("GET", "/api/v1/auth/token"), ("PATCH", "/api/v1/auth/me"),
+                         ("PUT", "/api/v1/auth/keys"), ("GET", "/api/v1/auth/logout")):
+        assert_error(await client.request(method, path, json={}, headers=admin), 405)
+
+
+# --- validation messages ---------------------------------------------------------------------
+
+async def test_validation_messages_name_the_rule_and_never_echo_values(client, admin):
+    r = await client.post(url(), json={"pin": "ab", "name": 12345, "score": "y"}, headers=admin)
+    err = assert_error(r, 400, validation=True)
+    assert err["fields"]["score"] == "must be a number"
+    assert "pin" in err["fields"] and "ab" not in json.dumps(err["fields"]) and "12345" not in r.text
+    assert await snapshot(client, admin) == []
