@@ -186,13 +186,16 @@ async def _connect_kwargs(api: Api, how: str, login: str, token: str) -> dict[st
     if how == "auth apiKey":
         key = await api.call("POST", "/api/v1/auth/keys", token, {"name": "socket"}, status=201)
         return {"auth": {"apiKey": key["key"]}}
+    if how == "x-api-key header":  # read by the same reader as HTTP requests (auth/credentials.py)
+        key = await api.call("POST", "/api/v1/auth/keys", token, {"name": "socket"}, status=201)
+        return {"headers": {"x-api-key": key["key"]}}
     if how == "Authorization header":
         return {"headers": {"Authorization": f"Bearer {token}"}}
     assert how == "sid cookie"
     return {"headers": {"Cookie": f"sid={await api.session(login)}"}}
 
 
-CREDENTIALS = ["auth token", "auth apiKey", "Authorization header", "sid cookie"]
+CREDENTIALS = ["auth token", "auth apiKey", "x-api-key header", "Authorization header", "sid cookie"]
 
 
 @pytest.mark.parametrize("how", CREDENTIALS)
@@ -429,6 +432,40 @@ async def test_default_read_rules_decide_who_gets_events(api: Api, admin: str, s
             assert_event(await r.next(), "update", patched)
         await r.only_marker(api, reader)
     assert {k: shared[k] for k in acl} == acl
+
+
+# --- rooms follow changes of the subscriber and of the store ------------------------------
+
+async def test_rooms_follow_a_change_of_the_subscriber_s_groups(api: Api, admin: str) -> None:
+    team = await api.group(admin, "team")
+    _, owner = await api.user(admin, "owner", [team])
+    joiner_id, joiner = await api.user(admin, "joiner")
+    created = await api.order(owner)
+    assert created["group"] == team
+    path = f"/api/v1/orders/{created['_id']}"
+    async with listening(api.url, "orders", **bearer(joiner)) as j:
+        await api.call("PATCH", path, owner, {"quantity": 2})
+        await j.only_marker(api, joiner)  # not in the group yet
+        await api.call("PATCH", f"/api/v1/users/{joiner_id}", admin, {"groups": [team]})
+        await asyncio.sleep(1.5)  # the server re-checks its sockets every second
+        patched = await api.call("PATCH", path, owner, {"quantity": 3})
+        assert_event(await j.next(), "update", patched)
+
+
+async def test_rooms_follow_a_change_of_the_store_s_read_rules(api: Api, admin: str, schema_dir: Path) -> None:
+    _, owner = await api.user(admin, "owner")
+    _, other = await api.user(admin, "other")
+    created = await api.order(owner)
+    path = f"/api/v1/orders/{created['_id']}"
+    async with listening(api.url, "orders", **bearer(other)) as o:
+        await api.call("PATCH", path, owner, {"quantity": 2})
+        await o.only_marker(api, other)
+        schema = json.loads((schema_dir / "orders.json").read_text())
+        schema["x-acl"] = {"read": ["authenticated"]}
+        (schema_dir / "orders.json").write_text(json.dumps(schema))
+        await asyncio.sleep(2)  # reload (0.5 s) and the socket re-check (1 s)
+        patched = await api.call("PATCH", path, owner, {"quantity": 3})
+        assert_event(await o.next(), "update", patched)
 
 
 # --- revoked credentials ---------------------------------------------------------------
