@@ -1,0 +1,65 @@
+"""Unit tests of storeengine/jsonio.py: encoding BSON values, and strict parsing of request bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from bson import ObjectId
+
+from storeengine.errors import BadRequest
+from storeengine.jsonio import MAX_DEPTH, dumps, epoch_ms, iso_ms, parse_body, to_json_form
+
+HEX = "0123456789abcdef01234567"
+
+
+def test_bson_values_encode_as_the_contract_says():
+    moment = datetime(2026, 11, 22, 10, 4, 5, 123000)
+    doc = {"_id": ObjectId(HEX), "at": moment, "list": [ObjectId(HEX)], "n": 1.5, "s": "é"}
+    assert json.loads(dumps(doc)) == {"_id": HEX, "at": "2026-11-22T10:04:05.123Z", "list": [HEX], "n": 1.5, "s": "é"}
+    assert to_json_form(doc) == json.loads(dumps(doc))
+
+
+def test_aware_datetimes_are_written_in_utc():
+    aware = datetime(2026, 1, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert json.loads(dumps({"at": aware})) == {"at": "2026-01-01T00:00:00.000Z"}
+    assert json.loads(dumps({"at": datetime(2026, 1, 1, tzinfo=UTC)})) == {"at": "2026-01-01T00:00:00.000Z"}
+
+
+def test_unknown_types_are_refused():
+    with pytest.raises(TypeError):
+        dumps({"x": {1, 2}})
+
+
+def test_time_helpers():
+    assert iso_ms(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
+    assert epoch_ms(datetime(1970, 1, 1, 0, 0, 1, 500000)) == 1500
+
+
+def nested(levels: int) -> dict:
+    """`levels` nested objects; the innermost holds a scalar (a scalar is not a level)."""
+    doc: dict = {"a": 1}
+    for _ in range(levels - 1):
+        doc = {"x": doc}
+    return doc
+
+
+def test_a_body_is_a_json_object_of_bounded_depth():
+    assert parse_body(b'{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
+    assert parse_body(json.dumps(nested(MAX_DEPTH)).encode()) == nested(MAX_DEPTH)
+    with pytest.raises(BadRequest, match="deeper"):
+        parse_body(json.dumps(nested(MAX_DEPTH + 1)).encode())
+    with pytest.raises(BadRequest, match="deeper"):
+        parse_body(b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}")
+
+
+@pytest.mark.parametrize("raw,match", [
+    (b"", "Malformed"), (b'{"a": ', "Malformed"), (b"{'a': 1}", "Malformed"), (b'{"a": NaN}', "Malformed"),
+    (b'{"a": "\xff"}', "Malformed"), (b"[1]", "object"), (b'"x"', "object"), (b"null", "object"),
+    (b'{"$set": 1}', r"\$set"), (b'{"a": {"b.c": 1}}', r"a\.b\.c"), (b'{"a": [{"$ne": 1}]}', r"a\.0\.\$ne"),
+    (b'{"a\\u0000b": 1}', "Key not allowed"),
+])
+def test_bad_bodies_are_400_naming_the_problem(raw, match):
+    with pytest.raises(BadRequest, match=match):
+        parse_body(raw)
