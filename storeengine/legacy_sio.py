@@ -28,11 +28,11 @@ from typing import Any
 import socketio
 from engineio import async_socket, exceptions
 from engineio import packet as eio
+from engineio.payload import Payload
 from engineio.async_server import AsyncServer as EngineServer
 from socketio import packet as sio
 
 log = logging.getLogger("storeengine.realtime")
-MAX_PAYLOAD_PACKETS = 16  # as python-engineio bounds a v4 payload
 _V3_BINARY_PREFIX = "b4"  # a base64 MESSAGE in a v3 text payload
 
 
@@ -54,7 +54,7 @@ def _js_end(text: str, start: int, units: int) -> int:
         index += 1
     if units < 0:
         raise ValueError("a packet length splits a character")
-    return index
+    return index + units  # past the end if the payload ran out first
 
 
 def encode_packet(pkt: Any) -> str:
@@ -85,7 +85,7 @@ def _split_payload(body: str) -> Iterator[Any]:
         if end > len(body) or end == colon + 1:
             raise ValueError("a payload packet is shorter than its length")
         count += 1
-        if count > MAX_PAYLOAD_PACKETS:
+        if count > Payload.max_decode_packets:  # python-engineio's bound on a v4 payload
             raise ValueError("too many packets in one payload")
         yield _decode_packet(body[colon + 1:end])
         index = end
