@@ -394,10 +394,14 @@ async def test_a_refusal_says_why_in_the_log(legacy_server: Server) -> None:
         origin = f"http://evil-{uuid.uuid4().hex[:8]}.example"
         r = await api.http.get("/socket.io/?EIO=3&transport=polling", headers={"Origin": origin})
         assert r.status_code == 400
+        r = await api.http.get("/socket.io/?EIO=3&transport=polling", headers={"Origin": legacy_server.url})
+        assert r.status_code == 200  # its own origin is welcome
         r = await api.http.get("/socket.io/?EIO=2&transport=polling")
         assert r.status_code == 400
+        before = legacy_server.output().count('"Unauthorized"')
         assert (await api.http.get("/socket.io/?EIO=3&transport=polling")).status_code == 200  # then 44"Unauthorized"
     log = legacy_server.output()
+    assert log.count('"Unauthorized"') == before + 1
     assert "refused a legacy Socket.IO (EIO=3) connection from 127.0.0.1" in log
     assert f"origin {origin} is not allowed" in log
     assert "unsupported protocol version EIO='2'" in log
