@@ -398,6 +398,8 @@ async def test_a_refusal_says_why_in_the_log(legacy_server: Server) -> None:
         assert r.status_code == 200  # its own origin is welcome
         r = await api.http.get("/socket.io/?EIO=2&transport=polling")
         assert r.status_code == 400
+        assert (await api.http.get("/socket.io/?EIO=3&transport=polling&j=0")).status_code == 400
+        assert (await api.http.get("/socket.io/?EIO=3&transport=websocket")).status_code == 400  # no upgrade
         before = legacy_server.output().count('"Unauthorized"')
         assert (await api.http.get("/socket.io/?EIO=3&transport=polling")).status_code == 200  # then 44"Unauthorized"
     log = legacy_server.output()
@@ -405,6 +407,8 @@ async def test_a_refusal_says_why_in_the_log(legacy_server: Server) -> None:
     assert "refused a legacy Socket.IO (EIO=3) connection from 127.0.0.1" in log
     assert f"origin {origin} is not allowed" in log
     assert "unsupported protocol version EIO='2'" in log
+    assert "JSONP polling is not supported" in log
+    assert "transport=websocket without a WebSocket upgrade" in log
     assert re.search(r'refused a legacy Socket\.IO \(EIO=3\) connection from [\d.:]+: "Unauthorized"', log)
 
 
