@@ -138,8 +138,8 @@ class V3Socket(async_socket.AsyncSocket):  # type: ignore[misc]
             await self.send(eio.Packet(eio.PONG, pkt.data))
         elif pkt.packet_type == eio.PONG:
             return  # v3 servers do not ping: a stray pong must not start v4 pings
-        elif pkt.packet_type == eio.MESSAGE and isinstance(pkt.data, bytes):
-            # a v3 binary WebSocket frame starts with its packet type
+        elif pkt.packet_type == eio.MESSAGE and isinstance(pkt.data, bytes) and self.upgraded:
+            # a v3 binary WebSocket frame starts with its packet type (base64 polling packets do not)
             await super().receive(eio.Packet(eio.MESSAGE, pkt.data[1:]))
         elif pkt.packet_type == eio.MESSAGE and _connects_default(pkt.data):
             return  # already connected to "/" implicitly at the open

@@ -28,7 +28,7 @@ import redis
 import socketio
 from engineio import packet as eio
 
-from storeengine.legacy_sio import decode_payload, encode_payload, to_protocol_v4
+from storeengine.legacy_sio import LegacyEngineServer, V3Socket, decode_payload, encode_payload, to_protocol_v4
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, Server, start_server, stop_server
 
 WAIT = 10.0  # bound for anything that should happen (Node start-up included)
@@ -446,3 +446,27 @@ def test_malformed_v3_payloads_are_refused(body: str) -> None:
 ])
 def test_server_packets_take_socket_io_protocol_v4_form(v5: str, v4: str) -> None:
     assert to_protocol_v4(v5) == v4
+
+
+class FakeInput:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def read(self, length: int) -> bytes:
+        return self.body[:length]
+
+
+async def test_a_v3_socket_pongs_and_unwraps_binary_packets_of_either_transport() -> None:
+    server = LegacyEngineServer(async_mode="asgi", ping_interval=25, ping_timeout=60)
+    messages: list[Any] = []
+    server.on("message", lambda sid, data: messages.append(data))
+    sock = V3Socket(server, "s1", {})
+    await sock.receive(eio.Packet(encoded_packet="2probe"))
+    await sock.receive(eio.Packet(encoded_packet="3"))  # a stray pong: ignored, no server ping scheduled
+    assert [(p.packet_type, p.data) for p in [sock.queue.get_nowait()]] == [(eio.PONG, "probe")]
+    assert sock.queue.empty()
+    await sock.handle_post_request({"CONTENT_LENGTH": "8", "wsgi.input": FakeInput(b"6:b4YWJj")})  # polling
+    sock.upgraded = True
+    await sock.receive(eio.Packet(encoded_packet=b"\x04abc"))  # a WebSocket frame: type byte, then data
+    await asyncio.sleep(0)  # message handlers run as tasks
+    assert messages == [b"abc", b"abc"]
