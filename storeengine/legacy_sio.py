@@ -93,6 +93,8 @@ def _split_payload(body: str) -> Iterator[Any]:
 
 def _decode_packet(text: str) -> Any:
     if text.startswith("b"):  # base64 binary: 'b', the packet type, the data
+        if not text[1:2].isdigit():
+            raise ValueError("a base64 packet needs its packet type")
         return eio.Packet(int(text[1]), base64.b64decode(text[2:], validate=True))
     return eio.Packet(encoded_packet=text)
 

@@ -131,7 +131,7 @@ def test_v3_payload_lengths_count_utf16_units_as_javascript_does() -> None:
 
 
 @pytest.mark.parametrize("body", ["", "42", ":42", "x:42", "3:42", "0:", "2:\U0001f984", "3:\U0001f984",
-                                  "1:2" * 17, "6:b4@@@@"])
+                                  "1:2" * 17, "6:b4@@@@", "1:b", "3:bxA"])
 def test_malformed_v3_payloads_are_refused(body: str) -> None:
     if body == "":
         assert decode_payload(body) == []
