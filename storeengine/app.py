@@ -94,7 +94,9 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
         session_ttl=settings.session_ttl_seconds, refresh_ttl=settings.refresh_ttl_seconds,
         cache_seconds=settings.auth_cache_seconds,
     )
-    realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins)
+    realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
+                        ping_interval=settings.socketio_ping_interval_seconds,
+                        ping_timeout=settings.socketio_ping_timeout_seconds)
     service = EntityService(registry, storage, passwords.hash, realtime)
     service.write_hooks.append(auth.on_user_write)
     return Context(settings, storage, registry, service, auth), realtime

@@ -22,6 +22,7 @@ from storeengine.auth.service import AuthService
 from storeengine.errors import BadRequest, StoreError, Unauthorized
 from storeengine.formats import utcnow
 from storeengine.jsonio import iso_ms, to_json_form
+from storeengine.legacy_sio import LegacyAsyncServer
 from storeengine.schemas import Registry, StoreSchema
 
 log = logging.getLogger("storeengine.realtime")
@@ -30,12 +31,13 @@ SWEEP_SECONDS = 1.0
 
 class Realtime:
     def __init__(self, registry: Registry, auth: AuthService, *, queue_url: str | None,
-                 allowed_origins: tuple[str, ...]) -> None:
+                 allowed_origins: tuple[str, ...], ping_interval: int = 25, ping_timeout: int = 60) -> None:
         self.registry = registry
         self.auth = auth
         manager = socketio.AsyncRedisManager(queue_url) if queue_url else None
-        self.sio = socketio.AsyncServer(
-            async_mode="asgi", client_manager=manager, ping_interval=25, ping_timeout=60,
+        # python-socketio's server, able to speak Engine.IO v3 to socket.io-client 2.x as well
+        self.sio = LegacyAsyncServer(
+            async_mode="asgi", client_manager=manager, ping_interval=ping_interval, ping_timeout=ping_timeout,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
         )
         self._allowed_origins = allowed_origins

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=8)
 
     socketio_queue: str | None = None
+    # Engine.IO heartbeat (both protocol versions); tests shorten it.
+    socketio_ping_interval_seconds: int = Field(default=25, ge=1)
+    socketio_ping_timeout_seconds: int = Field(default=60, ge=1)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
