@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from storeengine.errors import BadRequest
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid
 from storeengine.jsonio import MAX_DEPTH, check_document
+from storeengine.regex import compile_linear
 from storeengine.schemas import StoreSchema
 
 MAX_LIMIT = 10000
@@ -237,10 +238,7 @@ def _condition(cond: Any, path: str, store: StoreSchema) -> Any:
 def _regex(arg: Any) -> str:
     if not isinstance(arg, str) or len(arg) > MAX_REGEX:
         raise BadRequest(f"filter: $regex takes a string of at most {MAX_REGEX} characters")
-    try:
-        re.compile(arg)
-    except re.error:
-        raise BadRequest("filter: $regex is not a valid regular expression") from None
+    compile_linear(arg)  # 400 for what RE2 refuses (it could not be matched in linear time)
     return arg
 
 

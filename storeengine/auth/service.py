@@ -128,11 +128,10 @@ class AuthService:
         if missing:
             raise Invalid(fields=missing)
         login, password = body["login"], body["password"]
-        await self.throttle.check(login)
+        await self.throttle.attempt(login)  # counted before the check: 429 past the limit
         user = await self.users.find_one({"login": login})
         ok = await self.passwords.verify(user.get("password") if user else None, password)
         if not ok or user is None:
-            await self.throttle.failed(login)
             raise Unauthorized("Wrong login or password", extra_tags=_CREDENTIALS)
         if user.get("active", True) is False:
             raise Unauthorized("User is inactive", extra_tags=_CREDENTIALS)

@@ -10,7 +10,7 @@ from storeengine.entities import Doc, path_id, version
 from storeengine.errors import MethodNotAllowed, NotFound
 from storeengine.http.context import Context, context
 from storeengine.http.requests import authenticate, if_match, read_json
-from storeengine.http.responses import json_response
+from storeengine.http.responses import json_response, list_response
 from storeengine.query import parse_list_query
 from storeengine.schemas import StoreSchema
 
@@ -40,7 +40,7 @@ async def collection(request: Request) -> Response:
     name = store.name
     if request.method == "GET":
         query = parse_list_query(request.query_params.multi_items(), store)
-        return json_response(await ctx.service.list(principal, name, query))
+        return await list_response(await ctx.service.list(principal, name, query))
     body = await read_json(request)
     return entity_response(name, await ctx.service.create(principal, name, body), 201)
 
