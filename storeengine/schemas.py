@@ -164,7 +164,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     """Check a store definition and compile it; raise SchemaError listing every problem."""
     problems: list[str] = []
     if not builtin:
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             problems.append(f"store name {name!r} must match {NAME_PATTERN.pattern}")
         elif name in RESERVED:
             problems.append(f"store name {name!r} is reserved")
@@ -226,7 +226,7 @@ def _parse_acl(value: Any, allowed: frozenset[str], problems: list[str]) -> Mapp
         if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
             problems.append(f"x-acl.{op} must be a list of rule names")
             continue
-        bad = [r for r in rules if r not in allowed and not _ROLE.match(r)]
+        bad = [r for r in rules if r not in allowed and not _ROLE.fullmatch(r)]
         if bad:
             problems.append(f"x-acl.{op}: unknown rules {bad}")
         acl[op] = tuple(rules)

@@ -151,7 +151,8 @@ class AuthService:
         await self.refresh_tokens.insert(
             {"_id": digest(refresh), "user": user_id, "jti": claims.jti, "expiresAt": refresh_expires})
         return {
-            "success": True, "type": "access", "token": token, "issuedAt": claims.issued_ms,
+            # issuedAt is the JWT's `iat` in ms, so that expiresAt - issuedAt is the lifetime exactly.
+            "success": True, "type": "access", "token": token, "issuedAt": claims.expires_ms - self.tokens.ttl * 1000,
             "expiresAt": claims.expires_ms, "refreshToken": refresh, "refreshExpiresAt": epoch_ms(refresh_expires),
         }
 

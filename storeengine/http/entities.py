@@ -38,7 +38,7 @@ async def caller_and_store(request: Request) -> tuple[Principal, Context, StoreS
 async def collection(request: Request) -> Response:
     principal, ctx, store = await caller_and_store(request)
     name = store.name
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         query = parse_list_query(request.query_params.multi_items(), store)
         return await list_response(await ctx.service.list(principal, name, query))
     body = await read_json(request)
@@ -50,7 +50,7 @@ async def entity(request: Request) -> Response:
     name = store.name
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return entity_response(name, await service.get(principal, name, entity_id))
     if request.method == "DELETE":
         deleted = await service.delete(principal, name, entity_id, if_match(request))

@@ -40,7 +40,8 @@ def check_origin(request: Request, allowed: tuple[str, ...]) -> None:
         return
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     if origin.rstrip("/") not in (own, *allowed):
-        raise Forbidden("Cross-origin request refused")
+        raise Forbidden(f"Cross-origin request refused: origin {origin!r} is neither this server's own ({own}) "
+                        "nor one of STORE_ALLOWED_ORIGINS")
 
 
 async def read_json(request: Request) -> Doc:
