@@ -74,7 +74,7 @@ def loads_exact(raw: bytes | str) -> Any:
 
 def _has_huge_float(value: Any) -> bool:
     if isinstance(value, float):
-        return not -2.0**63 <= value < 2.0**63
+        return not -(2.0**63) < value < 2.0**63  # such a float may be a rounded integer
     if isinstance(value, dict):
         return any(_has_huge_float(v) for v in value.values())
     if isinstance(value, list):

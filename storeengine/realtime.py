@@ -22,6 +22,7 @@ from storeengine.errors import BadRequest, StoreError, Unauthorized
 from storeengine.formats import utcnow
 from storeengine.jsonio import iso_ms, to_json_form
 from storeengine.schemas import Registry, StoreSchema
+from storeengine.sendqueue import bound_send_queues
 
 log = logging.getLogger("storeengine.realtime")
 SWEEP_SECONDS = 1.0
@@ -52,6 +53,7 @@ class Realtime:
             async_mode="asgi", client_manager=manager, ping_interval=25, ping_timeout=60,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
         )
+        bound_send_queues(self.sio.eio)  # a client that stops reading is cut off (sendqueue.py)
         self._allowed_origins = allowed_origins
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
         self._sockets: dict[str, dict[str, str]] = {}  # local sid -> credentials, for revocation
