@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from storeengine.errors import Invalid, NotFound
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
+from storeengine.patterns import SchemaValidator
 
 log = logging.getLogger("storeengine.schemas")
 
@@ -198,7 +199,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     return StoreSchema(
         name=name, raw=raw, acl=acl, indexes=indexes, properties=properties, formats=formats,
         write_only=write_only, admin_only=admin_only, hidden=frozenset(hidden),
-        validator=Draft202012Validator(raw, format_checker=_FORMATS),
+        validator=SchemaValidator(raw, format_checker=_FORMATS),  # `$` as in ECMA-262 (patterns.py)
     )
 
 

@@ -130,9 +130,8 @@ async def test_a_burst_of_parallel_guesses_gets_at_most_5_checked(client, users)
 
 async def test_the_right_password_inside_a_burst_does_not_get_past_the_limit(client, users):
     await users.user("victim", password="right-password-1")
-    assert await _burst(client, [f"wrong-{i}" for i in range(5)]) == [401] * 5
-    codes = await _burst(client, ["right-password-1"] + [f"wrong-{i}" for i in range(20)])
-    assert codes == [429] * 21
+    codes = await _burst(client, [f"wrong-{i}" for i in range(29)] + ["right-password-1"])
+    assert codes.count(401) <= 5 and codes[-1] == 429, codes  # sent last: counted 30th
 
 
 async def test_a_success_within_the_limit_resets_the_count(client, users):
@@ -383,3 +382,17 @@ async def test_a_reading_client_is_never_cut_off():
     assert overflowed == [] and queue.queued_bytes == 0
 
 
+
+
+# --- schema patterns: `$` is the end of the string (ECMA-262), not "before a final newline" --
+
+@pytest.mark.parametrize("store,body,field", [
+    ("products", {"name": "p", "price": 1, "sku": "ABC\n"}, "sku"),
+    ("users", {"login": "bob\n", "password": "password-123"}, "login"),
+])
+async def test_a_schema_pattern_does_not_accept_a_trailing_newline(client, admin, store, body, field):
+    before = await _count(client, admin, store)
+    assert field in _error(await client.post(f"/api/v1/{store}", json=body, headers=admin), 400)["fields"]
+    assert await _count(client, admin, store) == before
+    body[field] = body[field].rstrip("\n")
+    assert (await client.post(f"/api/v1/{store}", json=body, headers=admin)).status_code == 201
