@@ -136,7 +136,7 @@ def rule(name: str) -> Rule | None:
     """The rule of a name, `role:<name>` included; None for an unknown name (which refuses)."""
     if name.startswith(ROLE_PREFIX):
         role = name[len(ROLE_PREFIX):]
-        return Rule(name, passes=lambda p: role in p.roles) if _ROLE_NAME.match(role) else None
+        return Rule(name, passes=lambda p: role in p.roles) if _ROLE_NAME.fullmatch(role) else None
     return RULES.get(name)
 
 

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import socketio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from storeengine.auth.bootstrap import bootstrap_admin
@@ -22,7 +21,7 @@ from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.errors import StoreError, Unavailable
 from storeengine.http.context import Context
-from storeengine.http.middleware import BodyLimit
+from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, TrailingSlash
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
 from storeengine.realtime import Realtime
@@ -123,12 +122,16 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
             await asyncio.gather(*tasks, return_exceptions=True)
             ctx.storage.close()
 
-    middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins), allow_credentials=True,
-                             allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "Location"])]
+    # Outermost first: CORS sees every answer (413 and other refusals get their CORS headers).
+    middleware = [Middleware(Cors, allow_origins=list(settings.allowed_origins), allow_credentials=True,
+                             allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "Location"]),
+                  Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+                  Middleware(TrailingSlash)]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
+    app.router.redirect_slashes = False  # TrailingSlash serves `/x/` as `/x`
     app.state.ctx = ctx
     app.state.realtime = realtime
-    http = BodyLimit(app, settings.max_body_bytes)
+    http = HeadWithoutBody(app)
     asgi: ASGIApp = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
     return asgi

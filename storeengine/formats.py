@@ -8,9 +8,10 @@ from typing import Any
 
 from bson import ObjectId
 
-_OBJECTID = re.compile(r"^[0-9a-fA-F]{24}$")
+# Used with fullmatch only: `$` also matches before a final newline ("...0\n" would pass).
+_OBJECTID = re.compile(r"[0-9a-fA-F]{24}")
 _ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:\d{2})?$"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:\d{2})?", re.ASCII
 )
 
 OBJECTID = "objectid"
@@ -21,7 +22,7 @@ def parse_objectid(value: Any) -> ObjectId | None:
     """A 24-hex string -> ObjectId; anything else -> None."""
     if isinstance(value, ObjectId):
         return value
-    if isinstance(value, str) and _OBJECTID.match(value):
+    if isinstance(value, str) and _OBJECTID.fullmatch(value):
         return ObjectId(value)
     return None
 
@@ -32,7 +33,7 @@ def parse_datetime(value: Any) -> datetime | None:
         return value
     if not isinstance(value, str):
         return None
-    match = _ISO.match(value)
+    match = _ISO.fullmatch(value)
     if not match:
         return None
     year, month, day, hour, minute, second, frac, zone = match.groups()
@@ -47,13 +48,16 @@ def parse_datetime(value: Any) -> datetime | None:
         if hours > 23 or minutes > 59:
             return None
         offset = timedelta(hours=hours, minutes=minutes)
-        parsed = parsed.replace(tzinfo=timezone(sign * offset)).astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.replace(tzinfo=timezone(sign * offset)).astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # the zone moves it out of years 1..9999 (9999-12-31T23:59-23:59)
+            return None
     return parsed
 
 
 def parse_ms(value: str) -> datetime | None:
     """Unix milliseconds (as a string of digits) -> naive UTC datetime."""
-    if not re.fullmatch(r"-?\d{1,15}", value):
+    if not re.fullmatch(r"-?\d{1,15}", value, re.ASCII):
         return None
     try:
         return datetime(1970, 1, 1) + timedelta(milliseconds=int(value))

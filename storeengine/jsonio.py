@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from bson import ObjectId
 
-from storeengine.errors import BadRequest
+from storeengine.errors import BadRequest, Invalid
 
 MAX_DEPTH = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what MongoDB stores as an integer
 EPOCH = datetime(1970, 1, 1)
 _OPTS = orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -49,7 +51,7 @@ def to_json_form(value: Any) -> Any:
 def parse_body(raw: bytes) -> dict[str, Any]:
     """Parse a request body: a JSON object, at most MAX_DEPTH deep, no `$` or dotted keys."""
     try:
-        value = orjson.loads(raw)
+        value = loads_exact(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc.msg}") from None
     if not isinstance(value, dict):
@@ -58,8 +60,38 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return value
 
 
+def loads_exact(raw: bytes | str) -> Any:
+    """orjson.loads, except that integers beyond 64 bits, which orjson reads as floats, stay
+    exact integers (to be refused by `check_document`, never stored as another number)."""
+    value = orjson.loads(raw)
+    if _has_huge_float(value):
+        try:
+            value = json.loads(raw)  # valid JSON already (orjson said so); exact integers
+        except ValueError:  # an integer of more than 4300 digits
+            raise BadRequest("An integer does not fit in a signed 64-bit integer") from None
+    return value
+
+
+def _has_huge_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return not -(2.0**63) < value < 2.0**63  # such a float may be a rounded integer
+    if isinstance(value, dict):
+        return any(_has_huge_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_huge_float(v) for v in value)
+    return False
+
+
+def check_int64(value: Any, where: str) -> None:
+    """400 naming `where` for an integer MongoDB cannot store (outside signed 64 bits)."""
+    if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+        raise Invalid(fields={where or "(body)": "must be an integer that fits in signed 64 bits"})
+
+
 def check_document(value: Any, path: str = "", depth: int = 1) -> None:
-    """Reject nesting deeper than MAX_DEPTH and keys that MongoDB would read as operators."""
+    """Reject nesting deeper than MAX_DEPTH, keys that MongoDB would read as operators, and
+    integers it cannot store."""
+    check_int64(value, path)
     if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
         raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from storeengine.errors import BadRequest
+from storeengine.errors import BadRequest, Invalid
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid
-from storeengine.jsonio import MAX_DEPTH, check_document
+from storeengine.jsonio import INT64_MAX, INT64_MIN, MAX_DEPTH, check_document, check_int64, loads_exact
+from storeengine.regex import compile_linear
 from storeengine.schemas import StoreSchema
 
 MAX_LIMIT = 10000
@@ -69,7 +71,7 @@ def _int(seen: dict[str, str], key: str, default: int, low: int, high: int | Non
     if key not in seen:
         return default
     raw = seen[key]
-    if not re.fullmatch(r"\d{1,12}", raw) or int(raw) < low or (high is not None and int(raw) > high):
+    if not re.fullmatch(r"\d{1,12}", raw, re.ASCII) or int(raw) < low or (high is not None and int(raw) > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
         raise BadRequest(f"{key} must be an integer {bound}")
     return int(raw)
@@ -106,8 +108,16 @@ def _sort(raw: str, store: StoreSchema) -> list[tuple[str, int]]:
 def _time(key: str, raw: str) -> datetime:
     value = parse_ms(raw) or parse_datetime(raw)
     if value is None:
-        raise BadRequest(f"{key} must be Unix milliseconds or ISO 8601 (YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm])")
+        raise BadRequest(f"{key} must be Unix milliseconds or ISO 8601 (YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm])"
+                         + _plus_hint(raw))
     return value
+
+
+def _plus_hint(raw: str) -> str:
+    """A `+` left unencoded in a URL arrives as a space: say how to send it."""
+    if " " in raw and parse_datetime(raw.replace(" ", "+")) is not None:
+        return "; a '+' in a URL query is read as a space: write the zone's '+' as %2B"
+    return ""
 
 
 def _created_range(seen: dict[str, str]) -> dict[str, datetime]:
@@ -135,9 +145,9 @@ def _property_equality(key: str, raw: str, store: StoreSchema) -> dict[str, Any]
         kind = next((t for t in kind if t != "null"), "string")
     value: Any = raw
     if kind == "integer":
-        value = int(raw) if re.fullmatch(r"-?\d{1,18}", raw) else None
+        value = _int64(key, raw)
     elif kind == "number":
-        value = _number(raw)
+        value = _number(key, raw)
     elif kind == "boolean":
         value = {"true": True, "false": False}.get(raw)
     elif kind == OBJECTID:
@@ -145,14 +155,24 @@ def _property_equality(key: str, raw: str, store: StoreSchema) -> dict[str, Any]
     elif kind == DATETIME:
         value = parse_ms(raw) or parse_datetime(raw)
     if value is None:
-        raise BadRequest(f"{key}: {raw!r} is not a valid {kind}")
+        raise BadRequest(f"{key}: {raw!r} is not a valid {kind}" + (_plus_hint(raw) if kind == DATETIME else ""))
     return {key: value}
 
 
-def _number(raw: str) -> float | int | None:
-    if re.fullmatch(r"-?\d{1,18}", raw):
-        return int(raw)
-    if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw):
+def _int64(key: str, raw: str) -> int | None:
+    """An integer parameter; 400 naming it when it does not fit MongoDB's signed 64 bits."""
+    if not re.fullmatch(r"-?\d{1,400}", raw, re.ASCII):
+        return None
+    value = int(raw)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise BadRequest(f"{key}: {raw} does not fit in a signed 64-bit integer")
+    return value
+
+
+def _number(key: str, raw: str) -> float | int | None:
+    if re.fullmatch(r"-?\d+", raw, re.ASCII):
+        return _int64(key, raw)
+    if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw, re.ASCII):
         return float(raw)
     return None
 
@@ -160,7 +180,7 @@ def _number(raw: str) -> float | int | None:
 def parse_filter(raw: str, store: StoreSchema) -> dict[str, Any]:
     """`filter=<JSON>`: a MongoDB query restricted to safe operators over known fields."""
     try:
-        value = orjson.loads(raw)
+        value = loads_exact(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("filter is not valid JSON") from None
     if not isinstance(value, dict):
@@ -199,60 +219,92 @@ def _query(node: Any, store: StoreSchema, prefix: str | None = None) -> dict[str
 def _condition(cond: Any, path: str, store: StoreSchema) -> Any:
     fmt = store.field_format(path)
     if not (isinstance(cond, dict) and any(k.startswith("$") for k in cond)):
-        return _literal(cond, fmt)
+        return _literal(cond, fmt, path)
     out: dict[str, Any] = {}
     for op, arg in cond.items():
-        if op in _COMPARE:
-            out[op] = _literal(arg, fmt)
-        elif op in _LISTS:
-            if not isinstance(arg, list):
-                raise BadRequest(f"filter: {op} takes an array")
-            out[op] = [_literal(a, fmt) for a in arg]
-        elif op == "$exists":
-            if not isinstance(arg, bool):
-                raise BadRequest("filter: $exists takes true or false")
-            out[op] = arg
-        elif op == "$size":
-            if not isinstance(arg, int) or isinstance(arg, bool) or arg < 0:
-                raise BadRequest("filter: $size takes a non-negative integer")
-            out[op] = arg
-        elif op == "$regex":
-            out[op] = _regex(arg)
-        elif op == "$not":
-            if not isinstance(arg, dict) or not arg or not all(k.startswith("$") for k in arg):
-                raise BadRequest("filter: $not takes an operator object")
-            out[op] = _condition(arg, path, store)
-        elif op == "$elemMatch":
-            if not isinstance(arg, dict) or not arg:
-                raise BadRequest("filter: $elemMatch takes an object")
-            if all(k.startswith("$") for k in arg):
-                out[op] = _condition(arg, path, store)
-            else:
-                out[op] = _query(arg, store, prefix=path)
-        else:
+        operand = _OPERANDS.get(op)
+        if operand is None:
             raise BadRequest(f"filter: operator {op} is not allowed")
+        out[op] = operand(arg, _Field(path, fmt, store), op)
     return out
+
+
+@dataclass(frozen=True)
+class _Field:
+    """Where an operator's argument applies: the field's path, its format, and its store."""
+
+    path: str
+    fmt: str | None
+    store: StoreSchema
+
+
+def _compare(arg: Any, field: _Field, op: str) -> Any:
+    return _literal(arg, field.fmt, field.path)
+
+
+def _list(arg: Any, field: _Field, op: str) -> Any:
+    if not isinstance(arg, list):
+        raise BadRequest(f"filter: {op} takes an array")
+    return [_literal(a, field.fmt, field.path) for a in arg]
+
+
+def _exists(arg: Any, field: _Field, op: str) -> Any:
+    if not isinstance(arg, bool):
+        raise BadRequest("filter: $exists takes true or false")
+    return arg
+
+
+def _size(arg: Any, field: _Field, op: str) -> Any:
+    if not isinstance(arg, int) or isinstance(arg, bool) or not 0 <= arg <= INT64_MAX:
+        raise BadRequest("filter: $size takes a non-negative integer")
+    return arg
+
+
+def _not(arg: Any, field: _Field, op: str) -> Any:
+    if not isinstance(arg, dict) or not arg or not all(k.startswith("$") for k in arg):
+        raise BadRequest("filter: $not takes an operator object")
+    return _condition(arg, field.path, field.store)
+
+
+def _elem_match(arg: Any, field: _Field, op: str) -> Any:
+    if not isinstance(arg, dict) or not arg:
+        raise BadRequest("filter: $elemMatch takes an object")
+    if all(k.startswith("$") for k in arg):
+        return _condition(arg, field.path, field.store)
+    return _query(arg, field.store, prefix=field.path)
+
+
+# Each allowed operator and the check that turns its argument into the MongoDB form.
+_OPERANDS: dict[str, Callable[[Any, _Field, str], Any]] = {
+    **dict.fromkeys(_COMPARE, _compare),
+    **dict.fromkeys(_LISTS, _list),
+    "$exists": _exists,
+    "$size": _size,
+    "$regex": lambda arg, field, op: _regex(arg),
+    "$not": _not,
+    "$elemMatch": _elem_match,
+}
 
 
 def _regex(arg: Any) -> str:
     if not isinstance(arg, str) or len(arg) > MAX_REGEX:
         raise BadRequest(f"filter: $regex takes a string of at most {MAX_REGEX} characters")
-    try:
-        re.compile(arg)
-    except re.error:
-        raise BadRequest("filter: $regex is not a valid regular expression") from None
+    compile_linear(arg)  # 400 for what RE2 refuses (it could not be matched in linear time)
     return arg
 
 
-def _literal(value: Any, fmt: str | None) -> Any:
+def _literal(value: Any, fmt: str | None, path: str) -> Any:
     if isinstance(value, dict):
         try:
-            check_document(value)
+            check_document(value, f"filter.{path}")
+        except Invalid:
+            raise
         except BadRequest:
             raise BadRequest("filter: operators are not allowed inside a value") from None
         return value
+    check_int64(value, f"filter.{path}")
     if isinstance(value, list):
-        return [_literal(v, fmt) for v in value]
+        return [_literal(v, fmt, path) for v in value]
     if fmt and isinstance(value, str):
         converted = convert(fmt, value)
         if converted is value:

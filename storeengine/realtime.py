@@ -24,6 +24,7 @@ from storeengine.formats import utcnow
 from storeengine.jsonio import iso_ms, to_json_form
 from storeengine.legacy_sio import LegacyAsyncServer
 from storeengine.schemas import Registry, StoreSchema
+from storeengine.sendqueue import bound_send_queues
 
 log = logging.getLogger("storeengine.realtime")
 SWEEP_SECONDS = 1.0
@@ -40,6 +41,7 @@ class Realtime:
             async_mode="asgi", client_manager=manager, ping_interval=ping_interval, ping_timeout=ping_timeout,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
         )
+        bound_send_queues(self.sio.eio)  # a client that stops reading is cut off (sendqueue.py)
         self._allowed_origins = allowed_origins
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
         self._sockets: dict[str, dict[str, str]] = {}  # local sid -> credentials, for revocation

@@ -19,6 +19,7 @@ from storeengine import acl
 from storeengine.errors import Invalid, NotFound
 from storeengine.validation import describe, json_path
 from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
+from storeengine.patterns import SchemaValidator
 
 log = logging.getLogger("storeengine.schemas")
 
@@ -116,7 +117,7 @@ def _convert(value: Any, path: str, formats: Mapping[str, str]) -> Any:
 def _name_problems(name: str, builtin: bool) -> list[str]:
     if builtin:
         return []
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         return [f"store name {name!r} must match {NAME_PATTERN.pattern}"]
     return [f"store name {name!r} is reserved"] if name in RESERVED else []
 
@@ -181,7 +182,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
         name=name, raw=raw, acl=rules, indexes=indexes, properties=properties, formats=formats,
         write_only=write_only, admin_only=_flagged(properties, "x-admin-only"),
         hidden=write_only | (_BUILTIN_HIDDEN if builtin else frozenset()),
-        validator=Draft202012Validator(raw, format_checker=_FORMATS),
+        validator=SchemaValidator(raw, format_checker=_FORMATS),  # `$` as in ECMA-262 (patterns.py)
     )
 
 

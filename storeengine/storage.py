@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from bson.errors import BSONError
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import ReturnDocument
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
@@ -18,12 +20,16 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from storeengine.errors import Conflict, StoreError, Unavailable
+from storeengine.embedded import Runner, ThreadedCollection
+from storeengine.errors import BadRequest, Conflict, StoreError, Unavailable
 from storeengine.settings import Settings
 
 log = logging.getLogger("storeengine.storage")
 
 _DOWN = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
+# Values the driver cannot encode: integers outside signed 64 bits (OverflowError), invalid
+# documents and strings (bson InvalidDocument / InvalidStringData), lone surrogates.
+_UNENCODABLE = (OverflowError, BSONError, UnicodeEncodeError)
 # Indexes the engine itself queries on, for every store.
 ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
@@ -35,9 +41,13 @@ Sort = Sequence[tuple[str, int]]
 
 @asynccontextmanager
 async def guard() -> AsyncIterator[None]:
-    """Translate driver errors: unreachable -> 503, unique index -> 409, other -> 500."""
+    """Translate driver errors: unreachable -> 503, unique index -> 409, a value the driver
+    cannot encode -> 400, other -> 500."""
     try:
         yield
+    except _UNENCODABLE as exc:
+        log.info("value refused by the driver: %s", type(exc).__name__)
+        raise BadRequest("A value cannot be stored (integers must fit in signed 64 bits)") from exc
     except DuplicateKeyError:
         raise Conflict("An entity with the same unique value exists") from None
     except ExecutionTimeout:
@@ -53,19 +63,26 @@ async def guard() -> AsyncIterator[None]:
 class Collection:
     """The few operations the engine needs, each guarded."""
 
-    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int) -> None:
+    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int,
+                 threaded: ThreadedCollection | None = None) -> None:
         self.raw = raw
         self.timeout_ms = timeout_ms  # bounds every read, so one costly filter cannot run on
+        # The embedded database: every call on its worker thread (embedded.py), never on the loop.
+        self.threaded = threaded
 
     async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                        sort: Sort | None = None) -> Doc | None:
         async with guard():
+            if self.threaded:
+                return await self.threaded.find_one(query, projection, sort, self.timeout_ms)
             return await self.raw.find_one(query, projection, sort=list(sort) if sort else None,
                                            max_time_ms=self.timeout_ms)
 
     async def find(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                    sort: Sort | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
         async with guard():
+            if self.threaded:
+                return await self.threaded.find(query, projection, sort, skip, limit, self.timeout_ms)
             cursor = self.raw.find(query, projection, skip=skip, limit=limit, max_time_ms=self.timeout_ms)
             if sort:
                 cursor = cursor.sort(list(sort))
@@ -73,32 +90,43 @@ class Collection:
 
     async def count(self, query: Mapping[str, Any]) -> int:
         async with guard():
+            if self.threaded:
+                return await self.threaded.count(query, self.timeout_ms)
             return await self.raw.count_documents(query, maxTimeMS=self.timeout_ms)
 
-    async def insert(self, doc: Doc) -> None:
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A write or index call through the driver (or the embedded worker), guarded."""
         async with guard():
-            await self.raw.insert_one(doc)
+            if self.threaded:
+                return await self.threaded.call(method, *args, **kwargs)
+            return await getattr(self.raw, method)(*args, **kwargs)
+
+    async def insert(self, doc: Doc) -> None:
+        await self._call("insert_one", doc)
 
     async def update_if(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
         """Update the one document matching `query` (a compare-and-swap); False if none matched."""
-        async with guard():
-            result = await self.raw.update_one(query, update)
-            return result.matched_count == 1
+        result = await self._call("update_one", query, update)
+        return bool(result.matched_count == 1)
 
     async def update(self, query: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False) -> int:
-        async with guard():
-            result = await self.raw.update_many(query, update, upsert=upsert)
-            return result.matched_count
+        result = await self._call("update_many", query, update, upsert=upsert)
+        return int(result.matched_count)
 
     async def delete(self, query: Mapping[str, Any]) -> int:
-        async with guard():
-            result = await self.raw.delete_many(query)
-            return result.deleted_count
+        result = await self._call("delete_many", query)
+        return int(result.deleted_count)
 
     async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None:
-        async with guard():
-            found: Doc | None = await self.raw.find_one_and_delete(query)
-            return found
+        doc: Doc | None = await self._call("find_one_and_delete", query)
+        return doc
+
+    async def increment(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Doc:
+        """Apply `update` to the one document matching `query`, creating it if missing, and
+        return it as it is after the update: one atomic step on MongoDB."""
+        doc: Doc = await self._call("find_one_and_update", query, update, upsert=True,
+                                    return_document=ReturnDocument.AFTER)
+        return doc
 
     async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
                            expire_after: int | None = None) -> None:
@@ -107,8 +135,7 @@ class Collection:
             # Unique among the documents that have the fields: entities without an optional
             # unique field must not collide with each other as `null`s.
             extra["partialFilterExpression"] = {k: {"$exists": True} for k, _ in keys}
-        async with guard():
-            await self.raw.create_index(list(keys), unique=unique, **extra)
+        await self._call("create_index", list(keys), unique=unique, **extra)
 
 
 class Storage:
@@ -117,6 +144,8 @@ class Storage:
         self.db: AsyncIOMotorDatabase[Doc] = client[database]
         self.embedded = embedded
         self.query_timeout_ms = query_timeout_ms
+        self.runner = Runner() if embedded else None
+        self._threaded: dict[str, ThreadedCollection] = {}
 
     @classmethod
     def connect(cls, settings: Settings) -> Storage:
@@ -136,7 +165,12 @@ class Storage:
         return cls(client, settings.database, embedded=False, query_timeout_ms=settings.query_timeout_ms)
 
     def collection(self, name: str) -> Collection:
-        return Collection(self.db[name], self.query_timeout_ms)
+        threaded = None
+        if self.runner:
+            threaded = self._threaded.get(name)
+            if threaded is None:
+                threaded = self._threaded[name] = ThreadedCollection(self.db.delegate[name], self.runner)
+        return Collection(self.db[name], self.query_timeout_ms, threaded)
 
     async def ping(self) -> bool:
         if self.embedded:
@@ -149,5 +183,7 @@ class Storage:
             return False
 
     def close(self) -> None:
+        if self.runner:
+            self.runner.close()
         if not self.embedded:
             self.client.close()

@@ -36,6 +36,10 @@ class CollectionAPI(Protocol):
 
     async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None: ...
 
+    async def increment(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Doc:
+        """Apply `update` to the one matching document, creating it if missing; return it after."""
+        ...
+
     async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
                            expire_after: int | None = None) -> None: ...
 

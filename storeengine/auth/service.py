@@ -127,11 +127,10 @@ class AuthService:
         if missing:
             raise Invalid(fields=missing)
         login, password = body["login"], body["password"]
-        await self.throttle.check(login)
+        await self.throttle.attempt(login)  # counted before the check: 429 past the limit
         user = await self.users.find_one({"login": login})
         ok = await self.passwords.verify(user.get("password") if user else None, password)
         if not ok or user is None:
-            await self.throttle.failed(login)
             raise Unauthorized("Wrong login or password", extra_tags=_CREDENTIALS)
         if user.get("active", True) is False:
             raise Unauthorized("User is inactive", extra_tags=_CREDENTIALS)
@@ -151,7 +150,8 @@ class AuthService:
         await self.refresh_tokens.insert(
             {"_id": digest(refresh), "user": user_id, "jti": claims.jti, "expiresAt": refresh_expires})
         return {
-            "success": True, "type": "access", "token": token, "issuedAt": claims.issued_ms,
+            # issuedAt is the JWT's `iat` in ms, so that expiresAt - issuedAt is the lifetime exactly.
+            "success": True, "type": "access", "token": token, "issuedAt": claims.expires_ms - self.tokens.ttl * 1000,
             "expiresAt": claims.expires_ms, "refreshToken": refresh, "refreshExpiresAt": epoch_ms(refresh_expires),
         }
 

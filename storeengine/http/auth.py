@@ -53,7 +53,7 @@ async def me(request: Request, principal: Principal) -> Response:
 
 async def keys(request: Request, principal: Principal) -> Response:
     ctx = context(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return json_response(await ctx.auth.list_keys(principal))
     created = await ctx.auth.create_key(principal, await read_json(request))
     return json_response(created, 201, {"Location": f"/api/v1/auth/keys/{created['_id']}"})

@@ -10,7 +10,7 @@ from storeengine.entities import Doc, path_id, version
 from storeengine.errors import MethodNotAllowed, NotFound
 from storeengine.http.context import Context, context
 from storeengine.http.requests import if_match, read_json
-from storeengine.http.responses import json_response
+from storeengine.http.responses import json_response, list_response
 from storeengine.query import parse_list_query
 from storeengine.schemas import StoreSchema
 
@@ -36,11 +36,11 @@ def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
 
 async def collection(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         query = parse_list_query(request.query_params.multi_items(), store)
         result = await ctx.service.list_entities(principal, store, query)
         headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else None
-        return json_response(result.to_json(), headers=headers)
+        return await list_response(result.to_json(), headers)
     body = await read_json(request)
     return entity_response(store.name, await ctx.service.create(principal, store, body), 201)
 
@@ -49,7 +49,7 @@ async def entity(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return entity_response(store.name, await service.get(principal, store, entity_id))
     if request.method == "DELETE":
         deleted = await service.delete(principal, store, entity_id, if_match(request))

@@ -1,15 +1,21 @@
-"""Plain ASGI middleware: the body size limit."""
+"""Plain ASGI middleware: the body size limit, trailing slashes, HEAD, CORS refusals."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storeengine.errors import PayloadTooLarge
+from storeengine.errors import BadRequest, PayloadTooLarge
 from storeengine.http.responses import error_response
 
 
 class BodyLimit:
-    """413 for bodies over the limit: at once from Content-Length, or while streaming."""
+    """413 for bodies over the limit: at once from Content-Length, or while streaming.
+    It sits inside the CORS middleware, so a browser sees the 413 with its CORS headers."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -36,3 +42,57 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class TrailingSlash:
+    """`/api/v1/notes/` is `/api/v1/notes` (API.md 1): served as is, not redirected (a 307
+    to an absolute URL breaks clients behind proxies and drops bodies in some of them)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            raw: bytes = scope.get("raw_path") or path.encode()
+            scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": raw.rstrip(b"/") or b"/"}
+        await self.app(scope, receive, send)
+
+
+class HeadWithoutBody:
+    """HEAD is routed like GET; this drops the body and keeps every header (Content-Length too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def bodiless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, bodiless)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with its preflight refusal in the JSON error envelope."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        what = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        origin = request_headers.get("origin", "")
+        message = (f"CORS preflight refused ({what}) for origin {origin!r}: "
+                   "allowed origins are set by STORE_ALLOWED_ORIGINS")
+        refusal = error_response(BadRequest(message))
+        refusal.headers.update(_kept(response.headers))
+        return refusal
+
+
+def _kept(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}

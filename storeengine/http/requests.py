@@ -32,9 +32,10 @@ async def authenticate(request: Request) -> Principal:
 
 def check_origin(request: Request, allowed: tuple[str, ...]) -> None:
     """A cookie is sent by the browser on its own; refuse writes it carries from other sites."""
-    if not credentials.origin_allowed(request.headers.get("origin"), request.url.scheme,
-                                      request.headers.get("host", ""), allowed):
-        raise Forbidden("Cross-origin request refused")
+    origin, scheme, host = request.headers.get("origin"), request.url.scheme, request.headers.get("host", "")
+    if not credentials.origin_allowed(origin, scheme, host, allowed):
+        raise Forbidden(f"Cross-origin request refused: origin {origin!r} is neither this server's own "
+                        f"({scheme}://{host}) nor one of STORE_ALLOWED_ORIGINS")
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
