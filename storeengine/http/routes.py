@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from storeengine.http import auth, entities
+from storeengine.http import auth, console, entities
+from storeengine.http.guards import method_guards
 
 
-def routes() -> list[Route]:
-    return [
+def routes() -> list[BaseRoute]:
+    table: list[BaseRoute] = [
         Route("/healthz", entities.health, methods=["GET"]),
+        *console.routes(),  # before /api/v1/{store}: it names /api/v1/_openapi.json
         Route("/api/v1/auth", auth.login_session, methods=["POST"]),
         Route("/api/v1/auth/token", auth.login_token, methods=["POST"]),
         Route("/api/v1/auth/refresh", auth.refresh, methods=["POST"]),
@@ -22,3 +24,4 @@ def routes() -> list[Route]:
         Route("/api/v1/{store}/{id}", entities.entity, methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/api/v1/{store}/{id}/acl", entities.entity_acl, methods=["PUT"]),
     ]
+    return [*method_guards(table), *table]
