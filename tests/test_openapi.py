@@ -159,3 +159,12 @@ async def test_other_methods_on_fixed_paths_are_405_with_allow(client: httpx.Asy
         assert r.json()["tags"] == ["error_method_not_allowed"]
     # authentication still comes first
     assert (await client.post("/api/v1/_schemas")).status_code == 401
+
+
+async def test_options_on_fixed_paths_names_their_own_methods(client: httpx.AsyncClient,
+                                                              admin: dict[str, str]) -> None:
+    for path, allow in [("/api/v1/_schemas", {"GET", "HEAD"}), ("/api/v1/auth", {"POST"}),
+                        ("/api/v1/auth/keys", {"GET", "HEAD", "POST"})]:
+        r = await client.options(path, headers=admin)
+        assert r.status_code == 405, path
+        assert {m.strip() for m in r.headers["allow"].split(",")} == allow, (path, r.headers["allow"])

@@ -29,7 +29,10 @@ def _refusal(allowed: Collection[str]) -> Callable[[Request], Awaitable[Response
     return refuse
 
 
-def method_guards(table: Sequence[BaseRoute]) -> list[BaseRoute]:
+def with_method_guards(table: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """The table with the guards inserted before the first generic store route. After the real
+    routes, so that for a method nobody takes (OPTIONS) Starlette's own 405 names the real route's
+    methods; before the generic routes, so that they do not take the fixed paths."""
     guards: list[BaseRoute] = []
     for route in table:
         if isinstance(route, Route) and route.path.startswith("/api/v1/") and "{" not in route.path:
@@ -37,4 +40,5 @@ def method_guards(table: Sequence[BaseRoute]) -> list[BaseRoute]:
             others = [m for m in GENERIC if m not in allowed]
             if others:
                 guards.append(Route(route.path, _refusal(allowed), methods=others))
-    return guards
+    first_generic = next((i for i, r in enumerate(table) if isinstance(r, Route) and "{store}" in r.path), len(table))
+    return [*table[:first_generic], *guards, *table[first_generic:]]

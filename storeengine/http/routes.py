@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from storeengine.http import auth, console, entities
-from storeengine.http.guards import method_guards
+from storeengine.http.guards import with_method_guards
 
 
 def routes() -> list[BaseRoute]:
@@ -24,4 +24,4 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/{store}/{id}", entities.entity, methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/api/v1/{store}/{id}/acl", entities.entity_acl, methods=["PUT"]),
     ]
-    return [*method_guards(table), *table]
+    return with_method_guards(table)
