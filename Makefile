@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(ARGS)
+
+# The README's console pictures, taken by the browser test itself (needs Debian's chromium).
+screenshots: $(STAMP)
+	SCREENSHOTS=docs $(BIN)/pytest -q tests/test_console_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

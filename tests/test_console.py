@@ -7,6 +7,8 @@ from importlib import resources
 
 import httpx
 
+from tests.conftest import Server
+
 CONSOLE = resources.files("storeengine") / "console"
 
 
@@ -49,3 +51,9 @@ def test_console_files_name_no_other_host() -> None:
         if item.name.endswith((".html", ".js", ".css")):
             text = item.read_text("utf-8")
             assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), item.name
+
+
+def test_serve_prints_the_console_url_and_the_admin_login(server: Server) -> None:
+    out = server.output()
+    assert f"console at http://127.0.0.1:{server.port}/" in out
+    assert "sign in as 'admin'" in out

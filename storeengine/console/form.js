@@ -95,7 +95,8 @@ export function schemaForm(schema, original, { mode, onSubmit, submitLabel = "Sa
     if (required.has(name)) input.setAttribute("aria-required", "true");
     const hint = prop.description || (kind === "json" ? "JSON" : "");
     form.append(h("div", { class: `field kind-${kind}` },
-      h("label", { for: id }, name, required.has(name) ? h("span", { class: "req", "aria-hidden": "true", title: "required" }, " *") : null),
+      h("div", { class: "field-head" }, h("label", { for: id }, name),
+        required.has(name) ? h("span", { class: "req", "aria-hidden": "true", title: "required" }, " *") : null),
       input, hint ? h("small", { class: "hint" }, hint) : null, error));
     fields.set(name, { kind, input, error });
   }
