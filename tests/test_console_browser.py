@@ -177,3 +177,49 @@ def test_narrow_screen_and_docs_page(browser: Browser, live_server: Server, tmp_
     expect(page.get_by_text(f"/api/v1/{STORE}/{{id}}/acl").first).to_be_attached()
     assert watch.foreign == []
     assert watch.errors == []
+
+
+def test_keys_access_and_delete(browser: Browser, live_server: Server) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    watch = Watch(page, live_server.url)
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations of revoke and delete
+    sign_in(page, live_server)
+
+    # Admins manage users and groups: they are stores too.
+    page.get_by_role("navigation", name="stores").get_by_role("link", name="users").click()
+    expect(page.get_by_role("table", name="users entities").get_by_role("cell", name=ADMIN_LOGIN).first).to_be_visible()
+    page.get_by_role("navigation", name="stores").get_by_role("link", name="groups").click()
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("name", exact=True).fill("editors")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("table", name="groups entities").get_by_role("cell", name="editors")).to_be_visible()
+
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name", exact=True).fill("laptop")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("output.secret")
+    expect(secret).to_contain_text("sk_")
+    key = secret.inner_text()
+    assert httpx.get(live_server.url + "/api/v1/auth/me", headers={"x-api-key": key}).status_code == 200
+    keys = page.get_by_role("table", name="API keys")
+    expect(keys.get_by_role("cell", name="laptop")).to_be_visible()
+    keys.get_by_role("button", name="Revoke").click()
+    expect(keys.get_by_role("cell", name="laptop")).to_have_count(0)
+    assert httpx.get(live_server.url + "/api/v1/auth/me", headers={"x-api-key": key}).status_code == 401
+
+    headers = admin_headers(live_server)
+    created = httpx.post(f"{live_server.url}/api/v1/{STORE}", json={"name": "to share"}, headers=headers).json()
+    page.goto(f"{live_server.url}/#/s/{STORE}/{created['_id']}")
+    page.get_by_text("Access", exact=True).click()
+    other = "0123456789abcdef01234567"
+    page.get_by_label("access", exact=True).fill(other)
+    page.get_by_role("button", name="Change access").click()
+    expect(page.get_by_role("status").filter(has_text="Access changed")).to_be_visible()
+    entity = httpx.get(f"{live_server.url}/api/v1/{STORE}/{created['_id']}", headers=headers).json()
+    assert entity["access"] == [other]
+
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name=STORE)).to_be_visible()
+    assert httpx.get(f"{live_server.url}/api/v1/{STORE}/{created['_id']}", headers=headers).status_code == 404
+    assert watch.foreign == []
+    assert watch.errors == []

@@ -70,6 +70,7 @@ function signedOut(note) {
 }
 
 async function signOut() {
+  app.live.stop(); // before the session ends, so the feed's stream is not refused mid-way
   try {
     await api("POST", "/api/v1/auth/logout");
   } catch (error) {
@@ -126,7 +127,11 @@ async function route() {
   if (!(kind === "s" && !id)) app.live.stop();
   try {
     if (kind === "keys") return await showKeys(view, app);
-    if (kind !== "s") return home(view);
+    if (kind !== "s") {
+      app.schemas = (await api("GET", "/api/v1/_schemas")).data; // files come and go while we run
+      root.replaceChildren(navigation(current), view);
+      return home(view);
+    }
     const found = await schemaOf(store);
     const schema = found && "schema" in found ? found.schema : found;
     if (found && found.error) view.append(message(`Schema error: ${found.error}`, "error"));
