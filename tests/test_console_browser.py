@@ -44,12 +44,16 @@ SCHEMA = {
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("browser")
-    schemas = folder / "schemas"
-    schemas.mkdir()
-    (schemas / f"{STORE}.json").write_text(json.dumps(SCHEMA))
-    server = start_server(schemas, folder / "server.log")
+def schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("browser") / "schemas"
+    folder.mkdir()
+    (folder / f"{STORE}.json").write_text(json.dumps(SCHEMA))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def live_server(schemas: Path) -> Iterator[Server]:
+    server = start_server(schemas, schemas.parent / "server.log")
     yield server
     stop_server(server)
 
@@ -221,5 +225,26 @@ def test_keys_access_and_delete(browser: Browser, live_server: Server) -> None:
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_role("heading", name=STORE)).to_be_visible()
     assert httpx.get(f"{live_server.url}/api/v1/{STORE}/{created['_id']}", headers=headers).status_code == 404
+    assert watch.foreign == []
+    assert watch.errors == []
+
+
+def test_schema_errors_are_shown_plainly(browser: Browser, live_server: Server, schemas: Path) -> None:
+    (schemas / "broken.json").write_text(json.dumps({"type": "array"}))
+    page = browser.new_page()
+    watch = Watch(page, live_server.url)
+    sign_in(page, live_server)
+    stores = page.get_by_role("table", name="stores")
+    row = stores.get_by_role("row").filter(has_text="broken")
+    for _ in range(30):  # the server picks the file up within 2 s; the home view asks again each time
+        page.reload()
+        page.get_by_role("button", name="Sign out").wait_for()
+        if row.count():
+            break
+        page.wait_for_timeout(100)
+    expect(row).to_contain_text('schema must have "type": "object"')
+    page.get_by_role("navigation", name="stores").get_by_role("link", name="broken (schema error)").click()
+    expect(page.get_by_role("alert").filter(has_text="Schema error")).to_be_visible()
+    (schemas / "broken.json").unlink()
     assert watch.foreign == []
     assert watch.errors == []
