@@ -141,21 +141,25 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
         f"{base}/{{id}}/acl": {"put": _op(
             "Change access (owner or admin; `owner` admins only)", name, {200: entity}, (*WRITE, 404, 409, 412),
             body=_ref("Access"), params=[ID, IF_MATCH])},
-        f"{base}/_changes": {"get": _op(
-            "Changes since a cursor (JSON), or a live Server-Sent Events stream with Accept: text/event-stream",
-            name, {200: {"description": "changes", "content": {
-                "application/json": {"schema": _ref("Changes")},
-                "text/event-stream": {"schema": {"type": "string", "description": "id: <seq>, event: change, "
-                                                 "data: <change JSON>"}}}}},
-            (400, 404, 410), params=[
-                {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000}},
-                {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}}])},
+        f"{base}/_changes": {"get": changes_op(name)},
     }
     if store.raw.get("x-history") is True:
         paths.update(history_paths(store))
     return paths
+
+
+def changes_op(name: str) -> Op:
+    return _op(
+        "Changes since a cursor (JSON), or a live Server-Sent Events stream with Accept: text/event-stream",
+        name, {200: {"description": "changes", "content": {
+            "application/json": {"schema": _ref("Changes")},
+            "text/event-stream": {"schema": {"type": "string", "description": "id: <seq>, event: change, "
+                                             "data: <change JSON>"}}}}},
+        (400, 404, 410), params=[
+            {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000}},
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}}])
 
 
 def history_paths(store: StoreSchema) -> dict[str, Any]:
