@@ -37,7 +37,8 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "STORE_SECRET": "bench-secret-of-at-least-32-bytes!!", "STORE_ADMIN_PASSWORD": PASSWORD,
            "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64"}
     proc = subprocess.Popen([sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas",
-                             str(folder), "--log-level", "warning"], env=env, stderr=subprocess.DEVNULL)
+                             str(folder), "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
