@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check install bench clean
+.PHONY: run test check install bench clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/ruff check storeengine bench tests
+# The README's console pictures, taken by the browser test itself (needs Debian's chromium).
+screenshots: $(STAMP)
+	SCREENSHOTS=docs $(BIN)/pytest -q tests/test_console_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

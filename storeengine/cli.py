@@ -31,9 +31,19 @@ def _serve(args: argparse.Namespace) -> int:
                   "tokens die with this server", file=sys.stderr)
     if args.schemas:
         os.environ["STORE_SCHEMA_DIR"] = str(args.schemas)
+    _front_door(settings)
     uvicorn.run("storeengine.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=args.workers, log_level=args.log_level, proxy_headers=False)
     return 0
+
+
+def _front_door(settings: Settings) -> None:
+    """Where to point a browser, and who to sign in as (the password is logged when the admin is made)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    print(f"storeengine: console at http://{host}:{settings.port}/ (API reference at /docs); "
+          f"sign in as {settings.admin_login!r} with STORE_ADMIN_PASSWORD, or the random password "
+          "logged when that admin is first created", flush=True)
 
 
 def _check(args: argparse.Namespace) -> int:

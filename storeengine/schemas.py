@@ -280,6 +280,8 @@ class Registry:
         self._stores: dict[str, StoreSchema] = {}
         self._errors: dict[str, str | None] = {}
         self._seen: dict[str, tuple[int, int]] = {}
+        # Moves on every change of a store or its error, so derived views (OpenAPI) know to rebuild.
+        self.version = 0
 
     def get(self, name: str) -> StoreSchema:
         store = self._builtin.get(name) or self._stores.get(name)
@@ -308,6 +310,7 @@ class Registry:
         for name in set(self._seen) - set(entries):
             self._seen.pop(name)
             self._errors.pop(name, None)
+            self.version += 1
             if self._stores.pop(name, None) is not None:
                 log.info("store %r removed", name)
         for name, entry in entries.items():
@@ -316,6 +319,7 @@ class Registry:
             if self._seen.get(name) == signature:
                 continue
             self._seen[name] = signature
+            self.version += 1
             try:
                 store = load_file(Path(entry.path))
             except SchemaError as exc:
@@ -331,3 +335,4 @@ class Registry:
 
     def set_error(self, name: str, message: str | None) -> None:
         self._errors[name] = message
+        self.version += 1

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from storeengine.http import auth, entities
+from storeengine.http import auth, console, entities
+from storeengine.http.guards import with_method_guards
 from storeengine.http.requests import authenticated, public
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     """`public` answers anyone; `authenticated` answers 401 before anything else."""
-    return [
+    table: list[BaseRoute] = [
         Route("/healthz", public(entities.health), methods=["GET"]),
+        *console.routes(),  # before /api/v1/{store}: it names /api/v1/_openapi.json
         Route("/api/v1/auth", public(auth.login_session), methods=["POST"]),
         Route("/api/v1/auth/token", public(auth.login_token), methods=["POST"]),
         Route("/api/v1/auth/refresh", public(auth.refresh), methods=["POST"]),
@@ -24,3 +26,4 @@ def routes() -> list[Route]:
         Route("/api/v1/{store}/{id}", authenticated(entities.entity), methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/api/v1/{store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
     ]
+    return with_method_guards(table)

@@ -1,0 +1,226 @@
+"""The OpenAPI 3.1 document of API.md, built from the live schema registry.
+
+Each store gets its own paths (so each has its own entity schema); the auth routes, the error
+envelope per status and the three security schemes are the same for every document. The
+document is cached per registry version: a changed schema file shows up on the next request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storeengine import openapi_schemas as schemas
+from storeengine.jsonio import dumps
+from storeengine.query import MAX_LIMIT
+from storeengine.schemas import Registry, StoreSchema
+
+Op = dict[str, Any]
+
+ERRORS: dict[int, tuple[str, tuple[str, ...]]] = {
+    400: ("Bad request or validation failed (`fields` names every failing field)",
+          ("error_bad_request", "error_validation")),
+    401: ("Missing, invalid, expired or revoked credentials", ("error_unauthorized",)),
+    403: ("Forbidden by the access rules, or a cookie write from another origin", ("error_forbidden",)),
+    404: ("No such store, entity or route", ("error_not_found",)),
+    409: ("Conflicts with a unique index, or the entity keeps changing", ("error_conflict",)),
+    410: ("The cursor is older than the retained history", ("error_gone",)),
+    412: ("If-Match does not match the entity's ETag", ("error_precondition_failed",)),
+    413: ("Body larger than the limit", ("error_payload_too_large",)),
+    415: ("Content-Type is not JSON", ("error_unsupported_media_type",)),
+    429: ("Too many failed logins (see Retry-After)", ("error_too_many_requests",)),
+    500: ("Internal error", ("error_internal",)),
+    503: ("The database is unavailable", ("error_unavailable",)),
+}
+ALWAYS = (401, 500, 503)
+WRITE = (400, 403, 413, 415)
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "cookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+}
+ENTITY_HEADERS = {"ETag": {"description": "the entity's version", "schema": {"type": "string"}}}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "refuse (412) unless the entity's ETag matches"}
+ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+      "description": "the entity's `_id` (24 hex characters; anything else is 404)"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(description: str, schema: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, **extra}
+    if schema is not None:
+        answer["content"] = _json(schema)
+    return answer
+
+
+def _op(summary: str, tag: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...], *,
+        body: dict[str, Any] | None = None, params: list[dict[str, Any]] | None = None, public: bool = False) -> Op:
+    responses: dict[str, Any] = {str(code): answer for code, answer in ok.items()}
+    for code in sorted({*errors, *(() if public else ALWAYS), 500, 503}):
+        responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
+    op: Op = {"summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": _json(body)}
+    if public:
+        op["security"] = []
+    return op
+
+
+def auth_paths() -> dict[str, Any]:
+    login_errors = (400, 401, 413, 415, 429)
+    return {
+        "/api/v1/auth": {"post": _op(
+            "Sign in: starts a cookie session (Set-Cookie: sid)", "auth",
+            {200: _answer("signed in", _ref("Success"), headers={"Set-Cookie": {"schema": {"type": "string"}}})},
+            login_errors, body=_ref("Login"), public=True)},
+        "/api/v1/auth/token": {"post": _op(
+            "Sign in for a JWT and a refresh token", "auth", {200: _answer("tokens", _ref("Tokens"))},
+            login_errors, body=_ref("Login"), public=True)},
+        "/api/v1/auth/refresh": {"post": _op(
+            "Trade a refresh token for new tokens (the old one stops working)", "auth",
+            {200: _answer("tokens", _ref("Tokens"))}, (400, 401, 413, 415), body=_ref("Refresh"), public=True)},
+        "/api/v1/auth/logout": {"post": _op(
+            "End the session, token or key used", "auth", {200: _answer("signed out", _ref("Success"))}, (403,))},
+        "/api/v1/auth/me": {"get": _op("The caller's user entity", "auth", {200: _answer("you", _ref("users"))}, ())},
+        "/api/v1/auth/keys": {
+            "get": _op("The caller's API keys, without secrets", "auth",
+                       {200: _answer("keys", {"type": "array", "items": _ref("Key")})}, ()),
+            "post": _op("Create an API key: the key is shown once", "auth",
+                        {201: _answer("created", _ref("NewKey"))}, WRITE, body=_ref("KeyName")),
+        },
+        "/api/v1/auth/keys/{id}": {"delete": _op(
+            "Revoke an API key", "auth", {200: _answer("revoked", _ref("Deleted"))}, (403, 404), params=[ID])},
+    }
+
+
+def service_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/_schemas": {"get": _op("Every store's schema and its error, if any", "stores",
+                                        {200: _answer("schemas", _ref("SchemaStatus"))}, ())},
+        "/api/v1/_openapi.json": {"get": _op("This document", "stores",
+                                             {200: _answer("OpenAPI 3.1", {"type": "object"})}, ())},
+        "/healthz": {"get": _op("Liveness and database state", "operations",
+                                {200: _answer("up", _ref("Health")),
+                                 503: _answer("database unavailable", {"type": "object"})}, (), public=True)},
+    }
+
+
+def store_paths(store: StoreSchema) -> dict[str, Any]:
+    name = store.name
+    base = f"/api/v1/{name}"
+    entity = _answer("the entity", _ref(name), headers=ENTITY_HEADERS)
+    cursor = {"X-Change-Cursor": {"description": "resume the change feed from here", "schema": {"type": "string"}}}
+    paths: dict[str, Any] = {
+        base: {
+            "get": _op(f"List {name} the caller may read (oldest first)", name,
+                       {200: _answer("entities, or `{total, first, last}` with meta=true",
+                                     schemas.list_answer(name), headers=cursor)},
+                       (400, 404), params=schemas.list_parameters(store)),
+            "post": _op(f"Create one of {name}", name,
+                        {201: _answer("created", _ref(name), headers={
+                            **ENTITY_HEADERS, "Location": {"schema": {"type": "string"}}})},
+                        (*WRITE, 404, 409), body=_ref(f"{name}.create")),
+        },
+        f"{base}/{{id}}": {
+            "get": _op("Read one", name, {200: entity}, (404,), params=[ID]),
+            "patch": _op("Update with a JSON merge patch", name, {200: entity}, (*WRITE, 404, 409, 412),
+                         body=_ref(f"{name}.patch"), params=[ID, IF_MATCH]),
+            "put": _op("Replace the body (system fields kept)", name, {200: entity}, (*WRITE, 404, 409, 412),
+                       body=_ref(f"{name}.body"), params=[ID, IF_MATCH]),
+            "delete": _op("Delete", name, {200: _answer("deleted", _ref("Deleted"))}, (403, 404, 412),
+                          params=[ID, IF_MATCH]),
+        },
+        f"{base}/{{id}}/acl": {"put": _op(
+            "Change access (owner or admin; `owner` admins only)", name, {200: entity}, (*WRITE, 404, 409, 412),
+            body=_ref("Access"), params=[ID, IF_MATCH])},
+        f"{base}/_changes": {"get": changes_op(name)},
+    }
+    if store.raw.get("x-history") is True:
+        paths.update(history_paths(store))
+    return paths
+
+
+def changes_op(name: str) -> Op:
+    return _op(
+        "Changes since a cursor (JSON), or a live Server-Sent Events stream with Accept: text/event-stream",
+        name, {200: {"description": "changes", "content": {
+            "application/json": {"schema": _ref("Changes")},
+            "text/event-stream": {"schema": {"type": "string", "description": "id: <seq>, event: change, "
+                                             "data: <change JSON>"}}}}},
+        (400, 404, 410), params=[
+            {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000}},
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}}])
+
+
+def history_paths(store: StoreSchema) -> dict[str, Any]:
+    name, base = store.name, f"/api/v1/{store.name}/{{id}}"
+    version = {"type": "object", "properties": {
+        "version": {"type": "string"}, "op": {"type": "string"}, "at": schemas.TIME, "by": schemas.NULLABLE_ID,
+        "entity": {"type": ["object", "null"]}}, "required": ["version", "op", "at", "entity"]}
+    restored = _answer("restored (it was deleted)", _ref(name),
+                       headers={**ENTITY_HEADERS, "Location": {"schema": {"type": "string"}}})
+    restore_body = {"type": "object", "properties": {"version": {"type": "string"}}, "required": ["version"]}
+    return {
+        f"{base}/_versions": {"get": _op("Every version, oldest first", name,
+                                         {200: _answer("versions", {"type": "array", "items": version})},
+                                         (404,), params=[ID])},
+        f"{base}/_restore": {"post": _op(
+            "Restore a version", name, {200: _answer("restored", _ref(name), headers=ENTITY_HEADERS), 201: restored},
+            (*WRITE, 404, 409), body=restore_body, params=[ID])},
+    }
+
+
+def error_responses() -> dict[str, Any]:
+    out = {}
+    for code, (description, tags) in ERRORS.items():
+        schema = {"allOf": [_ref("Error")], "properties": {
+            "code": {"const": str(code)}, "tags": {"contains": {"enum": list(tags)}}}}
+        headers = {"Retry-After": {"schema": {"type": "string"}}} if code == 429 else {}
+        out[f"E{code}"] = _answer(description, schema, **({"headers": headers} if headers else {}))
+    return out
+
+
+def build(registry: Registry) -> dict[str, Any]:
+    stores = sorted(registry.all(), key=lambda s: s.name)
+    components: dict[str, Any] = dict(schemas.SHARED)
+    paths: dict[str, Any] = {**auth_paths(), **service_paths()}
+    for store in stores:
+        components.update(schemas.store_schemas(store))
+        paths.update(store_paths(store))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "storeengine", "version": "v1",
+                 "description": "Schema-driven stores over MongoDB. Every store below comes from a schema file "
+                                "and follows it live. HEAD is answered like GET; a trailing slash names the same "
+                                "resource. Change events are also pushed over Socket.IO at /socket.io/."},
+        "security": [{"bearer": []}, {"cookie": []}, {"apiKey": []}],
+        "tags": [{"name": "auth"}, {"name": "stores"}, *({"name": s.name} for s in stores)],
+        "paths": paths,
+        "components": {"schemas": components, "responses": error_responses(), "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+class DocumentCache:
+    """The encoded document, rebuilt only when the registry's version moves."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._version: int | None = None
+        self._body = b""
+
+    def get(self) -> bytes:
+        version = self.registry.version
+        if version != self._version:
+            self._body = dumps(build(self.registry))
+            self._version = version
+        return self._body
