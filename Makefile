@@ -4,7 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+# The MongoDB-wire lane (tests marked `wire`, and `make bench`) talks to mongoeco, a pure-Python
+# MongoDB-wire server that needs Python >= 3.13, in a virtualenv of its own.
+WIRE_VENV  ?= .venv-wire
+WIRE_STAMP := $(WIRE_VENV)/.installed
+WIRE_REQS  := tests/wire/requirements.txt
+
+.PHONY: run test install bench clean wire-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +20,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(WIRE_STAMP): $(WIRE_REQS)
+	@py=$$(tests/wire/find-python) || { \
+	  echo "!!! ============================================================================ !!!"; \
+	  echo "!!! No Python >= 3.13 on PATH or in pyenv: the MongoDB-wire lane is NOT available  !!!"; \
+	  echo "!!! (tests marked 'wire' will be skipped; STORE_REQUIRE_WIRE=1 makes that an error) !!!"; \
+	  echo "!!! ============================================================================ !!!"; \
+	  exit 0; }; \
+	echo "wire lane: building $(WIRE_VENV) with $$py"; \
+	rm -rf $(WIRE_VENV) && $$py -m venv $(WIRE_VENV) && \
+	$(WIRE_VENV)/bin/pip install --quiet -r $(WIRE_REQS) && touch $(WIRE_STAMP)
+
+wire-env: $(WIRE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/storeengine serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) wire-env
 	$(BIN)/pytest -q $(ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(WIRE_VENV) .pytest_cache build *.egg-info
