@@ -22,6 +22,7 @@ install: $(STAMP)
 
 $(WIRE_STAMP): $(WIRE_REQS)
 	@py=$$(tests/wire/find-python) || { \
+	  if [ "$$STORE_REQUIRE_WIRE" = 1 ]; then echo "STORE_REQUIRE_WIRE=1: no Python >= 3.13 for the MongoDB-wire lane" >&2; exit 1; fi; \
 	  echo "!!! ============================================================================ !!!"; \
 	  echo "!!! No Python >= 3.13 on PATH or in pyenv: the MongoDB-wire lane is NOT available  !!!"; \
 	  echo "!!! (tests marked 'wire' will be skipped; STORE_REQUIRE_WIRE=1 makes that an error) !!!"; \

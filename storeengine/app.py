@@ -23,6 +23,7 @@ from storeengine.auth.tokens import TokenIssuer
 from storeengine.errors import StoreError, Unavailable
 from storeengine.http.context import Context
 from storeengine.http.middleware import BodyLimit
+from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
 from storeengine.realtime import Realtime
@@ -126,4 +127,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.state.ctx = ctx
     app.state.realtime = realtime
     http = BodyLimit(app, settings.max_body_bytes)
-    return socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
+    asgi = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
+    return asgi if settings.polling_allowed else PollingOff(asgi)

@@ -29,11 +29,22 @@ def _serve(args: argparse.Namespace) -> int:
             os.environ["STORE_SECRET"] = secrets.token_urlsafe(32)
             print("storeengine: STORE_SECRET is not set: generated one for these workers; "
                   "tokens die with this server", file=sys.stderr)
+        _several_workers(settings, args.workers)
     if args.schemas:
         os.environ["STORE_SCHEMA_DIR"] = str(args.schemas)
     uvicorn.run("storeengine.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=args.workers, log_level=args.log_level, proxy_headers=False)
     return 0
+
+
+def _several_workers(settings: Settings, workers: int) -> None:
+    os.environ["STORE_WORKERS"] = str(workers)  # each worker reads it (Settings.workers)
+    if settings.socketio_polling is None:
+        print("storeengine: Socket.IO long-polling is off with several workers: clients connect with "
+              "transports ['websocket'] (see docs/scaling.md)", file=sys.stderr)
+    if not settings.socketio_queue:
+        print("storeengine: STORE_SOCKETIO_QUEUE is not set: a Socket.IO subscriber receives only the events "
+              "written through its own worker; set it to a redis:// URL", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:
