@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 # The MongoDB-wire lane (tests marked `wire`, and `make bench`) talks to mongoeco, a pure-Python
 # MongoDB-wire server that needs Python >= 3.13, in a virtualenv of its own.
 WIRE_VENV  ?= .venv-wire
+export WIRE_VENV  # tests/wire/conftest.py and bench/_wire.py look there
 WIRE_STAMP := $(WIRE_VENV)/.installed
 WIRE_REQS  := tests/wire/requirements.txt
 

@@ -4,6 +4,7 @@ free loopback port for the run, or None when that virtualenv is missing (no Pyth
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pymongo
 
 ROOT = Path(__file__).resolve().parent.parent
-WIRE_PYTHON = ROOT / ".venv-wire" / "bin" / "python"
+WIRE_PYTHON = ROOT / os.environ.get("WIRE_VENV", ".venv-wire") / "bin" / "python"
 LAUNCHER = ROOT / "tests" / "wire" / "mongoeco_server.py"
 
 
