@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +24,7 @@ import pytest
 import redis
 import socketio
 
-from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, Server
+from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, Server, free_port
 from tests.wire.conftest import WireDatabase, serving
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -280,3 +283,39 @@ async def test_two_workers_refuse_long_polling_clearly_and_serve_websocket_clien
         assert await websocket.call("subscribe", {"store": "orders"}, timeout=WAIT) == {"success": True}
     finally:
         await websocket.disconnect()
+
+
+def test_two_workers_without_a_secret_share_the_one_the_parent_made(
+        wire_db: WireDatabase, schema_dir: Path, tmp_path: Path) -> None:
+    """Each worker making its own random secret would refuse about half of the tokens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORE_")}
+    env.update(wire_db.env, STORE_ADMIN_PASSWORD=ADMIN_PASSWORD, STORE_ARGON2_TIME_COST="1",
+               STORE_ARGON2_MEMORY_KIB="64")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "storeengine", "serve", "--workers", "2", "--port", str(port),
+                                 "--schemas", str(schema_dir), "--log-level", "warning"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not _healthy(url):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        token = httpx.post(f"{url}/api/v1/auth/token", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD}).json()
+        for _ in range(12):  # a new connection each time: any worker
+            r = httpx.get(f"{url}/api/v1/auth/me", headers=bearer(token["token"]))
+            assert r.status_code == 200, r.text
+        output = log.read_text()
+        assert "STORE_SECRET is not set: generated one for these workers" in output, output
+        assert "long-polling is off" in output and "STORE_SOCKETIO_QUEUE is not set" in output, output
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _healthy(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    return False
