@@ -49,10 +49,10 @@ def run(script: str, env: dict[str, str]) -> tuple[bool, dict[str, float]]:
 
 def table(columns: dict[str, dict[str, float]]) -> None:
     print("== list and GET by id, side by side with their floors")
-    print(f"  {'':<36}" + "".join(f"{name:>16}" for name in columns))
+    print(f"  {'':<36}" + "".join(f"{name:>18}" for name in columns))
     for label, key, fmt in ROWS:
         cells = [fmt.format(c[key]) if key in c else "-" for c in columns.values()]
-        print(f"  {label:<36}" + "".join(f"{cell:>16}" for cell in cells))
+        print(f"  {label:<36}" + "".join(f"{cell:>18}" for cell in cells))
 
 
 def main() -> int:
