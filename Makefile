@@ -5,7 +5,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check install bench clean screenshots
+# The MongoDB-wire lane (tests marked `wire`, and `make bench`) talks to mongoeco, a pure-Python
+# MongoDB-wire server that needs Python >= 3.13, in a virtualenv of its own.
+WIRE_VENV  ?= .venv-wire
+export WIRE_VENV  # tests/wire/conftest.py and bench/_wire.py look there
+WIRE_STAMP := $(WIRE_VENV)/.installed
+WIRE_REQS  := tests/wire/requirements.txt
+
+.PHONY: run test check install bench clean wire-env screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,21 +22,36 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(WIRE_STAMP): $(WIRE_REQS)
+	@py=$$(tests/wire/find-python) || { \
+	  if [ "$$STORE_REQUIRE_WIRE" = 1 ]; then echo "STORE_REQUIRE_WIRE=1: no Python >= 3.13 for the MongoDB-wire lane" >&2; exit 1; fi; \
+	  echo "!!! ============================================================================ !!!"; \
+	  echo "!!! No Python >= 3.13 on PATH or in pyenv: the MongoDB-wire lane is NOT available  !!!"; \
+	  echo "!!! (tests marked 'wire' will be skipped; STORE_REQUIRE_WIRE=1 makes that an error) !!!"; \
+	  echo "!!! ============================================================================ !!!"; \
+	  exit 0; }; \
+	echo "wire lane: building $(WIRE_VENV) with $$py"; \
+	rm -rf $(WIRE_VENV) && $$py -m venv $(WIRE_VENV) && \
+	$(WIRE_VENV)/bin/pip install --quiet -r $(WIRE_REQS) && touch $(WIRE_STAMP)
+
+wire-env: $(WIRE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/storeengine serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) wire-env
 	$(BIN)/pytest -q $(ARGS)
 
 check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/ruff check storeengine bench tests
+
 # The README's console pictures, taken by the browser test itself (needs Debian's chromium).
 screenshots: $(STAMP)
 	SCREENSHOTS=docs $(BIN)/pytest -q tests/test_console_browser.py
 
-bench: $(STAMP)
+bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(WIRE_VENV) .pytest_cache build *.egg-info

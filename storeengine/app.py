@@ -22,6 +22,7 @@ from storeengine.auth.tokens import TokenIssuer
 from storeengine.errors import StoreError, Unavailable
 from storeengine.http.context import Context
 from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, TrailingSlash
+from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
 from storeengine.realtime import Realtime
@@ -134,4 +135,4 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
     app.state.realtime = realtime
     http = HeadWithoutBody(app)
     asgi: ASGIApp = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
-    return asgi
+    return asgi if settings.polling_allowed else PollingOff(asgi)

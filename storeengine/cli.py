@@ -29,6 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
             os.environ["STORE_SECRET"] = secrets.token_urlsafe(32)
             print("storeengine: STORE_SECRET is not set: generated one for these workers; "
                   "tokens die with this server", file=sys.stderr)
+        _several_workers(settings, args.workers)
     if args.schemas:
         os.environ["STORE_SCHEMA_DIR"] = str(args.schemas)
     _front_door(settings)
@@ -44,6 +45,14 @@ def _front_door(settings: Settings) -> None:
     print(f"storeengine: console at http://{host}:{settings.port}/ (API reference at /docs); "
           f"sign in as {settings.admin_login!r} with STORE_ADMIN_PASSWORD, or the random password "
           "logged when that admin is first created", flush=True)
+def _several_workers(settings: Settings, workers: int) -> None:
+    os.environ["STORE_WORKERS"] = str(workers)  # each worker reads it (Settings.workers)
+    if settings.socketio_polling is None:
+        print("storeengine: Socket.IO long-polling is off with several workers: clients connect with "
+              "transports ['websocket'] (see docs/scaling.md)", file=sys.stderr)
+    if not settings.socketio_queue:
+        print("storeengine: STORE_SOCKETIO_QUEUE is not set: a Socket.IO subscriber receives only the events "
+              "written through its own worker; set it to a redis:// URL", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ MAX_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what MongoDB stores as an integer
 EPOCH = datetime(1970, 1, 1)
 _OPTS = orjson.OPT_PASSTHROUGH_DATETIME
+_NATIVE_DATE = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+_Fragment = orjson.Fragment
 
 
 def iso_ms(value: datetime) -> str:
@@ -27,13 +29,16 @@ def epoch_ms(value: datetime) -> int:
 
 
 def _default(value: Any) -> Any:
-    # Called by orjson only for types it does not know: ObjectId and (passed through) datetime.
-    # This runs ~50,000 times for a 10,000-entity page: exact type checks first, no wrappers.
+    # Called by orjson only for types it does not know: ObjectId and (passed through) datetime,
+    # ~50,000 times for a 10,000-entity page, so each call must be cheap. A date is formatted by
+    # orjson itself (a fifth of datetime.isoformat's cost) as `"...:05[.ffffff]Z"`, cut to
+    # milliseconds and handed back as ready JSON (a Fragment), never as a new str.
     kind = type(value)
     if kind is ObjectId:
         return value.binary.hex()
     if kind is datetime and value.tzinfo is None:
-        return value.isoformat(timespec="milliseconds") + "Z"
+        raw = orjson.dumps(value, option=_NATIVE_DATE)
+        return _Fragment(raw[:24] + b'Z"' if len(raw) > 22 else raw[:20] + b'.000Z"')
     if isinstance(value, datetime):
         return iso_ms(value.astimezone(UTC).replace(tzinfo=None))
     raise TypeError(f"not JSON serializable: {type(value).__name__}")

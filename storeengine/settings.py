@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     # Engine.IO heartbeat (both protocol versions); tests shorten it.
     socketio_ping_interval_seconds: int = Field(default=25, ge=1)
     socketio_ping_timeout_seconds: int = Field(default=60, ge=1)
+    # `serve --workers N` sets it: with several workers a polling client's requests reach different
+    # ones, so long-polling is refused unless STORE_SOCKETIO_POLLING says otherwise (sticky sessions).
+    workers: int = Field(default=1, ge=1)
+    socketio_polling: bool | None = None
+
+    @property
+    def polling_allowed(self) -> bool:
+        return self.socketio_polling if self.socketio_polling is not None else self.workers == 1
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
