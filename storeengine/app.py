@@ -21,10 +21,12 @@ from storeengine.auth.service import AuthService
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.errors import StoreError, Unavailable
+from storeengine.feed import Feed
 from storeengine.http.context import Context
 from storeengine.http.middleware import BodyLimit
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
+from storeengine.live import LiveHub
 from storeengine.realtime import Realtime
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import EntityService
@@ -57,11 +59,14 @@ class Maintenance:
                 self.pending.pop(name)
                 self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
         await self._once()
+        with contextlib.suppress(Unavailable):
+            await self.ctx.service.feed.expire(self.ctx.registry.all())
 
     async def _once(self) -> None:
         with contextlib.suppress(Unavailable):
             if not self.auth_ready:
                 await self.ctx.auth.ensure_indexes()
+                await self.ctx.service.feed.ensure_indexes()
                 self.auth_ready = True
             if not self.admin_ready:
                 settings = self.ctx.settings
@@ -94,7 +99,10 @@ def build_context(settings: Settings) -> tuple[Context, Realtime]:
         cache_seconds=settings.auth_cache_seconds,
     )
     realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins)
-    service = EntityService(registry, storage, passwords.hash, realtime)
+    feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
+    service = EntityService(registry, storage, passwords.hash, realtime, feed)
+    if feed.enabled:
+        realtime.live = LiveHub(feed, registry, realtime.sio, queue_url=settings.socketio_queue)
     service.write_hooks.append(auth.on_user_write)
     return Context(settings, storage, registry, service, auth), realtime
 
@@ -120,7 +128,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             ctx.storage.close()
 
     middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins), allow_credentials=True,
-                             allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "Location"])]
+                             allow_methods=["*"], allow_headers=["*"],
+                             expose_headers=["ETag", "Location", "X-Change-Cursor"])]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
                     lifespan=lifespan)
     app.state.ctx = ctx

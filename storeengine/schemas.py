@@ -74,6 +74,7 @@ class StoreSchema:
     admin_only: frozenset[str]
     hidden: frozenset[str]  # never leave the server: write-only values, internal state
     validator: Draft202012Validator = field(repr=False)
+    history: bool = False  # "x-history": keep every change for ever
 
     def field_format(self, path: str) -> str | None:
         return SYSTEM_FORMATS.get(path) or self.formats.get(path)
@@ -192,13 +193,15 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     admin_only = frozenset(p for p, s in properties.items() if isinstance(s, dict) and s.get("x-admin-only") is True)
     known = set(properties) | set(SYSTEM_FORMATS)
     indexes = _parse_indexes(raw.get("x-indexes"), known, problems)
+    if not isinstance(raw.get("x-history", False), bool):
+        problems.append("x-history must be true or false")
     if problems:
         raise SchemaError(problems)
     hidden = write_only | ({"_auth"} if builtin else frozenset())
     return StoreSchema(
         name=name, raw=raw, acl=acl, indexes=indexes, properties=properties, formats=formats,
         write_only=write_only, admin_only=admin_only, hidden=frozenset(hidden),
-        validator=Draft202012Validator(raw, format_checker=_FORMATS),
+        validator=Draft202012Validator(raw, format_checker=_FORMATS), history=raw.get("x-history") is True,
     )
 
 

@@ -16,6 +16,7 @@ from storeengine.entities import (
     version,
 )
 from storeengine.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, StoreError
+from storeengine.feed import Feed
 from storeengine.formats import utcnow
 from storeengine.jsonio import to_json_form
 from storeengine.query import ListQuery
@@ -45,8 +46,9 @@ WriteHook = Callable[[Principal, StoreSchema, "Doc | None", "Doc | None"], Await
 
 class EntityService:
     def __init__(self, registry: Registry, storage: Storage, hasher: Hasher,
-                 events: EventSink | None = None) -> None:
+                 events: EventSink | None = None, feed: Feed | None = None) -> None:
         self.registry = registry
+        self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
         self.storage = storage
         self.hasher = hasher
         self.events: EventSink = events or NoEvents()
@@ -93,7 +95,9 @@ class EntityService:
             raise Forbidden(f"Only admins may set: {', '.join(sorted(denied))}")
         stored = await self._hash_write_only(store, store.to_storage(payload), payload)
         doc = {"_id": system.pop("_id"), **stored, **system}
-        await self.storage.collection(store.name).insert(doc)
+        async with self.feed.writing(principal, store, "create", None) as change:
+            await self.storage.collection(store.name).insert(doc)
+            change.commit(doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
@@ -143,7 +147,10 @@ class EntityService:
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             self._check(principal, store, "delete", current, if_match)
-            if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
+            async with self.feed.writing(principal, store, "delete", current) as change:
+                if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
+                    change.commit(None)
+            if change.done:
                 await self._after_write(principal, store, "delete", current, None)
                 return current["_id"]
             if if_match is not None:
@@ -208,7 +215,11 @@ class EntityService:
             self._check(principal, store, rule_op, current, if_match)
             new = await build(current)
             new["updatedAt"] = next_update_time(current["updatedAt"])
-            if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]}, _diff(current, new)):
+            async with self.feed.writing(principal, store, "update", current) as change:
+                if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]},
+                                        _diff(current, new)):
+                    change.commit(new)
+            if change.done:
                 await self._after_write(principal, store, "update", current, new)
                 return _public(store, new)
             if if_match is not None:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=8)
 
     socketio_queue: str | None = None
+    # How long changes stay in a store's feed (stores with "x-history": true keep them for ever).
+    changes_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # Only for side-by-side benchmarks: no feed, no cursors, events straight from the write path.
+    changes_feed: bool = True
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import ReturnDocument
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
@@ -98,6 +99,14 @@ class Collection:
     async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None:
         async with guard():
             return await self.raw.find_one_and_delete(query)
+
+    async def find_one_and_update(self, query: Mapping[str, Any], update: Mapping[str, Any], *,
+                                  upsert: bool = False) -> Doc | None:
+        """The document after the update (e.g. an atomic counter)."""
+        async with guard():
+            doc: Doc | None = await self.raw.find_one_and_update(query, update, upsert=upsert,
+                                                                 return_document=ReturnDocument.AFTER)
+            return doc
 
     async def ensure_index(self, keys: Sequence[tuple[str, int]], *, unique: bool = False,
                            expire_after: int | None = None) -> None:

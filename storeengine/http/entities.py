@@ -40,7 +40,8 @@ async def collection(request: Request) -> Response:
     name = store.name
     if request.method == "GET":
         query = parse_list_query(request.query_params.multi_items(), store)
-        return json_response(await ctx.service.list(principal, name, query))
+        headers = await ctx.service.feed.cursor_header(store)  # read before the list: no gap after it
+        return json_response(await ctx.service.list(principal, name, query), headers=headers)
     body = await read_json(request)
     return entity_response(name, await ctx.service.create(principal, name, body), 201)
 
