@@ -240,6 +240,7 @@ class LiveHub:
                 who = await principal()
                 for record in batch:
                     if (shown := view(who, tailer.store, record)) is not None:
+                        shown.pop("by")  # a socket event has no `by` (API.md 8)
                         await self.sio.emit("change", _socket_form(shown), to=sid, ignore_queue=True)
         except Exception:
             log.exception("replay to %s failed", sid)
@@ -273,7 +274,7 @@ class LiveHub:
 
     async def _emit(self, store: StoreSchema, record: Doc, op: str, to: list[str], skip: list[str]) -> None:
         payload = {"seq": cursor(store.name, record["seq"]), "store": store.name, "op": op, "_id": record["id"],
-                   "entity": None if op == "leave" else record["entity"], "at": record["at"], "by": record["by"]}
+                   "entity": None if op == "leave" else record["entity"], "at": record["at"]}
         await self.sio.emit("change", _socket_form(payload), to=to, skip_sid=skip, ignore_queue=True)
 
 

@@ -117,7 +117,7 @@ async def test_events_follow_read_access(api):
         await nothing(events)
         await api.call("PUT", path + "/acl", owner, {"access": [reader_id]})
         granted = await next_event(events)
-        assert granted["op"] == "update" and granted["entity"]["access"] == [reader_id]
+        assert granted["op"] == "enter" and granted["entity"]["access"] == [reader_id]  # API.md 8: enter
         await api.call("PATCH", path, owner, {"quantity": 5})
         assert (await next_event(events))["entity"]["quantity"] == 5
         await api.call("DELETE", path, owner)

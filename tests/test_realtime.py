@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import time
 import uuid
@@ -160,7 +161,8 @@ def bearer(token: str) -> dict[str, Any]:
 
 
 def assert_event(event: dict[str, Any], op: str, entity: dict[str, Any], store: str = "orders") -> None:
-    assert set(event) == {"store", "op", "_id", "entity", "at"}, event
+    assert set(event) == {"store", "op", "_id", "entity", "at", "seq"}, event  # seq: API.md 8 and 10
+    assert isinstance(event["seq"], str) and event["seq"], event
     assert (event["store"], event["op"], event["_id"], event["entity"]) == (store, op, entity["_id"], entity)
     assert ISO_MS.match(event["at"]), event["at"]
     assert event["at"] >= entity["updatedAt"]  # same format: the text order is the time order
@@ -369,7 +371,7 @@ async def test_events_follow_the_entity_s_read_access(api: Api, admin: str) -> N
 
         granted = await api.call("PUT", f"{path}/acl", owner, {"access": [reader_id]})
         assert granted["access"] == [reader_id]
-        assert_event(await r.next(), "update", granted)
+        assert_event(await r.next(), "enter", granted)  # it could not read it before: API.md 8
         later = await api.call("PATCH", path, owner, {"quantity": 3})
         assert_event(await r.next(), "update", later)
 
@@ -391,7 +393,9 @@ async def test_revoking_access_stops_events(api: Api, admin: str) -> None:
     async with listening(api.url, "orders", **bearer(reader)) as r:
         patched = await api.call("PATCH", path, owner, {"quantity": 2})
         assert_event(await r.next(), "update", patched)
-        await api.call("PUT", f"{path}/acl", owner, {"access": []})  # after it, `reader` may not read it
+        revoked = await api.call("PUT", f"{path}/acl", owner, {"access": []})  # after it, `reader` may not read it
+        left = await r.next()
+        assert (left["op"], left["_id"], left["entity"]) == ("leave", revoked["_id"], None)
         await api.call("PATCH", path, owner, {"quantity": 3})
         await api.call("DELETE", path, owner)  # nor could it before the delete
         await r.only_marker(api, reader)
@@ -470,14 +474,18 @@ async def test_a_revoked_credential_s_connection_is_dropped(api: Api, admin: str
 
 @pytest.fixture
 def two_servers(redis_url: str, schema_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Server, Server]]:
-    """Two processes sharing Redis (python-socketio's default channel).
+    """Two processes sharing Redis and one database: events come from the change feed, which
+    lives in the database (API.md 10), so the processes need a shared STORE_MONGODB_URI.
 
     A store with a unique name keeps other test runs sharing that Redis channel from
     delivering into these subscribers."""
     store = f"rt{uuid.uuid4().hex[:12]}"
     (schema_dir / f"{store}.json").write_text(json.dumps(
         {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": False}))
-    env = {"STORE_SOCKETIO_QUEUE": redis_url}
+    uri = os.environ.get("STORE_MONGODB_URI")
+    if not uri:
+        pytest.skip("two processes share events through the change feed: set STORE_MONGODB_URI (the wire lane)")
+    env = {"STORE_SOCKETIO_QUEUE": redis_url, "STORE_MONGODB_URI": uri, "STORE_DATABASE": store}
     a = start_server(schema_dir, tmp_path / "a.log", env=env)
     try:
         b = start_server(schema_dir, tmp_path / "b.log", env=env)
@@ -491,10 +499,8 @@ def two_servers(redis_url: str, schema_dir: Path, tmp_path: Path) -> Iterator[tu
 
 async def test_events_written_through_one_process_reach_subscribers_of_another(
         two_servers: tuple[str, Server, Server]) -> None:
-    # Without STORE_MONGODB_URI each process has its own embedded database, so users (and
-    # their ids) differ between A and B. The subscribers are therefore each process's own
-    # admin, who gets every event of a store through the `<store>:all` room; the writer is
-    # the other process's admin. What crosses between the processes is the event, via Redis.
+    # Both processes use one database (a fresh one per test); the subscribers are admins, who
+    # get every event of a store through the `<store>:all` room.
     store, a, b = two_servers
     api_a, api_b = Api(a.url), Api(b.url)
     try:
