@@ -103,15 +103,18 @@ class Tailer:
                 self.ready.set()
             except StoreError:
                 await asyncio.sleep(self.hub.poll_seconds)
-        while not self.idle():
+        while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.hub.poll_seconds)
             self.wake.clear()
+            if self.idle():  # checked with no await before the removal: a new listener finds it gone
+                break
             try:
                 await self._advance()
             except Exception:  # a dead database or a broken socket must not end the tailer
                 log.exception("change tailer of %s failed; retrying", self.store.name)
-        self.hub.tailers.pop(self.store.name, None)
+        if self.hub.tailers.get(self.store.name) is self:
+            del self.hub.tailers[self.store.name]
 
     async def _advance(self) -> None:
         while True:
@@ -200,10 +203,10 @@ class LiveHub:
     async def open(self, store: StoreSchema, since: int | None) -> Stream:
         """A stream after `since` (None: the oldest retained). 410 / 400 before anything is sent."""
         tailer = self.tailer(store)
-        await tailer.ready.wait()  # its starting point is then behind anything the replay reads
         follower = Follower()
-        tailer.followers.add(follower)
+        tailer.followers.add(follower)  # registered at once, so the tailer does not stop meanwhile
         try:
+            await tailer.ready.wait()  # its starting point is then behind anything the replay reads
             first = await self.feed.read(store, since, PAGE)
         except BaseException:
             tailer.followers.discard(follower)
@@ -218,14 +221,15 @@ class LiveHub:
         since = None if since_text is None else parse_cursor(store.name, since_text)
         tailer = self.tailer(store)
         if since is None:
-            await join()
             tailer.sockets.add(sid)
+            await join()
+            await tailer.ready.wait()  # writes after the ack are past the tailer's starting point
             return
         stream = await self.open(store, since)
         stream.close()  # a socket's buffer lives in `catching_up`, skipped by room emits
         tailer.catching_up[sid] = stream.follower
-        await join()
         tailer.sockets.add(sid)
+        await join()
         task = asyncio.create_task(self._replay(sid, tailer, stream, principal))
         self._pokes.add(task)
         task.add_done_callback(self._pokes.discard)
