@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 import socketio
@@ -45,6 +46,7 @@ class Maintenance:
         self.pending: dict[str, StoreSchema] = {s.name: s for s in ctx.registry.all()}
         self.auth_ready = False
         self.admin_ready = False
+        self.next_expiry = 0.0
 
     async def tick(self) -> None:
         for store in self.ctx.registry.rescan():
@@ -59,8 +61,12 @@ class Maintenance:
                 self.pending.pop(name)
                 self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
         await self._once()
-        with contextlib.suppress(Unavailable):
-            await self.ctx.service.feed.expire(self.ctx.registry.all())
+        feed = self.ctx.service.feed
+        if feed.enabled and time.monotonic() >= self.next_expiry:
+            # Every process sweeps; raising the floor is idempotent. Not every tick: a sweep reads.
+            self.next_expiry = time.monotonic() + min(feed.retention.total_seconds() / 2, 5.0)
+            with contextlib.suppress(Unavailable):
+                await feed.expire(self.ctx.registry.all())
 
     async def _once(self) -> None:
         with contextlib.suppress(Unavailable):

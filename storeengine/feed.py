@@ -12,8 +12,9 @@ Why a reader never skips a change (the argument the README repeats):
    missing one; everything up to its cursor is in the feed for good.
 3. Holes close atomically. A writer that gives up (failed write, lost race) fills its number
    with a `void` at once. A number that stays missing longer than `void_after` (the writer
-   died) is filled with a `void` by a reader. The unique index on (store, seq) makes
-   "void" vs "late change" a race that exactly one side wins; a late writer that loses takes
+   died) is filled with a `void` by a reader. A change's `_id` is "<store>:<seq>", so the
+   database's own unique `_id` makes "void" vs "late change" a race that exactly one side
+   wins (an atomic insert, on MongoDB and the embedded database alike); a late writer that loses takes
    a new number and inserts again, so its change is still seen, later. Readers skip voids.
    Only the database decides, so this holds across processes.
 4. Retention. Changes are removed only below the store's `floor`, which moves up through
@@ -53,6 +54,7 @@ CHANGES, COUNTERS = "_changes", "_change_seqs"
 VOID = "void"
 PAGE = 1000
 _BEFORE_FIELDS = ("_id", "owner", *ACCESS_FIELDS)
+_BRIEF = {"seq": 1, "at": 1, "op": 1}
 # Listeners hear every change this process appended (the live hub wakes its tailers with them).
 Listener = Callable[[str, Doc], None]
 
@@ -70,6 +72,11 @@ def parse_cursor(store: str, text: str) -> int:
     if text[16:] != f"{zlib.crc32(store.encode()):08x}":
         raise BadRequest("since: a cursor of another store")
     return int(text[:16], 16)
+
+
+def _key(store: str, seq: int) -> str:
+    """A change's `_id`: one document per number and store, enforced by the database."""
+    return f"{store}:{seq:016x}"
 
 
 def access_of(doc: Mapping[str, Any] | None) -> Doc | None:
@@ -123,13 +130,15 @@ class Feed:
         self.enabled = enabled
         self.listeners: list[Listener] = []
         self._known: dict[str, int] = {}  # a filled prefix seen by this process, per store
+        self._local_seq: dict[str, int] = {}  # the counters, when the database is embedded
 
     async def ensure_indexes(self) -> None:
-        await self.changes.ensure_index((("store", 1), ("seq", 1)), unique=True)
+        await self.changes.ensure_index((("store", 1), ("seq", 1)))
         await self.changes.ensure_index((("store", 1), ("id", 1), ("seq", 1)))
-        # A backstop for when no server runs: the maintenance sweep removes expired changes
-        # (below the floor) long before the database's TTL monitor would.
-        await self.changes.ensure_index((("expireAt", 1),), expire_after=24 * 3600)
+        if not self.storage.embedded:  # (the embedded database would scan every document on every access)
+            # A backstop for when no server runs: the maintenance sweep removes expired changes
+            # (below the floor) long before the database's TTL monitor would.
+            await self.changes.ensure_index((("expireAt", 1),), expire_after=24 * 3600)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -150,6 +159,14 @@ class Feed:
                 await self._fill_void(store, pending.seq)
 
     async def _allocate(self, store: str) -> int:
+        if self.storage.embedded:
+            # One process owns the embedded database, so its memory is as atomic a counter as the
+            # database's (whose find_one_and_update costs more there than the whole entity write).
+            if store not in self._local_seq:
+                counter = await self.counters.find_one({"_id": store}) or {}
+                self._local_seq.setdefault(store, int(counter.get("seq", 0)))
+            self._local_seq[store] += 1
+            return self._local_seq[store]
         for _ in range(3):  # two first upserts of one counter may race on its _id
             with contextlib.suppress(Conflict):
                 doc = await self.counters.find_one_and_update(
@@ -164,7 +181,7 @@ class Feed:
         assert entity is not None
         entity = {k: v for k, v in entity.items() if k not in store.hidden}
         now = utcnow()
-        doc: Doc = {"store": store.name, "seq": pending.seq, "op": op, "id": entity["_id"], "entity": entity,
+        doc: Doc = {"_id": _key(store.name, pending.seq), "store": store.name, "seq": pending.seq, "op": op, "id": entity["_id"], "entity": entity,
                     "before": access_of(before), "version": version(entity), "at": now, "by": principal.user_id}
         if not store.history:
             doc["expireAt"] = now + self.retention
@@ -174,13 +191,14 @@ class Feed:
                 break
             except Conflict:  # a reader closed our number as void: we were late; take a new one
                 doc["seq"] = await self._allocate(store.name)
+                doc["_id"] = _key(store.name, doc["seq"])
         for listener in self.listeners:
             listener(store.name, doc)
 
     async def _fill_void(self, store: StoreSchema, seq: int) -> bool:
         """Close a number with a placeholder; False if a change took it first."""
         now = utcnow()
-        doc: Doc = {"store": store.name, "seq": seq, "op": VOID, "at": now}
+        doc: Doc = {"_id": _key(store.name, seq), "store": store.name, "seq": seq, "op": VOID, "at": now}
         if not store.history:
             doc["expireAt"] = now + self.retention
         try:
@@ -194,15 +212,16 @@ class Feed:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def read(self, store: StoreSchema, since: int | None, limit: int = PAGE) -> Page:
+    async def read(self, store: StoreSchema, since: int | None, limit: int = PAGE, *, brief: bool = False) -> Page:
         """Up to `limit` numbers after `since` (None: the oldest retained), stopping before the
-        first number that is not filled yet. 410 if changes after `since` have expired."""
+        first number that is not filled yet. 410 if changes after `since` have expired.
+        `brief`: only numbers and times (for positions), not the changes themselves."""
         position = await self.floor(store.name) if since is None else since
         records: list[Doc] = []
         left = limit
         while True:
-            docs = await self.changes.find({"store": store.name, "seq": {"$gt": position}}, None, [("seq", 1)], 0,
-                                           left + 1)
+            docs = await self.changes.find({"store": store.name, "seq": {"$gt": position}},
+                                           _BRIEF if brief else None, [("seq", 1)], 0, left + 1)
             # Read after the page: a deletion the page met had raised the floor before it.
             counter = await self.counters.find_one({"_id": store.name}) or {}
             if position < counter.get("floor", 0):
@@ -246,8 +265,9 @@ class Feed:
         position = self._known.get(store.name, 0)
         while True:
             try:
-                page = await self.read(store, max(position, await self.floor(store.name)), PAGE)
-            except Gone:  # the floor rose meanwhile: start again from it
+                page = await self.read(store, position, PAGE, brief=True)
+            except Gone:  # below the floor (expired, or never read here): start from the floor
+                position = await self.floor(store.name)
                 continue
             position = page.position
             if not page.more:

@@ -87,6 +87,7 @@ class Tailer:
         self.position = 0
         self.ready = asyncio.Event()
         self.wake = asyncio.Event()
+        self.look = True  # read the feed on the next wake (not only this process's own changes)
         self.offered: dict[int, Doc] = {}
         self.followers: set[Follower] = set()
         self.sockets: set[str] = set()  # subscribed local sockets (joined rooms)
@@ -104,8 +105,10 @@ class Tailer:
             except StoreError:
                 await asyncio.sleep(self.hub.poll_seconds)
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.wake.wait(), self.hub.poll_seconds)
+            except TimeoutError:
+                self.look = True
             self.wake.clear()
             if self.idle():  # checked with no await before the removal: a new listener finds it gone
                 break
@@ -122,6 +125,9 @@ class Tailer:
             while (record := self.offered.pop(self.position + 1, None)) is not None:
                 await self._deliver(record)
             self.offered = {s: r for s, r in self.offered.items() if s > self.position}
+            if not (self.look or self.offered):
+                return  # only this process's changes, all delivered: no read needed
+            self.look = False
             page = await self.hub.feed.read(self.store, self.position, PAGE)
             for record in page.records:
                 await self._deliver(record)
@@ -191,6 +197,7 @@ class LiveHub:
                     await pubsub.subscribe(self._channel)
                     async for message in pubsub.listen():
                         if message["type"] == "message" and (t := self.tailers.get(message["data"].decode())):
+                            t.look = True
                             t.wake.set()
             except asyncio.CancelledError:
                 raise
