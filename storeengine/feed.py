@@ -220,8 +220,10 @@ class Feed:
         records: list[Doc] = []
         left = limit
         while True:
-            docs = await self.changes.find({"store": store.name, "seq": {"$gt": position}},
-                                           _BRIEF if brief else None, [("seq", 1)], 0, left + 1)
+            # Numbers are dense, so a bounded range holds the page (and keeps a scan small where
+            # the database has no index: the embedded one copies every match before the limit).
+            where = {"store": store.name, "seq": {"$gt": position, "$lte": position + left + 1}}
+            docs = await self.changes.find(where, _BRIEF if brief else None, [("seq", 1)], 0, left + 1)
             # Read after the page: a deletion the page met had raised the floor before it.
             counter = await self.counters.find_one({"_id": store.name}) or {}
             if position < counter.get("floor", 0):
@@ -239,7 +241,7 @@ class Feed:
             else:
                 if position >= counter.get("seq", 0) or left == 0:
                     return self._page(store, records, position, False)
-                hole_at = counter.get("at")
+                hole_at = counter.get("at")  # allocated before the counter's last allocation
             if hole_at is None or not await self._close_if_old(store, position + 1, hole_at):
                 return self._page(store, records, position, False)
 
@@ -293,7 +295,8 @@ class Feed:
         counter = await self.counters.find_one({"_id": store.name}) or {}
         floor = start = int(counter.get("floor", 0))
         deadline = utcnow() - self.retention
-        docs = await self.changes.find({"store": store.name, "seq": {"$gt": floor}}, {"seq": 1, "at": 1},
+        docs = await self.changes.find({"store": store.name, "seq": {"$gt": floor, "$lte": floor + PAGE}},
+                                       {"seq": 1, "at": 1},
                                        [("seq", 1)], 0, PAGE)
         for doc in docs:
             if doc["seq"] != floor + 1:

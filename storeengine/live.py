@@ -39,6 +39,8 @@ from storeengine.schemas import Registry, StoreSchema
 
 log = logging.getLogger("storeengine.live")
 CHANNEL = "storeengine-feed"
+# Larger pages for replays: on the embedded database every page read scans the whole feed.
+REPLAY_PAGE = 5000
 
 
 class Follower:
@@ -66,7 +68,7 @@ class Stream:
         if self.page is not None:
             page = self.page
             self.position = page.position
-            self.page = await self.hub.feed.read(self.tailer.store, page.position, PAGE) if page.more else None
+            self.page = await self.hub.feed.read(self.tailer.store, page.position, REPLAY_PAGE) if page.more else None
             return page.records
         out = []
         while self.follower.buffer:
@@ -214,7 +216,7 @@ class LiveHub:
         tailer.followers.add(follower)  # registered at once, so the tailer does not stop meanwhile
         try:
             await tailer.ready.wait()  # its starting point is then behind anything the replay reads
-            first = await self.feed.read(store, since, PAGE)
+            first = await self.feed.read(store, since, REPLAY_PAGE)
         except BaseException:
             tailer.followers.discard(follower)
             raise
@@ -252,11 +254,22 @@ class LiveHub:
                 for record in batch:
                     if (shown := view(who, tailer.store, record)) is not None:
                         shown.pop("by")  # a socket event has no `by` (API.md 8)
-                        await self.sio.emit("change", _socket_form(shown), to=sid, ignore_queue=True)
+                        await self._send(sid, shown)
         except Exception:
             log.exception("replay to %s failed", sid)
         finally:
             tailer.catching_up.pop(sid, None)
+
+    async def _send(self, sid: str, change: Doc) -> None:
+        """A change to one socket: encoded once and handed to its Engine.IO socket, in order.
+        (`sio.emit` spawns and awaits a task per message, most of a 10,000-change replay.)"""
+        pkt = self.sio.packet_class(socketio.packet.EVENT, namespace="/", data=["change", _socket_form(change)])
+        encoded = pkt.encode()
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is None or not isinstance(encoded, str):  # gone, or binary: the general path
+            await self.sio.emit("change", _socket_form(change), to=sid, ignore_queue=True)
+            return
+        await self.sio.eio.send(eio_sid, encoded)
 
     def forget(self, sid: str, store: str | None = None) -> None:
         """A socket left a store (None: every store)."""
