@@ -150,7 +150,9 @@ class LiveHub:
                  poll_seconds: float | None = None) -> None:
         self.feed, self.registry, self.sio = feed, registry, sio
         self.queue_url = queue_url
-        self.poll_seconds = poll_seconds or (1.0 if queue_url else 0.25)
+        # Polling finds other processes' changes; the embedded database has no other process (and
+        # a read there scans the whole feed), so it only polls as a safety net.
+        self.poll_seconds = poll_seconds or (30.0 if feed.storage.embedded else 1.0 if queue_url else 0.25)
         self.tailers: dict[str, Tailer] = {}
         self._redis: aioredis.Redis | None = aioredis.Redis.from_url(queue_url) if queue_url else None
         self._channel = f"{CHANNEL}:{feed.storage.db.name}"
