@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py"]
+SCRIPTS = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "feed.py"]
 
 
 def main() -> int:
