@@ -181,8 +181,9 @@ class Feed:
         assert entity is not None
         entity = {k: v for k, v in entity.items() if k not in store.hidden}
         now = utcnow()
-        doc: Doc = {"_id": _key(store.name, pending.seq), "store": store.name, "seq": pending.seq, "op": op, "id": entity["_id"], "entity": entity,
-                    "before": access_of(before), "version": version(entity), "at": now, "by": principal.user_id}
+        doc: Doc = {"_id": _key(store.name, pending.seq), "store": store.name, "seq": pending.seq, "op": op,
+                    "id": entity["_id"], "entity": entity, "before": access_of(before), "version": version(entity),
+                    "at": now, "by": principal.user_id}
         if not store.history:
             doc["expireAt"] = now + self.retention
         while True:

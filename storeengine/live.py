@@ -21,7 +21,6 @@ everything before) and no duplicate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable

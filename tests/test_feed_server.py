@@ -141,6 +141,25 @@ async def test_subscribe_with_a_bad_cursor_is_refused(api: Api, admin: str, sinc
         assert (ack["success"], ack["code"]) == (False, code), ack
 
 
+async def test_subscribe_with_a_cursor_older_than_retention_is_410(schema_dir: Path, tmp_path: Path) -> None:
+    srv = start_server(schema_dir, tmp_path / "short.log", env={"STORE_CHANGES_RETENTION_SECONDS": "0.5"})
+    api = Api(srv.url)
+    try:
+        admin = await api.token()
+        start = (await api.call("GET", "/api/v1/orders/_changes", admin))["cursor"]
+        await api.order(admin)
+        await asyncio.sleep(1.5)  # expired and swept
+        async with listening(api.url, **bearer(admin)) as listener:
+            ack = await listener.ack("subscribe", {"store": "orders", "since": start})
+            assert (ack["success"], ack["code"], ack["tags"]) == (False, "410", ["error_gone"]), ack
+            later = await api.order(admin)
+            current = (await api.call("GET", "/api/v1/orders/_changes", admin))["changes"]
+            assert [c["_id"] for c in current] == [later["_id"]]
+    finally:
+        await api.http.aclose()
+        stop_server(srv)
+
+
 async def test_live_enter_and_leave_when_a_reader_s_group_gains_and_loses_an_entity(api: Api, admin: str) -> None:
     team = await api.group(admin, "team")
     _, owner = await api.user(admin, "owner", [team])

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from storeengine import history
 from storeengine.acl import Principal
 from storeengine.entities import Doc, path_id
-from storeengine.errors import BadRequest, NotFound
+from storeengine.errors import BadRequest, NotFound, StoreError
 from storeengine.feed import PAGE, Feed, cursor, parse_cursor, view
 from storeengine.http.entities import caller_and_store, entity_response
 from storeengine.http.requests import authenticate, read_json
@@ -80,7 +80,10 @@ async def _events(request: Request, stream: Stream, store: StoreSchema) -> Async
             if not batch:
                 await stream.follower.arrived.wait()
                 continue
-            principal = await authenticate(request)  # current rights; a revoked credential ends the stream
+            try:
+                principal = await authenticate(request)  # current rights; a revoked credential ends the stream
+            except StoreError:
+                return
             for record in batch:
                 if (change := view(principal, store, record)) is not None:
                     yield ServerSentEvent(dumps(change).decode(), event="change", id=change["seq"])
