@@ -180,7 +180,8 @@ class Feed:
         entity = pending.after if pending.after is not None else before
         assert entity is not None
         entity = {k: v for k, v in entity.items() if k not in store.hidden}
-        now = utcnow()
+        # Never before the version it carries (`updatedAt` may run ahead of the clock by a few ms).
+        now = max(utcnow(), entity.get("updatedAt") or utcnow())
         doc: Doc = {"_id": _key(store.name, pending.seq), "store": store.name, "seq": pending.seq, "op": op,
                     "id": entity["_id"], "entity": entity, "before": access_of(before), "version": version(entity),
                     "at": now, "by": principal.user_id}
