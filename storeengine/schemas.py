@@ -193,16 +193,21 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     admin_only = frozenset(p for p, s in properties.items() if isinstance(s, dict) and s.get("x-admin-only") is True)
     known = set(properties) | set(SYSTEM_FORMATS)
     indexes = _parse_indexes(raw.get("x-indexes"), known, problems)
-    if not isinstance(raw.get("x-history", False), bool):
-        problems.append("x-history must be true or false")
+    history = _parse_history(raw.get("x-history", False), problems)
     if problems:
         raise SchemaError(problems)
     hidden = write_only | ({"_auth"} if builtin else frozenset())
     return StoreSchema(
         name=name, raw=raw, acl=acl, indexes=indexes, properties=properties, formats=formats,
         write_only=write_only, admin_only=admin_only, hidden=frozenset(hidden),
-        validator=Draft202012Validator(raw, format_checker=_FORMATS), history=raw.get("x-history") is True,
+        validator=Draft202012Validator(raw, format_checker=_FORMATS), history=history,
     )
+
+
+def _parse_history(value: Any, problems: list[str]) -> bool:
+    if not isinstance(value, bool):
+        problems.append("x-history must be true or false")
+    return value is True
 
 
 def _collect_formats(schema: Any, path: str, out: dict[str, str]) -> None:
