@@ -14,7 +14,8 @@ from pathlib import Path
 from _wire import wire_server
 
 HERE = Path(__file__).resolve().parent
-FAKE = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "console.py"]
+FAKE = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
+        "console.py"]
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
 # (quadratic): it runs on the fake only. The wire list uses 3,000 entities for the same reason.
 WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py"]

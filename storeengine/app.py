@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 import socketio
@@ -20,11 +21,13 @@ from storeengine.auth.service import AuthService
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.errors import StoreError, Unavailable
+from storeengine.feed import Feed
 from storeengine.http.context import Context
 from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, TrailingSlash
 from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
+from storeengine.live import LiveHub
 from storeengine.realtime import Realtime
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import EntityService
@@ -44,6 +47,7 @@ class Maintenance:
         self.pending: dict[str, StoreSchema] = {s.name: s for s in ctx.registry.all()}
         self.auth_ready = False
         self.admin_ready = False
+        self.next_expiry = 0.0
 
     async def tick(self) -> None:
         for store in self.ctx.registry.rescan():
@@ -58,11 +62,18 @@ class Maintenance:
                 self.pending.pop(name)
                 self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
         await self._once()
+        feed = self.ctx.service.feed
+        if feed.enabled and time.monotonic() >= self.next_expiry:
+            # Every process sweeps; raising the floor is idempotent. Not every tick: a sweep reads.
+            self.next_expiry = time.monotonic() + min(feed.retention.total_seconds() / 2, 5.0)
+            with contextlib.suppress(Unavailable):
+                await feed.expire(self.ctx.registry.all())
 
     async def _once(self) -> None:
         with contextlib.suppress(Unavailable):
             if not self.auth_ready:
                 await self.ctx.auth.ensure_indexes()
+                await self.ctx.service.feed.ensure_indexes()
                 self.auth_ready = True
             if not self.admin_ready:
                 settings = self.ctx.settings
@@ -97,7 +108,10 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
     realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
                         ping_interval=settings.socketio_ping_interval_seconds,
                         ping_timeout=settings.socketio_ping_timeout_seconds)
-    service = EntityService(registry, storage, passwords.hash, realtime)
+    feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
+    service = EntityService(registry, storage, passwords.hash, realtime, feed)
+    if feed.enabled:
+        realtime.live = LiveHub(feed, registry, realtime.sio, queue_url=settings.socketio_queue)
     service.write_hooks.append(auth.on_user_write)
     return Context(settings, storage, registry, service, auth), realtime
 
@@ -125,7 +139,8 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
 
     # Outermost first: CORS sees every answer (413 and other refusals get their CORS headers).
     middleware = [Middleware(Cors, allow_origins=list(settings.allowed_origins), allow_credentials=True,
-                             allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "Location"]),
+                             allow_methods=["*"], allow_headers=["*"],
+                             expose_headers=["ETag", "Location", "X-Change-Cursor"]),
                   Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
                   Middleware(TrailingSlash)]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,

@@ -64,6 +64,10 @@ class Conflict(StoreError):
     status, tag, default_message = 409, "error_conflict", "Conflict"
 
 
+class Gone(StoreError):
+    status, tag, default_message = 410, "error_gone", "Gone"
+
+
 class PreconditionFailed(StoreError):
     status, tag, default_message = 412, "error_precondition_failed", "Precondition failed"
 

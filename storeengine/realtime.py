@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 
@@ -25,6 +25,9 @@ from storeengine.jsonio import iso_ms, to_json_form
 from storeengine.legacy_sio import LegacyAsyncServer
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.sendqueue import bound_send_queues
+
+if TYPE_CHECKING:
+    from storeengine.live import LiveHub
 
 log = logging.getLogger("storeengine.realtime")
 SWEEP_SECONDS = 1.0
@@ -46,6 +49,7 @@ class Realtime:
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
         self._sockets: dict[str, dict[str, str]] = {}  # local sid -> credentials, for revocation
         self._sweep_now = asyncio.Event()
+        self.live: LiveHub | None = None  # set when the change feed is on: it delivers the events
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("subscribe", self._subscribe)
@@ -59,6 +63,8 @@ class Realtime:
 
     def publish(self, store: StoreSchema, op: str, entity: Mapping[str, Any]) -> None:
         """Queue without awaiting, so events leave in the order the writes finished."""
+        if self.live is not None:
+            return  # the feed's tailers deliver, in seq order (storeengine/live.py)
         rooms = acl.rooms_for_entity(store.name, store.acl["read"], entity)
         payload = {"store": store.name, "op": op, "_id": str(entity["_id"]),
                    "entity": to_json_form(entity), "at": iso_ms(utcnow())}
@@ -66,7 +72,7 @@ class Realtime:
 
     async def run(self) -> None:
         """Emit queued events one after another, and drop connections whose credential died."""
-        await asyncio.gather(self._pump(), self._sweeper())
+        await asyncio.gather(self._pump(), self._sweeper(), *([self.live.run()] if self.live else []))
 
     async def _pump(self) -> None:
         while True:
@@ -119,15 +125,28 @@ class Realtime:
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
         self._sockets.pop(sid, None)
+        if self.live is not None:
+            self.live.forget(sid)
 
     async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             store = self.registry.get(self._store_name(data))
-            async with self.sio.session(sid) as session:
-                await self._join(sid, session, store, session["principal"])
+            if self.live is not None:
+                await self.live.subscribe(sid, store, data.get("since"), lambda: self._join_now(sid, store),
+                                          lambda: self._principal(sid))
+                return {"success": True}
+            await self._join_now(sid, store)
         except StoreError as exc:
             return exc.body()
         return {"success": True}
+
+    async def _join_now(self, sid: str, store: StoreSchema) -> None:
+        async with self.sio.session(sid) as session:
+            await self._join(sid, session, store, session["principal"])
+
+    async def _principal(self, sid: str) -> Principal:
+        principal: Principal = (await self.sio.get_session(sid))["principal"]
+        return principal
 
     async def _join(self, sid: str, session: dict[str, Any], store: StoreSchema, principal: Principal) -> None:
         rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
@@ -142,6 +161,8 @@ class Realtime:
             name = self._store_name(data)
             async with self.sio.session(sid) as session:
                 rooms = session["rooms"].pop(name, None)
+            if self.live is not None:
+                self.live.forget(sid, name)
             if rooms is None:
                 self.registry.get(name)  # 404 for an unknown store
             for room in rooms or ():

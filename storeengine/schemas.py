@@ -76,6 +76,7 @@ class StoreSchema:
     admin_only: frozenset[str]
     hidden: frozenset[str]  # never leave the server: write-only values, internal state
     validator: Draft202012Validator = field(repr=False)
+    history: bool = False  # "x-history": keep every change for ever
 
     def field_format(self, path: str) -> str | None:
         return SYSTEM_FORMATS.get(path) or self.formats.get(path)
@@ -146,9 +147,13 @@ def _property_problem(prop: str) -> str:
     return ""
 
 
+def _history_problems(raw: dict[str, Any]) -> list[str]:
+    return [] if isinstance(raw.get("x-history", False), bool) else ["x-history must be true or false"]
+
+
 # Every check of a schema object; each returns its problems, so one answer lists them all.
 _CHECKS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
-    _type_problems, _json_schema_problems, _property_problems,
+    _type_problems, _json_schema_problems, _property_problems, _history_problems,
 )
 
 
@@ -183,6 +188,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
         write_only=write_only, admin_only=_flagged(properties, "x-admin-only"),
         hidden=write_only | (_BUILTIN_HIDDEN if builtin else frozenset()),
         validator=SchemaValidator(raw, format_checker=_FORMATS),  # `$` as in ECMA-262 (patterns.py)
+        history=raw.get("x-history") is True,
     )
 
 

@@ -23,6 +23,7 @@ from storeengine.entities import (
     version,
 )
 from storeengine.errors import Conflict, Invalid, NotFound, PreconditionFailed, StoreError
+from storeengine.feed import Feed
 from storeengine.formats import utcnow
 from storeengine.jsonio import to_json_form
 from storeengine.query import ListQuery
@@ -80,8 +81,9 @@ class Summary:
 
 class EntityService:
     def __init__(self, registry: Registry, storage: StorageAPI, hasher: Hasher,
-                 events: EventSink | None = None) -> None:
+                 events: EventSink | None = None, feed: Feed | None = None) -> None:
         self.registry = registry
+        self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
         self.storage = storage
         self.hasher = hasher
         self.events: EventSink = events or NoEvents()
@@ -96,13 +98,14 @@ class EntityService:
         coll = self.storage.collection(store.name)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(store)
+        at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
         if not query.meta:
-            return Page(await coll.find(where, projection, query.sort, query.offset, query.limit))
+            return Page(await coll.find(where, projection, query.sort, query.offset, query.limit), at)
         reverse = [(k, -d) for k, d in query.sort]
         total, first, last = await asyncio.gather(
             coll.count(where), coll.find_one(where, projection, query.sort), coll.find_one(where, projection, reverse),
         )
-        return Summary(total, first, last)
+        return Summary(total, first, last, at)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -124,7 +127,9 @@ class EntityService:
         acl.check_create(principal, store, system, payload)
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
-        await self.storage.collection(store.name).insert(doc)
+        async with self.feed.writing(principal, store, "create", None) as pending:
+            await self.storage.collection(store.name).insert(doc)
+            pending.commit(doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
@@ -154,13 +159,30 @@ class EntityService:
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, "delete", current, if_match)
-            if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
+            async with self.feed.writing(principal, store, "delete", current) as pending:
+                if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
+                    pending.commit(None)
+            if pending.done:
                 await self._after_write(principal, store, "delete", current, None)
                 deleted: ObjectId = current["_id"]
                 return deleted
             if if_match is not None:
                 raise PreconditionFailed("The entity changed")
         raise Conflict("The entity keeps changing; try again")
+
+    async def recreate(self, principal: Principal, store: StoreSchema, deleted: Doc, content: Doc) -> Doc:
+        """Restore of a deleted entity (history): the same _id, owner and access fields as when it
+        was deleted, with `content` as its body, under the create rules; its change is a create."""
+        store.validate(content)
+        system = {k: deleted.get(k) for k in ("owner", "group", "access", "branch", "createdAt")}
+        system["updatedAt"] = next_update_time(deleted["updatedAt"])
+        acl.check_create(principal, store, system, content)
+        doc = {"_id": deleted["_id"], **store.to_storage(content), **system}
+        async with self.feed.writing(principal, store, "create", None) as pending:
+            await self.storage.collection(store.name).insert(doc)
+            pending.commit(doc)
+        await self._after_write(principal, store, "create", None, doc)
+        return _public(store, doc)
 
     async def ensure_indexes(self, store: StoreSchema) -> None:
         coll = self.storage.collection(store.name)
@@ -190,7 +212,11 @@ class EntityService:
             _check(principal, store, rule_op, current, if_match)
             new = change(current)
             new["updatedAt"] = next_update_time(current["updatedAt"])
-            if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]}, _diff(current, new)):
+            async with self.feed.writing(principal, store, "update", current) as pending:
+                if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]},
+                                        _diff(current, new)):
+                    pending.commit(new)
+            if pending.done:
                 await self._after_write(principal, store, "update", current, new)
                 return _public(store, new)
             if if_match is not None:

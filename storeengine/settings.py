@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     @property
     def polling_allowed(self) -> bool:
         return self.socketio_polling if self.socketio_polling is not None else self.workers == 1
+    # How long changes stay in a store's feed (stores with "x-history": true keep them for ever).
+    changes_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # Only for side-by-side benchmarks: no feed, no cursors, events straight from the write path.
+    changes_feed: bool = True
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

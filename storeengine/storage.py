@@ -142,6 +142,7 @@ class Storage:
     def __init__(self, client: Any, database: str, *, embedded: bool, query_timeout_ms: int = 10000) -> None:
         self.client = client
         self.db: AsyncIOMotorDatabase[Doc] = client[database]
+        self.database_name = database
         self.embedded = embedded
         self.query_timeout_ms = query_timeout_ms
         self.runner = Runner() if embedded else None

@@ -45,6 +45,9 @@ class CollectionAPI(Protocol):
 
 
 class StorageAPI(Protocol):
+    embedded: bool  # the in-process database: one process owns it (the feed counts in memory there)
+    database_name: str  # processes sharing a database share its change feed's Redis channel
+
     def collection(self, name: str) -> CollectionAPI: ...
 
     async def ping(self) -> bool:

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import socketio
 
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, Server, start_server, stop_server
@@ -97,6 +96,10 @@ def cookie(sid: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
+    return install_node_client()
+
+
+def install_node_client() -> Path:
     """socket.io-client 2.x installed from npm into tests/.node (once); Node and npm must be on PATH."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
@@ -272,41 +275,3 @@ async def test_v3_and_v4_sockets_of_one_user_get_the_same_events(legacy_server: 
     assert [(e["op"], e["_id"]) for e in v3_got] == [
         ("create", shared["_id"]), ("create", mine["_id"]), ("delete", mine["_id"])]
     assert v3_got == v4_got
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """Redis must run at 127.0.0.1:6379: the test that needs it fails (not skips) without it."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"this test needs a Redis at {REDIS_URL} (start one): {exc}") from exc
-    return REDIS_URL
-
-
-async def test_a_legacy_client_gets_events_written_through_another_process(
-        redis_url: str, schema_dir: Path, tmp_path: Path, node_modules: Path) -> None:
-    # A unique store keeps other runs on the shared Redis channel out; each process's admin
-    # sees every event of the store, so what crosses from A to B is the event itself.
-    store = f"lg{uuid.uuid4().hex[:12]}"
-    (schema_dir / f"{store}.json").write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}}))
-    env = {"STORE_SOCKETIO_QUEUE": redis_url}
-    a = start_server(schema_dir, tmp_path / "a.log", env=env)
-    try:
-        b = start_server(schema_dir, tmp_path / "b.log", env=env)
-        try:
-            async with api_of(a) as api_a, api_of(b) as api_b:
-                r = await api_b.http.post("/api/v1/auth", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD})
-                headers_b = cookie(r.cookies["sid"])
-                async with node_client(node_modules, b.url, extraHeaders=headers_b) as c:
-                    await connected(c, "polling+upgrade")
-                    assert await c.ack("subscribe", {"store": store}) == {"success": True}
-                    admin_a = await api_a.admin()
-                    written = [await api_a.call("POST", f"/api/v1/{store}", admin_a, {"n": n}, status=201)
-                               for n in range(5)]
-                    got = [(await c.next("change"))["data"] for _ in written]
-        finally:
-            stop_server(b)
-    finally:
-        stop_server(a)
-    assert [(e["op"], e["entity"]) for e in got] == [("create", w) for w in written]

@@ -179,6 +179,7 @@ class SwitchableStorage:
 
     def __init__(self, real: Storage) -> None:
         self.real, self.down = real, False
+        self.embedded, self.database_name = real.embedded, real.database_name
 
     def collection(self, name: str) -> Any:
         return SwitchableCollection(self, self.real.collection(name))

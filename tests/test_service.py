@@ -59,6 +59,7 @@ class SeamStorage:
         self.races = 0  # how many compare-and-swaps to lose, from now on
         self.race_set: dict[str, Any] = {"body": "concurrent"}  # what the other writer changes
         self.down = False
+        self.embedded, self.database_name = True, "unit"
 
     def collection(self, name: str) -> Any:
         coll = self.real.collection(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from storeengine.http import auth, console, entities
+from storeengine.http import auth, changes, console, entities
 from storeengine.http.guards import with_method_guards
 from storeengine.http.requests import authenticated, public
 
@@ -23,6 +23,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/auth/keys/{id}", authenticated(auth.delete_key), methods=["DELETE"]),
         Route("/api/v1/_schemas", authenticated(entities.schemas), methods=["GET"]),
         Route("/api/v1/{store}", authenticated(entities.collection), methods=["GET", "POST"]),
+        Route("/api/v1/{store}/_changes", authenticated(changes.changes), methods=["GET"]),
+        Route("/api/v1/{store}/{id}/_versions", authenticated(changes.versions), methods=["GET"]),
+        Route("/api/v1/{store}/{id}/_restore", authenticated(changes.restore), methods=["POST"]),
         Route("/api/v1/{store}/{id}", authenticated(entities.entity), methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/api/v1/{store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
     ]

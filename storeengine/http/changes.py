@@ -1,0 +1,104 @@
+"""Endpoints of the change feed (API.md 10): the feed as JSON pages or Server-Sent Events,
+an entity's versions and its restore, and the cursor every list answer carries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from storeengine import history
+from storeengine.acl import Principal
+from storeengine.entities import Doc, path_id
+from storeengine.errors import BadRequest, NotFound, StoreError
+from storeengine.feed import PAGE, Feed, cursor, parse_cursor, view
+from storeengine.http.entities import context_and_store, entity_response
+from storeengine.http.requests import authenticate, read_json
+from storeengine.http.responses import json_response
+from storeengine.jsonio import dumps
+from storeengine.live import LiveHub, Stream
+from storeengine.schemas import StoreSchema
+
+MAX_LIMIT, DEFAULT_LIMIT = 10000, 1000
+SCAN_PAGES = 10  # bound on the changes one request examines (the rest: `more`)
+KEEP_ALIVE_SECONDS = 15
+
+
+async def changes(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
+    feed = ctx.service.feed
+    if not feed.enabled:
+        raise NotFound("The change feed is switched off")
+    params = request.query_params
+    if unknown := sorted(set(params) - {"since", "limit"}) or [k for k in params if len(params.getlist(k)) > 1]:
+        raise BadRequest(f"Unknown or repeated parameter: {unknown[0]}")
+    since_text = request.headers.get("last-event-id") or params.get("since")
+    since = parse_cursor(store.name, since_text) if since_text else None
+    if "text/event-stream" in request.headers.get("accept", ""):
+        live: LiveHub = request.app.state.realtime.live
+        stream = await live.open(store, since)  # 410 / 400 come before the stream starts
+        return EventSourceResponse(_events(request, stream, store), ping=KEEP_ALIVE_SECONDS)
+    limit = _limit(params.get("limit"))
+    shown, position, more = await _page(feed, principal, store, since, limit)
+    return json_response({"changes": shown, "cursor": cursor(store.name, position), "more": more})
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer 1..{MAX_LIMIT}")
+    return int(raw)
+
+
+async def _page(feed: Feed, principal: Principal, store: StoreSchema, since: int | None,
+                limit: int) -> tuple[list[Doc], int, bool]:
+    """Up to `limit` changes the caller may see, the cursor after them, and whether more follow.
+    The cursor passes changes the caller may not see, so a reader never rescans them."""
+    shown: list[Doc] = []
+    position, last = since, 0
+    for _ in range(SCAN_PAGES):
+        page = await feed.read(store, position, PAGE)
+        for record in page.records:
+            if (change := view(principal, store, record)) is not None:
+                if len(shown) == limit:
+                    return shown, last, True
+                shown.append(change)
+                last = record["seq"]
+        position = page.position
+        if not page.more:
+            return shown, position, False
+    return shown, page.position, True
+
+
+async def _events(request: Request, stream: Stream, store: StoreSchema) -> AsyncIterator[ServerSentEvent]:
+    try:
+        while True:
+            batch = await stream.batch()
+            if not batch:
+                await stream.follower.arrived.wait()
+                continue
+            try:
+                principal = await authenticate(request)  # current rights; a revoked credential ends the stream
+            except StoreError:
+                return
+            for record in batch:
+                if (change := view(principal, store, record)) is not None:
+                    yield ServerSentEvent(dumps(change).decode(), event="change", id=change["seq"])
+    finally:
+        stream.close()
+
+
+async def versions(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
+    entity_id = path_id(request.path_params["id"])
+    return json_response(await history.versions(ctx.service, principal, store, entity_id))
+
+
+async def restore(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
+    body = await read_json(request)
+    doc, created = await history.restore(ctx.service, principal, store, path_id(request.path_params["id"]), body)
+    return entity_response(store.name, doc, 201 if created else 200)

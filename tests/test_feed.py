@@ -1,0 +1,444 @@
+"""API.md 10: the change feed over REST (in-process), its numbering and retention, history and restore."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bson import ObjectId
+from mongomock_motor import AsyncMongoMockClient
+
+from storeengine.acl import SYSTEM
+from storeengine.app import create_app
+from storeengine.errors import Gone
+from storeengine.feed import Feed, cursor, parse_cursor
+from storeengine.http.context import Context
+from storeengine.formats import utcnow
+from storeengine.schemas import SchemaError, compile_schema
+from storeengine.settings import Settings
+from storeengine.storage import Storage
+from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
+
+ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
+DIARY = {"type": "object", "properties": {"text": {"type": "string"}, "mood": {"type": "integer"}},
+         "additionalProperties": False, "x-history": True}
+
+
+@pytest.fixture
+def schema_dir(schema_dir: Path) -> Path:  # conftest's folder plus a store that keeps history
+    (schema_dir / "diary.json").write_text(json.dumps(DIARY))
+    return schema_dir
+
+
+def ctx_of(app: Any) -> Context:
+    ctx: Context = app.other_asgi_app.app.state.ctx  # socketio.ASGIApp -> BodyLimit -> Starlette
+    return ctx
+
+
+async def feed_of(client: httpx.AsyncClient, headers: dict[str, str], store: str = "orders",
+                  **params: Any) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/{store}/_changes", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert set(body) == {"changes", "cursor", "more"}
+    return body
+
+
+async def everything(client: httpx.AsyncClient, headers: dict[str, str], store: str = "orders",
+                     since: str | None = None) -> list[dict[str, Any]]:
+    """Every change after `since`, page by page (limit 2) following `cursor` and `more`."""
+    out: list[dict[str, Any]] = []
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"since": since} if since else {})
+        page = await feed_of(client, headers, store, **params)
+        out += page["changes"]
+        since = page["cursor"]
+        if not page["more"]:
+            return out
+
+
+def ops(changes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(c["op"], c["_id"]) for c in changes]
+
+
+# --- every write appends one change ------------------------------------------------------
+
+async def test_every_write_appends_its_change(client: httpx.AsyncClient, admin: dict[str, str],
+                                             users: Users) -> None:
+    uid, owner = await users.user("owner")
+    created = (await client.post("/api/v1/orders", json=ORDER, headers=owner)).json()
+    path = f"/api/v1/orders/{created['_id']}"
+    patched = (await client.patch(path, json={"quantity": 2}, headers=owner)).json()
+    put = (await client.put(path, json={**ORDER, "quantity": 3}, headers=owner)).json()
+    shared = (await client.put(f"{path}/acl", json={"access": [uid]}, headers=owner)).json()
+    assert (await client.delete(path, headers=owner)).status_code == 200
+    changes = (await feed_of(client, owner))["changes"]
+    assert [c["op"] for c in changes] == ["create", "update", "update", "update", "delete"]
+    for change, entity in zip(changes, [created, patched, put, shared, shared], strict=True):
+        assert set(change) == {"seq", "store", "op", "_id", "entity", "at", "by"}
+        assert (change["store"], change["_id"], change["by"]) == ("orders", created["_id"], uid)
+        assert change["entity"] == entity
+        assert change["at"] >= entity["updatedAt"]
+    seqs = [c["seq"] for c in changes]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5  # plain string order is the feed's order
+
+
+async def test_a_failed_write_leaves_no_change_and_no_hole(client: httpx.AsyncClient, admin: dict[str, str],
+                                                         app: Any) -> None:
+    product = {"name": "Widget", "sku": "W-1", "price": 1}
+    assert (await client.post("/api/v1/products", json=product, headers=admin)).status_code == 201
+    assert (await client.post("/api/v1/products", json=product, headers=admin)).status_code == 409  # unique sku
+    assert (await client.post("/api/v1/products", json={**product, "sku": "W-2"}, headers=admin)).status_code == 201
+    changes = (await feed_of(client, admin, "products"))["changes"]
+    assert [c["entity"]["sku"] for c in changes] == ["W-1", "W-2"]
+    store = ctx_of(app).registry.get("products")
+    page = await ctx_of(app).service.feed.read(store, None)
+    assert page.position == 3 and not page.more  # the refused write's number was closed at once (a void)
+
+
+async def test_hidden_fields_never_enter_the_feed(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    assert (await client.post("/api/v1/things", json={"name": "x", "pin": "1234"}, headers=admin)).status_code == 201
+    [change] = (await feed_of(client, admin, "things"))["changes"]
+    assert "pin" not in change["entity"] and change["entity"]["name"] == "x"
+
+
+# --- since / limit / more / cursor -------------------------------------------------------
+
+async def test_paging_with_since_limit_more_and_cursor(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    ids = [(await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()["_id"] for _ in range(5)]
+    first = await feed_of(client, admin, limit=2)
+    assert [c["_id"] for c in first["changes"]] == ids[:2] and first["more"] is True
+    assert first["cursor"] == first["changes"][-1]["seq"]
+    second = await feed_of(client, admin, since=first["cursor"], limit=2)
+    assert [c["_id"] for c in second["changes"]] == ids[2:4] and second["more"] is True
+    last = await feed_of(client, admin, since=second["cursor"], limit=2)
+    assert [c["_id"] for c in last["changes"]] == ids[4:] and last["more"] is False
+    empty = await feed_of(client, admin, since=last["cursor"])
+    assert empty == {"changes": [], "cursor": last["cursor"], "more": False}
+    later = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+    assert ops((await feed_of(client, admin, since=last["cursor"]))["changes"]) == [("create", later["_id"])]
+
+
+async def test_an_empty_feed_has_a_cursor_to_resume_from(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    empty = await feed_of(client, admin)
+    assert empty["changes"] == [] and empty["more"] is False
+    created = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+    assert ops((await feed_of(client, admin, since=empty["cursor"]))["changes"]) == [("create", created["_id"])]
+
+
+@pytest.mark.parametrize("params", [
+    {"since": "nope"}, {"since": "0" * 24}, {"since": "0000000000000001ABCDEF01"}, {"limit": "0"},
+    {"limit": "10001"}, {"limit": "x"}, {"sort": "seq"},
+])
+async def test_malformed_parameters_are_400(client: httpx.AsyncClient, admin: dict[str, str],
+                                            params: dict[str, str]) -> None:
+    r = await client.get("/api/v1/orders/_changes", params=params, headers=admin)
+    assert r.status_code == 400, r.text
+    assert r.json()["tags"] == ["error_bad_request"]
+
+
+async def test_a_cursor_of_another_store_is_400(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    await client.post("/api/v1/notes", json={"title": "t"}, headers=admin)
+    other = (await feed_of(client, admin, "notes"))["cursor"]
+    r = await client.get("/api/v1/orders/_changes", params={"since": other}, headers=admin)
+    assert r.status_code == 400 and r.json()["tags"] == ["error_bad_request"]
+
+
+async def test_the_feed_needs_credentials_and_a_known_store(client: httpx.AsyncClient,
+                                                            admin: dict[str, str]) -> None:
+    assert (await client.get("/api/v1/orders/_changes")).status_code == 401
+    assert (await client.get("/api/v1/nowhere/_changes", headers=admin)).status_code == 404
+
+
+def test_cursors_sort_as_strings_and_name_their_store() -> None:
+    texts = [cursor("orders", n) for n in (1, 9, 10, 255, 4096, 2**40)]
+    assert texts == sorted(texts)
+    assert [parse_cursor("orders", t) for t in texts] == [1, 9, 10, 255, 4096, 2**40]
+    with pytest.raises(Exception, match="another store"):
+        parse_cursor("notes", texts[0])
+
+
+# --- X-Change-Cursor ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["", "?meta=true"])
+async def test_a_list_then_its_cursor_misses_nothing(client: httpx.AsyncClient, admin: dict[str, str],
+                                                    query: str) -> None:
+    before = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+    r = await client.get(f"/api/v1/orders{query}", headers=admin)
+    assert r.status_code == 200
+    mark = r.headers["X-Change-Cursor"]
+    after = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+    changes = (await feed_of(client, admin, since=mark))["changes"]
+    assert ops(changes) == [("create", after["_id"])]
+    assert before["_id"] not in [c["_id"] for c in changes]
+
+
+async def test_the_list_cursor_waits_below_a_write_in_flight(app: Any, client: httpx.AsyncClient,
+                                                            admin: dict[str, str]) -> None:
+    """A write that holds a number but has not committed: the list's cursor stays below it, so
+    resuming from it brings that change once it commits."""
+    ctx = ctx_of(app)
+    store = ctx.registry.get("orders")
+    async with ctx.service.feed.writing(SYSTEM, store, "create", None) as pending:
+        r = await client.get("/api/v1/orders", headers=admin)
+        mark = r.headers["X-Change-Cursor"]
+        doc = {**entity(0), **ORDER}
+        await ctx.storage.collection("orders").insert(doc)
+        pending.commit(doc)
+    assert parse_cursor("orders", mark) == pending.seq - 1
+    assert ops((await feed_of(client, admin, since=mark))["changes"]) == [("create", str(doc["_id"]))]
+
+
+# --- who sees what: own op, enter, leave -------------------------------------------------
+
+async def test_enter_and_leave_as_access_fields_change(client: httpx.AsyncClient, admin: dict[str, str],
+                                                      users: Users) -> None:
+    team = await users.group("team")
+    owner_id, owner = await users.user("owner", groups=[team])
+    reader_id, reader = await users.user("reader")
+    member_id, member = await users.user("member", groups=[team])
+    created = (await client.post("/api/v1/orders", json={**ORDER, "group": None}, headers=owner)).json()
+    path = f"/api/v1/orders/{created['_id']}"
+    steps = [  # (body of PUT /acl, by whom, what reader sees, what member sees)
+        ({"access": [reader_id]}, owner, "enter", None),
+        ({"branch": [team]}, owner, "update", "enter"),
+        ({"access": []}, owner, "leave", "update"),
+        ({"branch": []}, owner, None, "leave"),
+        ({"group": team}, owner, None, "enter"),
+        ({"owner": reader_id}, admin, "enter", "update"),
+        ({"group": None}, admin, "update", "leave"),
+    ]
+    reader_mark = (await feed_of(client, reader))["cursor"]
+    member_mark = (await feed_of(client, member))["cursor"]
+    for body, who, for_reader, for_member in steps:
+        r = await client.put(f"{path}/acl", json=body, headers=who)
+        assert r.status_code == 200, r.text
+        for headers, expected, mark in ((reader, for_reader, reader_mark), (member, for_member, member_mark)):
+            page = await feed_of(client, headers, since=mark)
+            got = [(c["op"], c["entity"]) for c in page["changes"]]
+            want = [] if expected is None else [(expected, None if expected == "leave" else r.json())]
+            assert got == want, (body, expected, got)
+        reader_mark = (await feed_of(client, reader, since=reader_mark))["cursor"]
+        member_mark = (await feed_of(client, member, since=member_mark))["cursor"]
+    assert owner_id and member_id
+
+
+async def test_create_and_delete_follow_read_rights(client: httpx.AsyncClient, users: Users) -> None:
+    _, owner = await users.user("owner")
+    _, stranger = await users.user("stranger")
+    created = (await client.post("/api/v1/orders", json=ORDER, headers=owner)).json()
+    await client.delete(f"/api/v1/orders/{created['_id']}", headers=owner)
+    assert [c["op"] for c in (await feed_of(client, owner))["changes"]] == ["create", "delete"]
+    stranger_page = await feed_of(client, stranger)
+    assert stranger_page["changes"] == [] and stranger_page["more"] is False
+
+
+async def test_a_reader_whose_groups_change_sees_the_feed_by_current_rights(
+        client: httpx.AsyncClient, admin: dict[str, str], users: Users) -> None:
+    team = await users.group("team")
+    _, owner = await users.user("owner", groups=[team])
+    reader_id, reader = await users.user("reader")
+    created = (await client.post("/api/v1/orders", json=ORDER, headers=owner)).json()  # group: team
+    await client.patch(f"/api/v1/orders/{created['_id']}", json={"quantity": 4}, headers=owner)
+    assert (await feed_of(client, reader))["changes"] == []
+    r = await client.patch(f"/api/v1/users/{reader_id}", json={"groups": [team]}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert [c["op"] for c in (await feed_of(client, reader))["changes"]] == ["create", "update"]
+    await client.patch(f"/api/v1/users/{reader_id}", json={"groups": []}, headers=admin)
+    assert (await feed_of(client, reader))["changes"] == []
+
+
+# --- numbering across writers: late commits and voids ------------------------------------
+
+def two_feeds(**options: Any) -> tuple[Feed, Feed, Any]:
+    """Two Feed writers over one database, as two server processes would be (so the counters are
+    the database's, as with MongoDB: `embedded=False`)."""
+    client = AsyncMongoMockClient(tz_aware=False)
+    one, two = Storage(client, "feedtest", embedded=False), Storage(client, "feedtest", embedded=False)
+    store = compile_schema("orders", {"type": "object", "properties": {"n": {"type": "integer"}}})
+    return Feed(one, retention_seconds=3600, **options), Feed(two, retention_seconds=3600, **options), store
+
+
+def entity(n: int) -> dict[str, Any]:
+    now = utcnow()
+    return {"_id": ObjectId(), "n": n, "owner": None, "group": None, "access": [], "branch": [],
+            "createdAt": now, "updatedAt": now}
+
+
+async def test_a_late_commit_below_a_later_one_is_not_skipped() -> None:
+    early, late, store = two_feeds()
+    await early.ensure_indexes()
+    seen: list[int] = []
+    position = 0
+    async with early.writing(SYSTEM, store, "create", None) as slow:  # holds number 1
+        async with late.writing(SYSTEM, store, "create", None) as fast:  # holds number 2
+            fast.commit(entity(2))
+        page = await late.read(store, position)  # between the two commits
+        assert page.records == [] and page.position == 0  # stops before the hole at 1
+        slow.commit(entity(1))
+    page = await late.read(store, position)
+    seen = [r["entity"]["n"] for r in page.records]
+    assert seen == [1, 2] and page.position == 2
+    assert (slow.seq, fast.seq) == (1, 2)
+
+
+async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again() -> None:
+    writer, reader, store = two_feeds(void_after_seconds=0.2)
+    await writer.ensure_indexes()
+    async with writer.writing(SYSTEM, store, "create", None) as stalled:  # number 1, "dies" for a while
+        async with writer.writing(SYSTEM, store, "create", None) as other:
+            other.commit(entity(2))
+        assert (await reader.read(store, 0)).position == 0  # young hole: wait
+        await asyncio.sleep(0.3)
+        page = await reader.read(store, 0)  # old hole: closed as void, the reader moves on
+        assert [r["entity"]["n"] for r in page.records] == [2] and page.position == 2
+        stalled.commit(entity(1))  # the writer comes back: number 1 is taken by the void
+    page = await reader.read(store, 2)
+    assert [(r["seq"], r["entity"]["n"]) for r in page.records] == [(3, 1)]  # seen, later
+
+
+async def test_a_hole_at_the_top_is_closed_too() -> None:
+    writer, reader, store = two_feeds(void_after_seconds=0.2)
+    await writer.ensure_indexes()
+    await writer._allocate(store.name)  # a writer that died right after taking number 1
+    assert (await reader.read(store, 0)).position == 0
+    await asyncio.sleep(0.3)
+    assert (await reader.read(store, 0)).position == 1
+
+
+async def test_numbers_stay_dense_and_ordered_under_concurrent_writers() -> None:
+    one, two, store = two_feeds()
+    await one.ensure_indexes()
+
+    async def write(feed: Feed, n: int) -> None:
+        async with feed.writing(SYSTEM, store, "create", None) as pending:
+            await asyncio.sleep(0.001 * (n % 7))
+            if n % 5:
+                pending.commit(entity(n))  # every fifth write fails: its number becomes a void
+
+    await asyncio.gather(*(write(one if n % 2 else two, n) for n in range(60)))
+    page = await one.read(store, 0, 1000)
+    assert page.position == 60
+    assert sorted(r["entity"]["n"] for r in page.records) == [n for n in range(60) if n % 5]
+
+
+# --- retention ---------------------------------------------------------------------------
+
+async def test_expired_changes_are_removed_and_their_cursors_are_410(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"changes_retention_seconds": 0.5}))
+    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                base_url="http://t") as client:
+        admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+        first = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+        old = (await feed_of(client, admin))["cursor"]
+        start = cursor("orders", 0)
+        await asyncio.sleep(1.5)  # past retention; the maintenance tick (0.1 s here) removes it
+        r = await client.get("/api/v1/orders/_changes", params={"since": start}, headers=admin)
+        assert r.status_code == 410, r.text
+        assert r.json()["tags"] == ["error_gone"] and r.json()["code"] == "410"
+        assert (await feed_of(client, admin, since=old))["changes"] == []  # at the floor: still valid
+        later = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+        assert ops((await feed_of(client, admin))["changes"]) == [("create", later["_id"])]
+        raw = ctx_of(app).storage.collection("_changes")
+        assert await raw.count({"store": "orders", "id": ObjectId(first["_id"])}) == 0
+
+
+async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip() -> None:
+    feed, _, store = two_feeds()
+    feed.retention = timedelta(seconds=0)
+    await feed.ensure_indexes()
+    for n in range(3):
+        async with feed.writing(SYSTEM, store, "create", None) as pending:
+            pending.commit(entity(n))
+    await asyncio.sleep(0.01)  # older than the (zero) retention
+    await feed.expire([store])
+    with pytest.raises(Gone):
+        await feed.read(store, 1)
+    assert (await feed.read(store, None)).position == 3
+
+
+# --- history and restore -----------------------------------------------------------------
+
+async def test_versions_and_restore_of_a_living_entity(client: httpx.AsyncClient, users: Users) -> None:
+    _, owner = await users.user("owner")
+    first = await client.post("/api/v1/diary", json={"text": "one", "mood": 1}, headers=owner)
+    created = first.json()
+    path = f"/api/v1/diary/{created['_id']}"
+    second = await client.patch(path, json={"text": "two", "mood": None}, headers=owner)
+    r = await client.get(f"{path}/_versions", headers=owner)
+    assert r.status_code == 200, r.text
+    versions = r.json()
+    assert [(v["op"], v["entity"]["text"]) for v in versions] == [("create", "one"), ("update", "two")]
+    assert versions[0]["version"] == first.headers["ETag"].strip('"')
+    assert versions[1]["version"] == second.headers["ETag"].strip('"')
+    assert set(versions[0]) == {"version", "op", "at", "by", "entity"}
+    restored = await client.post(f"{path}/_restore", json={"version": versions[0]["version"]}, headers=owner)
+    assert restored.status_code == 200, restored.text
+    assert (restored.json()["text"], restored.json()["mood"], restored.json()["_id"]) == ("one", 1, created["_id"])
+    changes = (await feed_of(client, owner, "diary"))["changes"]
+    assert [c["op"] for c in changes] == ["create", "update", "update"]  # a restore is itself a change
+    assert len((await client.get(f"{path}/_versions", headers=owner)).json()) == 3
+    unknown = await client.post(f"{path}/_restore", json={"version": "ffff"}, headers=owner)
+    assert unknown.status_code == 404
+
+
+async def test_restore_of_a_deleted_entity_brings_back_its_id(client: httpx.AsyncClient, users: Users) -> None:
+    _, owner = await users.user("owner")
+    _, stranger = await users.user("stranger")
+    created = (await client.post("/api/v1/diary", json={"text": "kept"}, headers=owner)).json()
+    path = f"/api/v1/diary/{created['_id']}"
+    await client.delete(path, headers=owner)
+    assert (await client.get(path, headers=owner)).status_code == 404
+    versions = (await client.get(f"{path}/_versions", headers=owner)).json()
+    assert [v["op"] for v in versions] == ["create", "delete"]
+    for who in (stranger,):  # could not read it when it was deleted: it does not exist for them
+        assert (await client.get(f"{path}/_versions", headers=who)).status_code == 404
+        assert (await client.post(f"{path}/_restore", json={"version": versions[0]["version"]},
+                                  headers=who)).status_code == 404
+    r = await client.post(f"{path}/_restore", json={"version": versions[0]["version"]}, headers=owner)
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == path and r.json()["_id"] == created["_id"] and r.json()["text"] == "kept"
+    assert (await client.get(path, headers=owner)).json()["text"] == "kept"
+    assert [c["op"] for c in (await feed_of(client, owner, "diary"))["changes"]] == ["create", "delete", "create"]
+    again = await client.post(f"{path}/_restore", json={"version": versions[0]["version"]}, headers=owner)
+    assert again.status_code == 200  # alive again: a restore is now an update
+
+
+async def test_history_is_404_for_those_who_cannot_read_and_for_stores_without_it(
+        client: httpx.AsyncClient, users: Users) -> None:
+    _, owner = await users.user("owner")
+    _, stranger = await users.user("stranger")
+    created = (await client.post("/api/v1/diary", json={"text": "private"}, headers=owner)).json()
+    path = f"/api/v1/diary/{created['_id']}"
+    assert (await client.get(f"{path}/_versions", headers=stranger)).status_code == 404
+    version = (await client.get(f"{path}/_versions", headers=owner)).json()[0]["version"]
+    assert (await client.post(f"{path}/_restore", json={"version": version}, headers=stranger)).status_code == 404
+    order = (await client.post("/api/v1/orders", json=ORDER, headers=owner)).json()
+    assert (await client.get(f"/api/v1/orders/{order['_id']}/_versions", headers=owner)).status_code == 404
+    bad = await client.post(f"{path}/_restore", json={"nope": 1}, headers=owner)
+    assert bad.status_code == 400 and "version" in bad.json()["fields"]
+
+
+async def test_history_outlives_retention(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"changes_retention_seconds": 0.3}))
+    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                base_url="http://t") as client:
+        admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+        created = (await client.post("/api/v1/diary", json={"text": "a"}, headers=admin)).json()
+        await asyncio.sleep(1.0)
+        versions = (await client.get(f"/api/v1/diary/{created['_id']}/_versions", headers=admin)).json()
+        assert [v["entity"]["text"] for v in versions] == ["a"]
+        assert len((await feed_of(client, admin, "diary"))["changes"]) == 1
+
+
+def test_x_history_must_be_a_boolean() -> None:
+    with pytest.raises(SchemaError, match="x-history"):
+        compile_schema("diary", {**DIARY, "x-history": "yes"})
+    assert compile_schema("diary", DIARY).history is True
+    assert compile_schema("diary", {"type": "object"}).history is False
+
