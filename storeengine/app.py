@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import socketio
 from starlette.applications import Starlette
@@ -38,15 +38,19 @@ class Maintenance:
     """Background upkeep that must survive a dead database: schema reloads, index creation,
     the first admin. Each step retries on the next tick until it succeeds."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, on_reload: Callable[[list[str]], None] | None = None) -> None:
         self.ctx = ctx
+        self.on_reload = on_reload  # told which stores were reloaded (Socket.IO re-joins their subscribers)
         self.pending: dict[str, StoreSchema] = {s.name: s for s in ctx.registry.all()}
         self.auth_ready = False
         self.admin_ready = False
 
     async def tick(self) -> None:
-        for store in self.ctx.registry.rescan():
+        reloaded = self.ctx.registry.rescan()
+        for store in reloaded:
             self.pending[store.name] = store
+        if reloaded and self.on_reload is not None:
+            self.on_reload([store.name for store in reloaded])
         for name, store in list(self.pending.items()):
             try:
                 await self.ctx.service.ensure_indexes(store)
@@ -105,7 +109,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        maintenance = Maintenance(ctx)
+        maintenance = Maintenance(ctx, realtime.stores_reloaded)
         await maintenance.tick()
         # Start-up objects (modules, schemas, compiled validators) live for good: keep them out
         # of the collector's full passes, which otherwise stall the event loop for tens of ms.

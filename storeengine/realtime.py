@@ -18,13 +18,15 @@ import socketio
 from storeengine import acl
 from storeengine.acl import Principal
 from storeengine.auth.service import AuthService
-from storeengine.errors import BadRequest, StoreError, Unauthorized
+from storeengine.errors import BadRequest, StoreError
+from storeengine.fanout import GcPolicy, manager
 from storeengine.formats import utcnow
 from storeengine.jsonio import iso_ms, to_json_form
 from storeengine.schemas import Registry, StoreSchema
+from storeengine.watch import Watch
+from storeengine.watchbus import RedisBus
 
 log = logging.getLogger("storeengine.realtime")
-SWEEP_SECONDS = 1.0
 
 
 def _credentials(environ: Mapping[str, Any], auth: Any) -> dict[str, str]:
@@ -47,20 +49,20 @@ class Realtime:
                  allowed_origins: tuple[str, ...]) -> None:
         self.registry = registry
         self.auth = auth
-        manager = socketio.AsyncRedisManager(queue_url) if queue_url else None
         self.sio = socketio.AsyncServer(
-            async_mode="asgi", client_manager=manager, ping_interval=25, ping_timeout=60,
+            async_mode="asgi", client_manager=manager(queue_url), ping_interval=25, ping_timeout=60,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
         )
         self._allowed_origins = allowed_origins
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
-        self._sockets: dict[str, dict[str, str]] = {}  # local sid -> credentials, for revocation
-        self._sweep_now = asyncio.Event()
+        # Local sockets by user, credential and store: re-checked only when one of those changes.
+        self.watch = Watch(auth, refresh=self._refresh_rooms, drop=self._drop,
+                           bus=RedisBus(queue_url) if queue_url else None)
+        self.gc = GcPolicy()
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("subscribe", self._subscribe)
         self.sio.on("unsubscribe", self._unsubscribe)
-        auth.revocation_listeners.append(self._sweep_now.set)
 
     def _origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
         own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
@@ -76,8 +78,10 @@ class Realtime:
         self._queue.put_nowait(("change", rooms, payload))
 
     async def run(self) -> None:
-        """Emit queued events one after another, and drop connections whose credential died."""
-        await asyncio.gather(self._pump(), self._sweeper())
+        """Emit queued events one after another, and re-check connections when what they
+        depend on changes."""
+        self.gc.install()
+        await asyncio.gather(self._pump(), self.watch.run())
 
     async def _pump(self) -> None:
         while True:
@@ -87,22 +91,12 @@ class Realtime:
             except Exception:  # a broken queue must not stop later events
                 log.exception("could not emit a change event")
 
-    async def _sweeper(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._sweep_now.wait(), SWEEP_SECONDS)
-            except TimeoutError:
-                pass
-            self._sweep_now.clear()
-            for sid, creds in list(self._sockets.items()):
-                try:
-                    principal = await self.auth.authenticate(**creds)
-                except Unauthorized:
-                    await self.sio.disconnect(sid)
-                    continue
-                except StoreError:
-                    continue  # database down: keep the socket, check again later
-                await self._refresh_rooms(sid, principal)
+    def stores_reloaded(self, names: list[str]) -> None:
+        """New read rules may give subscribers of these stores other rooms."""
+        self.watch.stores_changed(names)
+
+    async def _drop(self, sid: str) -> None:
+        await self.sio.disconnect(sid)
 
     async def _refresh_rooms(self, sid: str, principal: Principal) -> None:
         """Follow changes to the caller's groups or roles and to the store's read rules: move
@@ -124,20 +118,24 @@ class Realtime:
     async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
         creds = _credentials(environ, auth)
         try:
+            seen = self.watch.changes  # a change made while we authenticate re-checks this socket
             principal = await self.auth.authenticate(**creds)
+            expires_at = await self.auth.expires_at(**creds)
         except StoreError:
             raise socketio.exceptions.ConnectionRefusedError("Unauthorized") from None
         await self.sio.save_session(sid, {"principal": principal, "rooms": {}})
-        self._sockets[sid] = creds
+        self.watch.add(sid, creds, principal, expires_at, seen=seen)
+        self.gc.connected()
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
-        self._sockets.pop(sid, None)
+        self.watch.remove(sid)
 
     async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             store = self.registry.get(self._store_name(data))
             async with self.sio.session(sid) as session:
                 await self._join(sid, session, store, session["principal"])
+            self.watch.subscribed(sid, store.name)
         except StoreError as exc:
             return exc.body()
         return {"success": True}
@@ -157,6 +155,7 @@ class Realtime:
                 rooms = session["rooms"].pop(name, None)
             if rooms is None:
                 self.registry.get(name)  # 404 for an unknown store
+            self.watch.unsubscribed(sid, name)
             for room in rooms or ():
                 await self.sio.leave_room(sid, room)
         except StoreError as exc:
