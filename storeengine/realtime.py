@@ -87,6 +87,8 @@ class Realtime:
         while True:
             event, rooms, payload = await self._queue.get()
             try:
+                if self.watch.pending:  # rooms first follow the changes made before this write
+                    await self.watch.flush()
                 await self.sio.emit(event, payload, to=rooms)
             except Exception:  # a broken queue must not stop later events
                 log.exception("could not emit a change event")

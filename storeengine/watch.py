@@ -70,6 +70,7 @@ class Watch:
         self._by_store: dict[str, set[str]] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one flush at a time: a waiting flush sees the running one end
         self.rechecks = 0  # how many re-checks ran (tests and benchmarks read it)
         self.changes = 0  # how many changes arrived: a socket added after one is re-checked
         auth.revocation_listeners.append(self.local_change)
@@ -173,18 +174,29 @@ class Watch:
             for task in tasks:
                 task.cancel()
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._dirty) or self._lock.locked()
+
+    async def flush(self) -> None:
+        """Re-check every marked socket now. The event pump awaits this before its next emit,
+        so no event published after a change reaches a socket that change excluded."""
+        async with self._lock:
+            while self._dirty:
+                batch, self._dirty = self._dirty, set()
+                for n, sid in enumerate(batch, 1):
+                    try:
+                        await self._recheck(sid)
+                    except Exception:  # one bad socket must not stop the others' re-checks
+                        log.exception("re-checking socket %s failed", sid)
+                    if n % BATCH == 0:
+                        await asyncio.sleep(0)
+
     async def _work(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._dirty = self._dirty, set()
-            for n, sid in enumerate(batch, 1):
-                try:
-                    await self._recheck(sid)
-                except Exception:  # one bad socket must not stop the others' re-checks
-                    log.exception("re-checking socket %s failed", sid)
-                if n % BATCH == 0:
-                    await asyncio.sleep(0)
+            await self.flush()
 
     async def _recheck(self, sid: str) -> None:
         entry = self._entries.get(sid)
@@ -200,7 +212,7 @@ class Watch:
             return
         except StoreError:  # database down: keep the socket, try it again shortly
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._mark, (sid,))
-            return
+            return  # (not marked now: the flush loop would spin on it while the database is down)
         if sid in self._entries:
             self._arm(sid, entry, expires_at)
             await self._refresh(sid, principal)
