@@ -56,7 +56,7 @@ class Sockets:
 
     async def _open(self, url: str, token: str | None, store: str | None) -> None:
         assert self.session is not None
-        ws = await self.session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket", autoping=False,
+        ws = await self.session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket", autoping=True,
                                            max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_receive=60))
         opened = await ws.receive_str()
         if not opened.startswith("0{"):

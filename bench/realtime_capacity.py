@@ -198,7 +198,7 @@ async def writes(clients: Clients, pid: int, write: Write, all_readers: bool, co
     delays = [t - starts[k] for a in answers for k, times in a["arrivals"].items() if k in starts for t in times]
     client_cpu = sum(a["cpu"] for a in answers) / wall * 100
     if not delays:
-        raise RuntimeError("no event arrived")
+        raise RuntimeError(f"no event arrived: {[(a['open'], a['closed']) for a in answers]}")
     return {"deliveries": len(delays), "expected": expected * count, "p50 ms": percentile(delays, 50) * 1000,
             "p99 ms": percentile(delays, 99) * 1000, "max ms": max(delays) * 1000,
             "server cpu %": server_seconds / wall * 100,
