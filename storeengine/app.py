@@ -30,6 +30,7 @@ from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import EntityService
 from storeengine.settings import Settings
 from storeengine.storage import Storage
+from storeengine.watchbus import MongoBus
 
 log = logging.getLogger("storeengine")
 
@@ -97,7 +98,11 @@ def build_context(settings: Settings) -> tuple[Context, Realtime]:
         session_ttl=settings.session_ttl_seconds, refresh_ttl=settings.refresh_ttl_seconds,
         cache_seconds=settings.auth_cache_seconds,
     )
-    realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins)
+    # Without Redis, processes sharing a MongoDB tell each other about revocations through it.
+    shared_db = settings.mongodb_uri is not None and not settings.socketio_queue
+    bus = MongoBus(storage.collection("_auth_changes")) if shared_db else None
+    realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
+                        bus=bus)
     service = EntityService(registry, storage, passwords.hash, realtime)
     service.write_hooks.append(auth.on_user_write)
     return Context(settings, storage, registry, service, auth), realtime

@@ -23,7 +23,7 @@ from storeengine.fanout import GcPolicy, manager
 from storeengine.formats import utcnow
 from storeengine.jsonio import iso_ms, to_json_form
 from storeengine.schemas import Registry, StoreSchema
-from storeengine.watch import Watch
+from storeengine.watch import Bus, Watch
 from storeengine.watchbus import RedisBus
 
 log = logging.getLogger("storeengine.realtime")
@@ -46,7 +46,7 @@ def _credentials(environ: Mapping[str, Any], auth: Any) -> dict[str, str]:
 
 class Realtime:
     def __init__(self, registry: Registry, auth: AuthService, *, queue_url: str | None,
-                 allowed_origins: tuple[str, ...]) -> None:
+                 allowed_origins: tuple[str, ...], bus: Bus | None = None) -> None:
         self.registry = registry
         self.auth = auth
         self.sio = socketio.AsyncServer(
@@ -57,7 +57,7 @@ class Realtime:
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
         # Local sockets by user, credential and store: re-checked only when one of those changes.
         self.watch = Watch(auth, refresh=self._refresh_rooms, drop=self._drop,
-                           bus=RedisBus(queue_url) if queue_url else None)
+                           bus=RedisBus(queue_url) if queue_url else bus)
         self.gc = GcPolicy()
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
