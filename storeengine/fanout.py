@@ -59,6 +59,7 @@ def manager(queue_url: str | None) -> socketio.AsyncManager:
 # sockets allocates in bursts, and fewer, larger young passes cost less in total.
 GC_THRESHOLDS = (10_000, 10, 10)
 FREEZE_AFTER_QUIET = 1.0  # seconds without a new connection that end a burst
+FREEZE_AT_LEAST_EVERY = 10.0  # a steady trickle of connections is frozen this often anyway
 
 
 class GcPolicy:
@@ -71,6 +72,7 @@ class GcPolicy:
 
     def __init__(self) -> None:
         self._timer: asyncio.TimerHandle | None = None
+        self._first = 0.0  # loop time of the first connection since the last freeze
         self.freezes = 0
 
     @staticmethod
@@ -78,9 +80,13 @@ class GcPolicy:
         gc.set_threshold(*GC_THRESHOLDS)
 
     def connected(self) -> None:
-        if self._timer is not None:
+        loop = asyncio.get_running_loop()
+        if self._timer is None:
+            self._first = loop.time()
+        else:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(FREEZE_AFTER_QUIET, self._freeze)
+        delay = min(FREEZE_AFTER_QUIET, max(0.0, self._first + FREEZE_AT_LEAST_EVERY - loop.time()))
+        self._timer = loop.call_later(delay, self._freeze)
 
     def _freeze(self) -> None:
         self._timer = None

@@ -22,7 +22,7 @@ from bson import ObjectId
 
 from storeengine.acl import Principal
 from storeengine.auth.passwords import Passwords
-from storeengine.auth.service import AuthService
+from storeengine.auth.service import AuthChange, AuthService
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.schemas import Registry
@@ -264,3 +264,29 @@ async def test_a_group_change_on_one_process_moves_rooms_on_another(
     sid, principal = await asyncio.wait_for(b.refreshed.get(), 2.5)
     assert (sid, principal.groups) == ("socket-on-b", (team,))
     assert b.dropped.empty()
+
+
+# --- cost: nothing per socket while idle, only the touched sockets on a change ----------------
+
+async def test_only_the_sockets_a_change_touches_are_re_checked(settings: Settings) -> None:
+    storage = Storage.connect(settings)
+    process = Process(storage, settings, None)
+    users = [ObjectId() for _ in range(10)]
+    for user_id in users:
+        await storage.collection("users").insert({"_id": user_id, "login": str(user_id), "groups": [], "roles": []})
+    tokens = [(await process.auth.issue_tokens(u))["token"] for u in users]
+    for i in range(1000):  # 100 sockets per user
+        token = tokens[i % 10]
+        process.watch.add(f"s{i}", {"bearer": token}, await process.auth.authenticate(bearer=token), None)
+    task = asyncio.create_task(process.watch.run())
+    try:
+        await asyncio.sleep(1.5)
+        assert process.watch.rechecks == 0  # idle: no pass over the sockets
+        process.auth.revocation_listeners[0](AuthChange(str(users[3])))  # as on_user_write does
+        await asyncio.sleep(0.2)
+        assert process.watch.rechecks == 100
+        assert process.refreshed.qsize() == 100 and process.dropped.empty()
+        assert {process.refreshed.get_nowait()[0] for _ in range(100)} == {f"s{i}" for i in range(3, 1000, 10)}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
