@@ -97,14 +97,19 @@ class Realtime:
         """New read rules may give subscribers of these stores other rooms."""
         self.watch.stores_changed(names)
 
-    async def _drop(self, sid: str) -> None:
+    async def _drop(self, sid: str) -> bool:
+        if self.sio.manager.is_pre_connected(sid, "/"):
+            return False  # its connect handler is still running: the watch tries again shortly
         await self.sio.disconnect(sid)
+        return True
 
-    async def _refresh_rooms(self, sid: str, principal: Principal) -> None:
+    async def _refresh_rooms(self, sid: str, principal: Principal) -> bool:
         """Follow changes to the caller's groups or roles and to the store's read rules: move
         the socket to the rooms they now give, for every store it subscribed to."""
+        if self.sio.manager.is_pre_connected(sid, "/"):
+            return False  # as in _drop
         if not self.sio.manager.is_connected(sid, "/"):
-            return
+            return True
         async with self.sio.session(sid) as session:
             session["principal"] = principal
             for name, rooms in list(session["rooms"].items()):
@@ -114,6 +119,7 @@ class Realtime:
                     continue
                 if acl.rooms_for_principal(store.name, store.acl["read"], principal) != rooms:
                     await self._join(sid, session, store, principal)
+        return True
 
     # --- handlers -------------------------------------------------------------------------
 

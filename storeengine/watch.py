@@ -27,6 +27,7 @@ from storeengine.errors import StoreError, Unauthorized
 log = logging.getLogger("storeengine.watch")
 BATCH = 200  # re-checks between yields to the loop, so a burst never stalls it for long
 RETRY_SECONDS = 1.0  # database down during a re-check: try that socket again after this
+CONNECTING_SECONDS = 0.05  # a socket whose connect handler still runs: try it again after this
 EXPIRY_MARGIN = 0.05  # fire just after the credential's own expiry, never before it
 
 
@@ -60,8 +61,10 @@ def _index_drop(index: dict[str, set[str]], key: str | None, sid: str) -> None:
 
 
 class Watch:
-    def __init__(self, auth: AuthService, *, refresh: Callable[[str, Principal], Awaitable[None]],
-                 drop: Callable[[str], Awaitable[None]], bus: Bus | None = None) -> None:
+    def __init__(self, auth: AuthService, *, refresh: Callable[[str, Principal], Awaitable[bool]],
+                 drop: Callable[[str], Awaitable[bool]], bus: Bus | None = None) -> None:
+        """`refresh` moves a socket to the rooms of its new principal, `drop` disconnects it;
+        either answers False when the socket is still connecting (it is re-checked shortly)."""
         self.auth = auth
         self._refresh, self._drop, self._bus = refresh, drop, bus
         self._entries: dict[str, _Entry] = {}
@@ -207,12 +210,18 @@ class Watch:
             principal = await self.auth.authenticate(**entry.creds)
             expires_at = await self.auth.expires_at(**entry.creds)
         except Unauthorized:
-            self.remove(sid)
-            await self._drop(sid)
+            if await self._drop(sid):
+                self.remove(sid)
+            else:
+                self._later(sid, CONNECTING_SECONDS)
             return
         except StoreError:  # database down: keep the socket, try it again shortly
-            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._mark, (sid,))
-            return  # (not marked now: the flush loop would spin on it while the database is down)
+            self._later(sid, RETRY_SECONDS)  # (not now: the flush would spin while the database is down)
+            return
         if sid in self._entries:
             self._arm(sid, entry, expires_at)
-            await self._refresh(sid, principal)
+            if not await self._refresh(sid, principal):
+                self._later(sid, CONNECTING_SECONDS)
+
+    def _later(self, sid: str, seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, self._mark, (sid,))

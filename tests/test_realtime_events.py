@@ -188,10 +188,15 @@ class Process:
             session_ttl=3600, refresh_ttl=3600, cache_seconds=settings.auth_cache_seconds)
         self.dropped: asyncio.Queue[str] = asyncio.Queue()
         self.refreshed: asyncio.Queue[tuple[str, Principal]] = asyncio.Queue()
-        self.watch = Watch(self.auth, refresh=self._refresh, drop=self.dropped.put, bus=bus)
+        self.watch = Watch(self.auth, refresh=self._refresh, drop=self._drop, bus=bus)
 
-    async def _refresh(self, sid: str, principal: Principal) -> None:
+    async def _refresh(self, sid: str, principal: Principal) -> bool:
         await self.refreshed.put((sid, principal))
+        return True
+
+    async def _drop(self, sid: str) -> bool:
+        await self.dropped.put(sid)
+        return True
 
 
 @pytest.fixture
@@ -287,6 +292,36 @@ async def test_only_the_sockets_a_change_touches_are_re_checked(settings: Settin
         assert process.watch.rechecks == 100
         assert process.refreshed.qsize() == 100 and process.dropped.empty()
         assert {process.refreshed.get_nowait()[0] for _ in range(100)} == {f"s{i}" for i in range(3, 1000, 10)}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_socket_revoked_while_still_connecting_is_dropped_once_connected(settings: Settings) -> None:
+    storage = Storage.connect(settings)
+    process = Process(storage, settings, None)
+    user_id = ObjectId()
+    await storage.collection("users").insert({"_id": user_id, "login": "u", "groups": [], "roles": []})
+    token = (await process.auth.issue_tokens(user_id))["token"]
+    attempts: list[float] = []
+
+    async def drop(sid: str) -> bool:  # the first attempt finds the connect handler still running
+        attempts.append(time.monotonic())
+        return len(attempts) > 1
+
+    watch = Watch(process.auth, refresh=process._refresh, drop=drop)
+    seen = watch.changes
+    principal = await process.auth.authenticate(bearer=token)
+    await process.auth.logout(principal)  # revoked between authentication and registration
+    watch.add("s", {"bearer": token}, principal, None, seen=seen)
+    task = asyncio.create_task(watch.run())
+    try:
+        for _ in range(40):
+            if len(attempts) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(attempts) == 2
+        assert watch.rechecks == 2
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
