@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 USERS, READER_USERS = 20, 2  # subscribers are spread over 20 users; 2 of them (10 %) read the 10 % entity
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}, "note": {"type": "string"}}}
 TICK = os.sysconf("SC_CLK_TCK")
-Write = Callable[[int, bool], Awaitable[None]]  # (n, all readers?) -> one write
+Write = Callable[[int, bool], Coroutine[Any, Any, None]]  # (n, all readers?) -> one write
 
 
 def proc_cpu(pid: int) -> float:
@@ -186,7 +186,7 @@ async def writes(clients: Clients, pid: int, write: Write, all_readers: bool, co
     await clients.ask("reset")
     starts: dict[int, float] = {}
     cpu0, t0 = proc_cpu(pid), time.monotonic()
-    pending = []
+    pending: list[asyncio.Task[None]] = []
     for i, k in enumerate(range(base, base + count)):
         # Open loop: each write starts at its slot, whether or not the previous one has answered
         # (bare python-socketio answers only after its emit, which would otherwise slow its writer).
