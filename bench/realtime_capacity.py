@@ -8,7 +8,7 @@ event's arrival at every recipient: once readable by every subscriber (all-reade
 10 % of them. Server CPU and RSS come from /proc; client CPU from the client processes.
 
 Usage: python bench/realtime_capacity.py [--n 500,1000,2000,5000,10000] [--writes 30] [--clients 4]
-                                         [--idle 10] [--sides storeengine,bare]
+                                         [--idle 30] [--sides storeengine,bare]
 """
 
 from __future__ import annotations
@@ -281,7 +281,9 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--writes", type=int, default=30, help="per mode; 0: idle figures only")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between writes")
     p.add_argument("--clients", type=int, default=4, help="client processes")
-    p.add_argument("--idle", type=float, default=10.0, help="seconds of each idle measurement")
+    p.add_argument("--idle", type=float, default=30.0,
+                   help="seconds of each idle measurement; at least one Engine.IO ping cycle (25 s) to count the "
+                        "heartbeat, whose pings come in bursts since the sockets connected together")
     p.add_argument("--sides", default="storeengine,bare")
     return p.parse_args()
 
