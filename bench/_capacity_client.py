@@ -2,7 +2,7 @@
 (aiohttp, no python-socketio client), so thousands of subscribers cost little client CPU.
 
 Driven over a multiprocessing pipe by the parent: ("open", url, [(token or None, store), ...]),
-("reset",), ("count",), ("collect",), ("close",). Each arrival of a `change` event is timed with time.time()
+("reset",), ("count", first_n), ("collect",), ("close",). Each arrival of a `change` event is timed with time.time()
 and filed under the write number `n` found in its payload.
 """
 
@@ -117,8 +117,8 @@ async def serve(conn: Connection) -> None:
             conn.send(None)
         elif command[0] == "collect":
             conn.send(sockets.collect())
-        elif command[0] == "count":
-            conn.send(sum(len(times) for times in sockets.arrivals.values()))
+        elif command[0] == "count":  # arrivals of writes numbered from command[1] on
+            conn.send(sum(len(times) for n, times in sockets.arrivals.items() if n >= command[1]))
         elif command[0] == "close":
             await sockets.close()
             conn.send(None)

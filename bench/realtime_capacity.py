@@ -194,7 +194,7 @@ async def writes(clients: Clients, pid: int, write: Write, all_readers: bool, co
         starts[k] = time.time()
         pending.append(asyncio.create_task(write(k, all_readers)))
     await asyncio.gather(*pending)
-    await drained(clients, expected * count)
+    await drained(clients, base, expected * count)
     wall = time.monotonic() - t0
     server_seconds = proc_cpu(pid) - cpu0
     answers = await clients.ask("collect")
@@ -211,12 +211,13 @@ async def writes(clients: Clients, pid: int, write: Write, all_readers: bool, co
             "client cpu %": client_cpu, "rss MB": proc_rss_mb(pid)}
 
 
-async def drained(clients: Clients, expected: int, settle: float = 3.0, limit: float = 60.0) -> None:
-    """Until every expected event arrived, or none arrived for `settle` s (an overloaded server
-    may still be working through its backlog), or `limit` s passed."""
+async def drained(clients: Clients, base: int, expected: int, settle: float = 3.0, limit: float = 60.0) -> None:
+    """Until every expected event of the writes numbered from `base` on arrived, or none arrived
+    for `settle` s (an overloaded server may still be working through its backlog), or `limit` s
+    passed."""
     last, still, end = -1, time.monotonic(), time.monotonic() + limit
     while time.monotonic() < end:
-        got = sum(await clients.ask("count"))
+        got = sum(await clients.ask("count", base))
         if got >= expected:
             return
         if got != last:
