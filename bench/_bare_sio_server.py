@@ -1,5 +1,6 @@
-"""The baseline for realtime_fanout: bare python-socketio under uvicorn; POST /emit broadcasts the
-posted JSON as a `change` event to every connected client, then answers.
+"""The baseline for realtime_fanout and realtime_capacity: bare python-socketio under uvicorn; POST
+/emit broadcasts the posted JSON as a `change` event to every connected client (or, with
+`?room=R`, to the clients that sent `subscribe` {"store": R}), then answers.
 
 Usage: python bench/_bare_sio_server.py PORT
 """
@@ -19,8 +20,14 @@ sio = socketio.AsyncServer(async_mode="asgi")
 
 
 async def emit(request: Request) -> JSONResponse:
-    await sio.emit("change", await request.json())
+    await sio.emit("change", await request.json(), to=request.query_params.get("room"))
     return JSONResponse({"success": True})
+
+
+@sio.on("subscribe")  # type: ignore[untyped-decorator]
+async def subscribe(sid: str, data: dict[str, str]) -> dict[str, bool]:
+    await sio.enter_room(sid, data["store"])
+    return {"success": True}
 
 
 async def healthz(request: Request) -> JSONResponse:

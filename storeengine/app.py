@@ -8,7 +8,7 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import socketio
 from starlette.applications import Starlette
@@ -34,6 +34,7 @@ from storeengine.service import EntityService
 from storeengine.settings import Settings
 from storeengine.storage import Storage
 from storeengine.storage_api import StorageAPI
+from storeengine.watchbus import MongoBus
 
 log = logging.getLogger("storeengine")
 
@@ -42,16 +43,20 @@ class Maintenance:
     """Background upkeep that must survive a dead database: schema reloads, index creation,
     the first admin. Each step retries on the next tick until it succeeds."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, on_reload: Callable[[list[str]], None] | None = None) -> None:
         self.ctx = ctx
+        self.on_reload = on_reload  # told which stores were reloaded (Socket.IO re-joins their subscribers)
         self.pending: dict[str, StoreSchema] = {s.name: s for s in ctx.registry.all()}
         self.auth_ready = False
         self.admin_ready = False
         self.next_expiry = 0.0
 
     async def tick(self) -> None:
-        for store in self.ctx.registry.rescan():
+        reloaded = self.ctx.registry.rescan()
+        for store in reloaded:
             self.pending[store.name] = store
+        if reloaded and self.on_reload is not None:
+            self.on_reload([store.name for store in reloaded])
         for name, store in list(self.pending.items()):
             try:
                 await self.ctx.service.ensure_indexes(store)
@@ -105,13 +110,17 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
         session_ttl=settings.session_ttl_seconds, refresh_ttl=settings.refresh_ttl_seconds,
         cache_seconds=settings.auth_cache_seconds,
     )
+    # Without Redis, processes sharing a MongoDB tell each other about revocations through it.
+    shared_db = settings.mongodb_uri is not None and not settings.socketio_queue
+    bus = MongoBus(storage.collection("_auth_changes")) if shared_db else None
     realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
                         ping_interval=settings.socketio_ping_interval_seconds,
-                        ping_timeout=settings.socketio_ping_timeout_seconds)
+                        ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus)
     feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
     service = EntityService(registry, storage, passwords.hash, realtime, feed)
     if feed.enabled:
-        realtime.live = LiveHub(feed, registry, realtime.sio, queue_url=settings.socketio_queue)
+        realtime.live = LiveHub(feed, registry, realtime.sio, queue_url=settings.socketio_queue,
+                                settle=realtime.settle)
     service.write_hooks.append(auth.on_user_write)
     return Context(settings, storage, registry, service, auth), realtime
 
@@ -123,7 +132,7 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        maintenance = Maintenance(ctx)
+        maintenance = Maintenance(ctx, realtime.stores_reloaded)
         await maintenance.tick()
         # Start-up objects (modules, schemas, compiled validators) live for good: keep them out
         # of the collector's full passes, which otherwise stall the event loop for tens of ms.

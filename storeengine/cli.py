@@ -33,8 +33,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.schemas:
         os.environ["STORE_SCHEMA_DIR"] = str(args.schemas)
     _front_door(settings)
+    # No websocket-level pings: Engine.IO has its own heartbeat (25 s / 60 s), and uvicorn's
+    # extra ping per socket every 20 s would double the idle cost of many subscribers.
     uvicorn.run("storeengine.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=args.workers, log_level=args.log_level, proxy_headers=False)
+                workers=args.workers, log_level=args.log_level, proxy_headers=False, ws_ping_interval=None)
     return 0
 
 

@@ -146,8 +146,10 @@ class Tailer:
 
 class LiveHub:
     def __init__(self, feed: Feed, registry: Registry, sio: socketio.AsyncServer, *, queue_url: str | None,
-                 poll_seconds: float | None = None) -> None:
+                 poll_seconds: float | None = None, settle: Callable[[], Awaitable[None]] | None = None) -> None:
         self.feed, self.registry, self.sio = feed, registry, sio
+        # Before each fan-out: sockets first follow revocations and room changes made earlier.
+        self.settle = settle
         self.queue_url = queue_url
         # Polling finds other processes' changes; the embedded database has no other process (and
         # a read there scans the whole feed), so it only polls as a safety net.
@@ -282,6 +284,8 @@ class LiveHub:
     # --- Socket.IO fan-out -----------------------------------------------------------------
 
     async def fan_out(self, store: StoreSchema, record: Doc, skip: list[str]) -> None:
+        if self.settle is not None:
+            await self.settle()
         rules, op = store.acl["read"], record["op"]
         before, after = record.get("before"), (None if op == "delete" else record["entity"])
         if before is None or after is None or access_of(after) == before:

@@ -8,7 +8,6 @@ the sockets that may read the entity, on every process (through Redis when confi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,42 +18,47 @@ from storeengine import acl
 from storeengine.acl import Principal
 from storeengine.auth import credentials
 from storeengine.auth.service import AuthService
-from storeengine.errors import BadRequest, StoreError, Unauthorized
+from storeengine.errors import BadRequest, StoreError
+from storeengine.fanout import GcPolicy, manager
 from storeengine.formats import utcnow
 from storeengine.jsonio import iso_ms, to_json_form
 from storeengine.legacy_sio import LegacyAsyncServer
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.sendqueue import bound_send_queues
+from storeengine.watch import Bus, Watch
+from storeengine.watchbus import RedisBus
 
 if TYPE_CHECKING:
     from storeengine.live import LiveHub
 
 log = logging.getLogger("storeengine.realtime")
-SWEEP_SECONDS = 1.0
 
 
 class Realtime:
     def __init__(self, registry: Registry, auth: AuthService, *, queue_url: str | None,
-                 allowed_origins: tuple[str, ...], ping_interval: int = 25, ping_timeout: int = 60) -> None:
+                 allowed_origins: tuple[str, ...], ping_interval: int = 25, ping_timeout: int = 60,
+                 bus: Bus | None = None) -> None:
         self.registry = registry
         self.auth = auth
-        manager = socketio.AsyncRedisManager(queue_url) if queue_url else None
-        # python-socketio's server, able to speak Engine.IO v3 to socket.io-client 2.x as well
+        # python-socketio's server, able to speak Engine.IO v3 to socket.io-client 2.x as well;
+        # its manager sends one encoded packet to every recipient (fanout.py)
         self.sio = LegacyAsyncServer(
-            async_mode="asgi", client_manager=manager, ping_interval=ping_interval, ping_timeout=ping_timeout,
+            async_mode="asgi", client_manager=manager(queue_url), ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
         )
         bound_send_queues(self.sio.eio)  # a client that stops reading is cut off (sendqueue.py)
         self._allowed_origins = allowed_origins
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
-        self._sockets: dict[str, dict[str, str]] = {}  # local sid -> credentials, for revocation
-        self._sweep_now = asyncio.Event()
+        # Local sockets by user, credential and store: re-checked only when one of those changes.
+        self.watch = Watch(auth, refresh=self._refresh_rooms, drop=self._drop,
+                           bus=RedisBus(queue_url) if queue_url else bus)
+        self.gc = GcPolicy()
         self.live: LiveHub | None = None  # set when the change feed is on: it delivers the events
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("subscribe", self._subscribe)
         self.sio.on("unsubscribe", self._unsubscribe)
-        auth.revocation_listeners.append(self._sweep_now.set)
 
     def _origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
         return credentials.environ_origin_allowed(origin, environ, self._allowed_origins)
@@ -71,37 +75,42 @@ class Realtime:
         self._queue.put_nowait(("change", rooms, payload))
 
     async def run(self) -> None:
-        """Emit queued events one after another, and drop connections whose credential died."""
-        await asyncio.gather(self._pump(), self._sweeper(), *([self.live.run()] if self.live else []))
+        """Emit queued events one after another, and re-check connections when what they
+        depend on changes."""
+        self.gc.install()
+        await asyncio.gather(self._pump(), self.watch.run(), *([self.live.run()] if self.live else []))
+
+    async def settle(self) -> None:
+        """Before an emit: sockets follow the changes made before this write (rooms, revocation)."""
+        if self.watch.pending:
+            await self.watch.flush()
 
     async def _pump(self) -> None:
         while True:
             event, rooms, payload = await self._queue.get()
             try:
+                await self.settle()
                 await self.sio.emit(event, payload, to=rooms)
             except Exception:  # a broken queue must not stop later events
                 log.exception("could not emit a change event")
 
-    async def _sweeper(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_now.wait(), SWEEP_SECONDS)
-            self._sweep_now.clear()
-            for sid, creds in list(self._sockets.items()):
-                try:
-                    principal = await self.auth.authenticate(**creds)
-                except Unauthorized:
-                    await self.sio.disconnect(sid)
-                    continue
-                except StoreError:
-                    continue  # database down: keep the socket, check again later
-                await self._refresh_rooms(sid, principal)
+    def stores_reloaded(self, names: list[str]) -> None:
+        """New read rules may give subscribers of these stores other rooms."""
+        self.watch.stores_changed(names)
 
-    async def _refresh_rooms(self, sid: str, principal: Principal) -> None:
+    async def _drop(self, sid: str) -> bool:
+        if self.sio.manager.is_pre_connected(sid, "/"):
+            return False  # its connect handler is still running: the watch tries again shortly
+        await self.sio.disconnect(sid)
+        return True
+
+    async def _refresh_rooms(self, sid: str, principal: Principal) -> bool:
         """Follow changes to the caller's groups or roles and to the store's read rules: move
         the socket to the rooms they now give, for every store it subscribed to."""
+        if self.sio.manager.is_pre_connected(sid, "/"):
+            return False  # as in _drop
         if not self.sio.manager.is_connected(sid, "/"):
-            return
+            return True
         async with self.sio.session(sid) as session:
             session["principal"] = principal
             for name, rooms in list(session["rooms"].items()):
@@ -111,20 +120,24 @@ class Realtime:
                     continue
                 if acl.rooms_for_principal(store.name, store.acl["read"], principal) != rooms:
                     await self._join(sid, session, store, principal)
+        return True
 
     # --- handlers -------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
         try:
             creds = credentials.from_connect(environ, auth).as_kwargs()
+            seen = self.watch.changes  # a change made while we authenticate re-checks this socket
             principal = await self.auth.authenticate(**creds)
+            expires_at = await self.auth.expires_at(**creds)
         except StoreError:
             raise socketio.exceptions.ConnectionRefusedError("Unauthorized") from None
         await self.sio.save_session(sid, {"principal": principal, "rooms": {}})
-        self._sockets[sid] = creds
+        self.watch.add(sid, creds, principal, expires_at, seen=seen)
+        self.gc.connected()
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
-        self._sockets.pop(sid, None)
+        self.watch.remove(sid)
         if self.live is not None:
             self.live.forget(sid)
 
@@ -134,8 +147,9 @@ class Realtime:
             if self.live is not None:
                 await self.live.subscribe(sid, store, data.get("since"), lambda: self._join_now(sid, store),
                                           lambda: self._principal(sid))
-                return {"success": True}
-            await self._join_now(sid, store)
+            else:
+                await self._join_now(sid, store)
+            self.watch.subscribed(sid, store.name)
         except StoreError as exc:
             return exc.body()
         return {"success": True}
@@ -165,6 +179,7 @@ class Realtime:
                 self.live.forget(sid, name)
             if rooms is None:
                 self.registry.get(name)  # 404 for an unknown store
+            self.watch.unsubscribed(sid, name)
             for room in rooms or ():
                 await self.sio.leave_room(sid, room)
         except StoreError as exc:

@@ -26,6 +26,15 @@ _USER_FIELDS = {"groups": 1, "roles": 1, "active": 1, "_auth": 1}
 
 
 @dataclass(frozen=True)
+class AuthChange:
+    """What a revocation or user write touched: a user (any change to them), a credential
+    (its session id hash, key hash or token jti), or both. Sockets depending on it are re-checked."""
+
+    user_id: str | None = None
+    credential_id: str | None = None
+
+
+@dataclass(frozen=True)
 class UserState:
     """What authentication needs of a user; one cached lookup per user."""
 
@@ -62,8 +71,9 @@ class AuthService:
         self.refresh_ttl = timedelta(seconds=refresh_ttl)
         self._users: TTLCache[UserState] = TTLCache(cache_seconds)
         self._credentials: TTLCache[tuple[ObjectId, datetime | None]] = TTLCache(cache_seconds)
-        # Called after any revocation made by this process (Socket.IO drops such connections).
-        self.revocation_listeners: list[Callable[[], None]] = []
+        # Called after any revocation or user write made by this process, with what it touched
+        # (Socket.IO re-checks the connections that depend on it).
+        self.revocation_listeners: list[Callable[[AuthChange], None]] = []
 
     async def ensure_indexes(self) -> None:
         for coll in (self.sessions, self.refresh_tokens):
@@ -177,7 +187,7 @@ class AuthService:
         elif credential.kind == "token":
             await self._revoke_token(principal.user_id, credential.id)
         self._credentials.drop(credential.id)
-        self._revoked()
+        self._revoked(AuthChange(str(principal.user_id), credential.id))
 
     async def _revoke_token(self, user_id: ObjectId, jti: str) -> None:
         now = utcnow()
@@ -207,7 +217,7 @@ class AuthService:
         if doc is None:
             raise NotFound("API key not found")
         self._credentials.drop(doc["hash"])
-        self._revoked()
+        self._revoked(AuthChange(str(doc["user"]), doc["hash"]))
         deleted: ObjectId = doc["_id"]
         return deleted
 
@@ -228,7 +238,7 @@ class AuthService:
             await self._end_credentials(user_id, keep=keep)
         self._users.drop(str(user_id))
         self._credentials.drop_where(lambda hit: hit[0] == user_id)
-        self._revoked()
+        self._revoked(AuthChange(str(user_id)))
 
     async def _end_credentials(self, user_id: ObjectId, keep: Credential | None) -> None:
         session_id = keep.id if keep and keep.kind == "session" else None
@@ -238,6 +248,30 @@ class AuthService:
         state = {"_auth.notBefore": epoch_ms(utcnow()) + 1, "_auth.keep": [jti] if jti else []}
         await self.users.update({"_id": user_id}, {"$set": state})
 
-    def _revoked(self) -> None:
+    def forget(self, change: AuthChange) -> None:
+        """Drop what this process cached about a change another process made, so the next
+        check reads the database. An empty change means anything may have changed."""
+        if change.user_id is None and change.credential_id is None:
+            self._users.drop_where(lambda _: True)
+            self._credentials.drop_where(lambda _: True)
+        if change.user_id is not None:
+            self._users.drop(change.user_id)
+            user_id = path_id(change.user_id)
+            self._credentials.drop_where(lambda hit: hit[0] == user_id)
+        if change.credential_id is not None:
+            self._credentials.drop(change.credential_id)
+
+    async def expires_at(self, *, bearer: str | None = None, api_key: str | None = None,
+                         session: str | None = None) -> float | None:
+        """When an authenticated credential dies by itself (epoch seconds); None for API keys."""
+        if bearer is not None:
+            return self.tokens.decode(bearer).expires_ms / 1000
+        if session is not None:
+            sid_hash = digest(session)
+            _, expires = await self._lookup(self.sessions, {"_id": sid_hash}, sid_hash)
+            return epoch_ms(expires) / 1000 if expires is not None else None
+        return None
+
+    def _revoked(self, change: AuthChange) -> None:
         for listener in self.revocation_listeners:
-            listener()
+            listener(change)
