@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
 
 HERE = Path(__file__).parent
+REDIS_URL = "redis://127.0.0.1:6379/0"
 ADMIN_LOGIN, ADMIN_PASSWORD = "admin", "admin-password-1"
 FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
 
@@ -162,3 +164,13 @@ def server(schema_dir: Path, tmp_path: Path) -> Iterator[Server]:
     srv = start_server(schema_dir, tmp_path / "server.log")
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Redis must run at 127.0.0.1:6379: the tests that need it fail (not skip) without it."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"these tests need a Redis at {REDIS_URL} (start one): {exc}") from exc
+    return REDIS_URL

@@ -29,7 +29,6 @@ WAIT = 10.0  # bound for anything that should happen (Node start-up included)
 GRACE = 0.5  # how long "nothing (more) arrives" is watched
 CLIENT_VERSION = "2.5.0"
 NODE_DIR = HERE / ".node"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
 FAST_PING = {"STORE_SOCKETIO_PING_INTERVAL_SECONDS": "1", "STORE_SOCKETIO_PING_TIMEOUT_SECONDS": "2"}
 

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import redis
 import socketio
 
 from tests.conftest import (
@@ -34,23 +33,10 @@ from tests.conftest import (
 WAIT = 5.0  # bound for anything that should happen
 GRACE = 0.3  # how long "nothing more arrives" is watched
 SECRET = "test-secret-of-at-least-32-bytes!!"  # what start_server gives the process
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-@pytest.fixture
-def redis_url() -> str:
-    return require_redis()
-
-
-def require_redis() -> str:
-    """Redis must run at 127.0.0.1:6379: the tests that need it fail (not skip) without it."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"these tests need a Redis at {REDIS_URL} (start one): {exc}") from exc
-    return REDIS_URL
 
 
 # --- HTTP helper -----------------------------------------------------------------------

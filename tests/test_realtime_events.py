@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from bson import ObjectId
 
 from storeengine.acl import Principal
@@ -31,7 +30,7 @@ from storeengine.storage import Storage
 from storeengine.watch import Bus, Watch
 from storeengine.watchbus import MongoBus, RedisBus
 from tests.conftest import Server, start_server, stop_server
-from tests.test_realtime import REDIS_URL, SECRET, WAIT, Api, assert_event, bearer, listening
+from tests.test_realtime import SECRET, WAIT, Api, assert_event, bearer, listening
 
 AT_ONCE = 1.0  # "at once" on the process that made the change (the old sweeper needed up to 1 s)
 
@@ -199,14 +198,6 @@ class Process:
         return True
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """Redis must run at 127.0.0.1:6379: these tests fail (not skip) without it."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"these tests need a Redis at {REDIS_URL} (start one): {exc}") from exc
-    return REDIS_URL
 
 
 @pytest.fixture(params=["redis", "mongodb"])

@@ -4,7 +4,7 @@ export class Live {
     this.indicator = indicator;
     this.source = null;
     this.retry = null;
-    this.set(false, "offline");
+    this.set(false, "not watching");
   }
 
   set(on, text) {
@@ -43,10 +43,11 @@ export class Live {
     };
   }
 
+  // Only a list follows the feed: elsewhere the indicator says so instead of "offline".
   stop() {
     clearTimeout(this.retry);
     if (this.source) this.source.close();
     this.source = null;
-    this.set(false, "offline");
+    this.set(false, "not watching");
   }
 }

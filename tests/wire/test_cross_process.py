@@ -15,13 +15,8 @@ import pytest
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server, start_server, stop_server
 from tests.test_feed_server import exactly_once, read_all
 from tests.test_legacy_sio import api_of, connected, cookie, install_node_client, node_client
-from tests.test_realtime import ORDER, Api, assert_event, bearer, listening, require_redis
+from tests.test_realtime import ORDER, Api, assert_event, bearer, listening
 from tests.wire.conftest import WireDatabase
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return require_redis()
 
 
 @pytest.fixture(scope="session")

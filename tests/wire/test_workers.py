@@ -21,27 +21,17 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import socketio
 
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, Server, free_port
 from tests.wire.conftest import WireDatabase, serving
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 WAIT = 5.0
 CACHE_BOUND = 5.0  # STORE_AUTH_CACHE_SECONDS, the README's bound for revocation in other processes
 PASSWORD = "password-123"
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """Redis must run at 127.0.0.1:6379: these tests fail (not skip) without it."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"these tests need a Redis at {REDIS_URL} (start one): {exc}") from exc
-    return REDIS_URL
 
 
 @pytest.fixture
