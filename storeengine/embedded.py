@@ -104,8 +104,12 @@ class Runner:
         future = asyncio.wrap_future(self._pool.submit(job))
         if timeout_ms is None:
             return await future
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for returns a result that arrives in
+        # the same loop turn as a cancellation and drops the cancellation (the server's shutdown
+        # then waited for ever on its maintenance task).
         try:
-            return await asyncio.wait_for(future, timeout_ms / 1000)
+            async with asyncio.timeout(timeout_ms / 1000):
+                return await future
         except TimeoutError:
             raise ExecutionTimeout("operation exceeded time limit") from None
 

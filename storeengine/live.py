@@ -106,8 +106,9 @@ class Tailer:
             except StoreError:
                 await asyncio.sleep(self.hub.poll_seconds)
         while True:
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.hub.poll_seconds)
+            try:  # asyncio.timeout: unlike 3.11's wait_for, it never drops a cancellation
+                async with asyncio.timeout(self.hub.poll_seconds):
+                    await self.wake.wait()
             except TimeoutError:
                 self.look = True
             self.wake.clear()
