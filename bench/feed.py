@@ -35,7 +35,7 @@ from storeengine.storage import Collection
 SCHEMA = json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}})
 POSTS, CONCURRENCY, ROUNDS = 400, 8, 5
 REPLAY, RUNS = 10_000, 3
-CALLS = ("find_one", "find", "count", "insert", "update_if", "update", "delete", "find_one_and_update")
+CALLS = ("find_one", "find", "count", "insert", "update_if", "update", "delete", "increment")
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from storeengine.errors import BadRequest, StoreError
 from storeengine.feed import PAGE, Doc, Feed, Page, access_of, cursor, parse_cursor, view
 from storeengine.jsonio import dumps, to_json_form
 from storeengine.schemas import Registry, StoreSchema
+from storeengine.sendqueue import BoundedSendQueue
 
 log = logging.getLogger("storeengine.live")
 CHANNEL = "storeengine-feed"
@@ -271,6 +272,9 @@ class LiveHub:
         if eio_sid is None or self.sio.packet_class is not socketio.packet.Packet:  # gone, or another serializer
             await self.sio.emit("change", _socket_form(change), to=sid, ignore_queue=True)
             return
+        socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is not None and isinstance(socket.queue, BoundedSendQueue):
+            await socket.queue.room()  # a long replay paces itself to the client's reading
         # A Socket.IO EVENT packet of the default namespace is "2" + its JSON array; orjson
         # encodes ObjectIds and dates on the way (no JSON round trip as for room emits).
         await self.sio.eio.send(eio_sid, "2" + dumps(["change", change]).decode())

@@ -35,6 +35,7 @@ class BoundedSendQueue(asyncio.Queue[Any]):
         self._max_packets, self._max_bytes = max_packets, max_bytes
         self.queued_bytes = 0
         self.overflowed = False
+        self._taken = asyncio.Event()  # set whenever the writer takes a packet (see `room`)
 
     def put_nowait(self, item: Any) -> None:
         if self.overflowed:
@@ -50,7 +51,16 @@ class BoundedSendQueue(asyncio.Queue[Any]):
         item = super().get_nowait()
         if item is not None:
             self.queued_bytes -= _size(item)
+        self._taken.set()
         return item
+
+    async def room(self) -> None:
+        """Wait until the queue is at most half full. A sender of many packets to one connection
+        (a `since` replay) waits here instead of overflowing the bound of a client that reads."""
+        while not self.overflowed and (self.qsize() >= self._max_packets // 2
+                                       or self.queued_bytes >= self._max_bytes // 2):
+            self._taken.clear()
+            await self._taken.wait()
 
     def _overflow(self) -> None:
         self.overflowed = True

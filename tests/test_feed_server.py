@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from storeengine.sendqueue import MAX_PACKETS
 from tests.conftest import Server, start_server, stop_server
 from tests.test_realtime import WAIT, Api, Listener, bearer, listening
 
@@ -130,6 +131,30 @@ async def test_reconnecting_with_since_while_writes_continue_has_no_gap_and_no_d
     exactly_once(received)
     assert [e["entity"]["note"] for e in received] == [str(i) for i in range(1, count)]
     assert all(e["op"] == "create" and set(e) == {"store", "op", "_id", "entity", "at", "seq"} for e in received)
+
+
+async def test_a_replay_longer_than_the_send_queue_bound_reaches_a_reading_client(api: Api, admin: str) -> None:
+    """A `since` replay of more changes than a connection may have queued (sendqueue.MAX_PACKETS)
+    paces itself to the client instead of cutting it off as a client that does not read."""
+    count = MAX_PACKETS + 300
+    sem = asyncio.Semaphore(16)
+
+    async def write(i: int) -> None:
+        async with sem:
+            await api.order(admin, note=str(i))
+
+    first = await api.order(admin, note="mark")
+    mark = (await read_all(api, admin))[0][0]["seq"]
+    assert (await read_all(api, admin))[0][0]["_id"] == first["_id"]
+    await asyncio.gather(*(write(i) for i in range(count)))
+    listener = Listener()
+    await listener.sio.connect(api.url, transports=["websocket"], wait_timeout=WAIT, **bearer(admin))
+    assert await listener.ack("subscribe", {"store": "orders", "since": mark}) == {"success": True}
+    received = [await listener.next() for _ in range(count)]
+    assert listener.sio.connected
+    await listener.sio.disconnect()
+    exactly_once(received)
+    assert sorted(int(e["entity"]["note"]) for e in received) == list(range(count))
 
 
 @pytest.mark.parametrize(("since", "code"), [("0" * 24, "400"), ("not-a-cursor", "400"), (7, "400")])
