@@ -11,9 +11,10 @@ import contextlib
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import httpx
 from storeengine.app import create_app
 from storeengine.http.context import Context
 from storeengine.settings import Settings
-from storeengine.storage import Storage
+from storeengine.storage import Collection, Storage
 
 SECRET = "bench-secret-of-at-least-32-bytes!!"
 ADMIN_PASSWORD = "bench-admin-password"
@@ -116,3 +117,54 @@ def percentile(samples: list[float], p: float) -> float:
 
 def line(label: str, value: str) -> None:
     print(f"  {label:<46} {value}", flush=True)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a process this benchmark started; kill it if it has not ended within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end."""
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd} exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"{cmd} did not answer /healthz")
+        yield url, proc.pid
+    finally:
+        stop_process(proc)
+
+
+@contextlib.contextmanager
+def counting_calls(names: Iterable[str]) -> Iterator[dict[str, int]]:
+    """Count the calls (database round trips) of these storage.Collection methods while inside."""
+    counts = dict.fromkeys(names, 0)
+    originals = {name: getattr(Collection, name) for name in counts}
+
+    def wrap(name: str) -> Any:
+        async def counted(self: Collection, *args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return await originals[name](self, *args, **kwargs)
+        return counted
+
+    for name in counts:
+        setattr(Collection, name, wrap(name))
+    try:
+        yield counts
+    finally:
+        for name, original in originals.items():
+            setattr(Collection, name, original)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pymongo
+from _common import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 WIRE_PYTHON = ROOT / os.environ.get("WIRE_VENV", ".venv-wire") / "bin" / "python"
@@ -47,9 +48,4 @@ def wire_server() -> Iterator[str | None]:
             time.sleep(0.2)
         yield uri
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

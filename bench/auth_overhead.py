@@ -4,20 +4,16 @@ with authentication removed (a pre-resolved principal), and MongoDB reads per au
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import statistics
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
-from _common import bearer, database_note, line, running_app
+from _common import bearer, counting_calls, database_note, line, running_app
 from starlette.requests import Request
 
 import storeengine.http.requests as endpoints  # `authenticated` routes call its authenticate()
 from storeengine.acl import Principal
-from storeengine.storage import Collection
 
 SCHEMA = json.dumps({"type": "object", "properties": {"name": {"type": "string"}}})
 COUNT, WARMUP, ROUNDS = 2000, 100, 5
@@ -34,27 +30,6 @@ async def rate(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> 
     return COUNT / (time.perf_counter() - start)
 
 
-@contextlib.contextmanager
-def counting_reads() -> Iterator[dict[str, int]]:
-    """Count calls of Collection.find_one / find / count while inside."""
-    counts = {"find_one": 0, "find": 0, "count": 0}
-    originals = {name: getattr(Collection, name) for name in counts}
-
-    def wrap(name: str) -> Any:
-        async def counted(self: Collection, *args: Any, **kwargs: Any) -> Any:
-            counts[name] += 1
-            return await originals[name](self, *args, **kwargs)
-        return counted
-
-    for name in counts:
-        setattr(Collection, name, wrap(name))
-    try:
-        yield counts
-    finally:
-        for name, original in originals.items():
-            setattr(Collection, name, original)
-
-
 async def main() -> None:
     print(f"auth_overhead: sequential GET /api/v1/items/<id> through the in-process ASGI app; {ROUNDS} alternating\n"
           f"  rounds of {COUNT} requests (after {WARMUP} warm-up) with a Bearer JWT and with authenticate() replaced\n"
@@ -66,7 +41,7 @@ async def main() -> None:
         principal = await ctx.auth.authenticate(bearer=headers["Authorization"].split()[1])
 
         await rate(client, url, headers)  # warm the credential cache and the code paths
-        with counting_reads() as counts:
+        with counting_calls(("find_one", "find", "count")) as counts:
             await rate(client, url, headers)
         per_request = {name: n / (COUNT + WARMUP) for name, n in counts.items()}
 

@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +26,15 @@ import httpx
 import pymongo
 import realtime_fanout
 import socketio
-from _common import ADMIN_PASSWORD, FAST_HASH, SECRET, database_note, lifespan, line, schema_folder
+from _common import ADMIN_PASSWORD, FAST_HASH, SECRET, counting_calls, database_note, lifespan, line, schema_folder
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
-from storeengine.storage import Collection
 
 SCHEMA = json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}})
 POSTS, CONCURRENCY, ROUNDS = 400, 8, 5
 REPLAY, RUNS = 10_000, 3
 CALLS = ("find_one", "find", "count", "insert", "update_if", "update", "delete", "increment")
-
-
-@contextlib.contextmanager
-def counting_calls() -> Iterator[dict[str, int]]:
-    """Count the database calls (round trips) made through storage.Collection while inside."""
-    counts = dict.fromkeys(CALLS, 0)
-    originals = {name: getattr(Collection, name) for name in CALLS}
-
-    def wrap(name: str) -> Any:
-        async def counted(self: Collection, *args: Any, **kwargs: Any) -> Any:
-            counts[name] += 1
-            return await originals[name](self, *args, **kwargs)
-        return counted
-
-    for name in CALLS:
-        setattr(Collection, name, wrap(name))
-    try:
-        yield counts
-    finally:
-        for name, original in originals.items():
-            setattr(Collection, name, original)
 
 
 @contextlib.asynccontextmanager
@@ -90,7 +68,7 @@ async def posts_per_second(client: httpx.AsyncClient, headers: dict[str, str]) -
 
 async def calls_per_write(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
     out = []
-    with counting_calls() as counts:
+    with counting_calls(CALLS) as counts:
         created = (await client.post("/api/v1/items", json={"n": 0}, headers=headers)).json()
         out.append(f"create {sum(counts.values())}")
         counts.update(dict.fromkeys(CALLS, 0))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
@@ -23,8 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
-import subprocess
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import Any
 
 import _capacity_client
 import httpx
-from _common import ADMIN_PASSWORD, SECRET, percentile
+from _common import ADMIN_PASSWORD, SECRET, percentile, server_process
 from realtime_fanout import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -53,31 +51,6 @@ def proc_rss_mb(pid: int, key: str = "VmRSS") -> float:
         if row.startswith(key + ":"):
             return int(row.split()[1]) / 1024
     return 0.0
-
-
-@contextlib.contextmanager
-def started(cmd: list[str], port: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{cmd} did not answer /healthz")
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Clients:
@@ -238,7 +211,7 @@ async def one_side(side: str, n: int, args: argparse.Namespace, clients: Clients
     else:
         env, cmd, setup = {}, [sys.executable, str(HERE / "_bare_sio_server.py"), str(port)], bare_setup
     result = Result(side, n)
-    with started(cmd, port, env) as (url, pid):
+    with server_process(cmd, port, env) as (url, pid):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             plan, write = await setup(http, n)
             rss0 = proc_rss_mb(pid)

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 import pymongo
 import socketio
-from _common import ADMIN_PASSWORD, SECRET, database_note, line, percentile
+from _common import ADMIN_PASSWORD, SECRET, database_note, line, percentile, server_process
 
 CLIENTS, WRITES, WARMUP = 100, 50, 5
 HERE = Path(__file__).resolve().parent
@@ -36,26 +35,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
     """Start a server process, wait for its /healthz, and stop it (this process only) at the end."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{cmd} did not answer /healthz")
+    with server_process(cmd, port, env) as (url, _pid):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Fanout:
