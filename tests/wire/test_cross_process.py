@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server, start_server, stop_server
+from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server
 from tests.test_feed_server import exactly_once, read_all
 from tests.test_legacy_sio import api_of, connected, cookie, install_node_client, node_client
 from tests.test_realtime import ORDER, Api, assert_event, bearer, listening
-from tests.wire.conftest import WireDatabase
+from tests.wire.conftest import WireDatabase, serving
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +35,8 @@ def two_servers(redis_url: str, wire_db: WireDatabase, schema_dir: Path,
     store = f"rt{uuid.uuid4().hex[:12]}"
     (schema_dir / f"{store}.json").write_text(json.dumps(
         {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": False}))
-    env = {"STORE_SOCKETIO_QUEUE": redis_url, **wire_db.env}
-    a = start_server(schema_dir, tmp_path / "a.log", env=env)
-    try:
-        b = start_server(schema_dir, tmp_path / "b.log", env=env)
-    except BaseException:
-        stop_server(a)
-        raise
-    yield store, a, b
-    stop_server(a)
-    stop_server(b)
+    with serving(2, wire_db, schema_dir, tmp_path, env={"STORE_SOCKETIO_QUEUE": redis_url}) as (a, b):
+        yield store, a, b
 
 
 async def test_events_written_through_one_process_reach_subscribers_of_another(
@@ -84,40 +76,24 @@ async def test_a_legacy_client_gets_events_written_through_another_process(
     # database (the change feed lives there), and B's subscriber gets what A writes.
     store = f"lg{uuid.uuid4().hex[:12]}"
     (schema_dir / f"{store}.json").write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}}))
-    env = {"STORE_SOCKETIO_QUEUE": redis_url, **wire_db.env}
-    a = start_server(schema_dir, tmp_path / "a.log", env=env)
-    try:
-        b = start_server(schema_dir, tmp_path / "b.log", env=env)
-        try:
-            async with api_of(a) as api_a, api_of(b) as api_b:
-                r = await api_b.http.post("/api/v1/auth", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD})
-                headers_b = cookie(r.cookies["sid"])
-                async with node_client(node_modules, b.url, extraHeaders=headers_b) as c:
-                    await connected(c, "polling+upgrade")
-                    assert await c.ack("subscribe", {"store": store}) == {"success": True}
-                    admin_a = await api_a.admin()
-                    written = [await api_a.call("POST", f"/api/v1/{store}", admin_a, {"n": n}, status=201)
-                               for n in range(5)]
-                    got = [(await c.next("change"))["data"] for _ in written]
-        finally:
-            stop_server(b)
-    finally:
-        stop_server(a)
+    with serving(2, wire_db, schema_dir, tmp_path, env={"STORE_SOCKETIO_QUEUE": redis_url}) as (a, b):
+        async with api_of(a) as api_a, api_of(b) as api_b:
+            r = await api_b.http.post("/api/v1/auth", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD})
+            headers_b = cookie(r.cookies["sid"])
+            async with node_client(node_modules, b.url, extraHeaders=headers_b) as c:
+                await connected(c, "polling+upgrade")
+                assert await c.ack("subscribe", {"store": store}) == {"success": True}
+                admin_a = await api_a.admin()
+                written = [await api_a.call("POST", f"/api/v1/{store}", admin_a, {"n": n}, status=201)
+                           for n in range(5)]
+                got = [(await c.next("change"))["data"] for _ in written]
     assert [(e["op"], e["entity"]) for e in got] == [("create", w) for w in written]
 
 
 @pytest.fixture
 def shared_db_servers(wire_db: WireDatabase, schema_dir: Path, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    env = wire_db.env
-    a = start_server(schema_dir, tmp_path / "a.log", env=env)
-    try:
-        b = start_server(schema_dir, tmp_path / "b.log", env=env)
-    except BaseException:
-        stop_server(a)
-        raise
-    yield a, b
-    stop_server(a)
-    stop_server(b)
+    with serving(2, wire_db, schema_dir, tmp_path) as (a, b):
+        yield a, b
 
 
 async def test_two_processes_writing_concurrently_and_a_reader_that_misses_nothing(
