@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-sio = socketio.AsyncServer(async_mode="asgi")
+sio = socketio.AsyncServer(async_mode="asgi", ping_interval=int(sys.argv[2]) if len(sys.argv) > 2 else 25)
 
 
 async def emit(request: Request) -> JSONResponse:

@@ -57,28 +57,35 @@ class Sockets:
     async def _open(self, url: str, token: str | None, store: str | None) -> None:
         assert self.session is not None
         ws = await self.session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket", autoping=True,
-                                           max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_receive=60))
-        opened = await ws.receive_str()
+                                           max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_receive=None))
+        opened = await ws.receive_str(timeout=30)
         if not opened.startswith("0{"):
             raise RuntimeError(f"no Engine.IO open packet: {opened[:80]}")
+        handshake = json.loads(opened[1:])
+        # as socket.io-client does: the server is gone after a ping interval plus timeout of silence
+        silence = (handshake["pingInterval"] + handshake["pingTimeout"]) / 1000
         await ws.send_str("40" + (json.dumps({"token": token}) if token else ""))
-        connected = await ws.receive_str()
+        connected = await ws.receive_str(timeout=30)
         if not connected.startswith("40"):
             raise RuntimeError(f"Socket.IO connect refused: {connected[:120]}")
         if store is not None:
             await ws.send_str("421" + json.dumps(["subscribe", {"store": store}]))
-            ack = await ws.receive_str()
+            ack = await ws.receive_str(timeout=30)
             if not ack.startswith("431") or '"success":true' not in ack.replace(" ", ""):
                 raise RuntimeError(f"subscribe refused: {ack[:120]}")
         self.sockets.append(ws)
-        self.readers.append(asyncio.create_task(self._read(ws)))
+        self.readers.append(asyncio.create_task(self._read(ws, silence)))
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, silence: float) -> None:
+        while True:
+            try:
+                message = await ws.receive(timeout=silence)
+            except TimeoutError:
+                break
             if message.type != aiohttp.WSMsgType.TEXT:
                 break
             data: str = message.data
-            if data == "2":  # Engine.IO ping: answer, or the server drops us after 60 s
+            if data == "2":  # Engine.IO ping: answer, or the server drops us after its ping timeout
                 await ws.send_str("3")
             elif data.startswith("42"):
                 found = N_FIELD.search(data)

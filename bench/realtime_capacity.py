@@ -8,7 +8,7 @@ event's arrival at every recipient: once readable by every subscriber (all-reade
 10 % of them. Server CPU and RSS come from /proc; client CPU from the client processes.
 
 Usage: python bench/realtime_capacity.py [--n 500,1000,2000,5000,10000] [--writes 30] [--clients 4]
-                                         [--idle 30] [--sides storeengine,bare]
+                                         [--idle 30] [--sides storeengine,bare] [--ping-interval 25]
 """
 
 from __future__ import annotations
@@ -204,12 +204,14 @@ async def one_side(side: str, n: int, args: argparse.Namespace, clients: Clients
     port = free_port()
     if side == "storeengine":
         env = {"STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_ARGON2_TIME_COST": "1",
-               "STORE_ARGON2_MEMORY_KIB": "64", "STORE_DATABASE": f"capacity_{os.getpid()}_{n}"}
+               "STORE_ARGON2_MEMORY_KIB": "64", "STORE_DATABASE": f"capacity_{os.getpid()}_{n}",
+               "STORE_SOCKETIO_PING_INTERVAL_SECONDS": str(args.ping_interval)}
         cmd = [sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas", str(folder),
                "--log-level", "warning"]
         setup = engine_setup
     else:
-        env, cmd, setup = {}, [sys.executable, str(HERE / "_bare_sio_server.py"), str(port)], bare_setup
+        env, cmd, setup = {}, [sys.executable, str(HERE / "_bare_sio_server.py"), str(port), str(args.ping_interval)], \
+            bare_setup
     result = Result(side, n)
     with server_process(cmd, port, env) as (url, pid):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -259,6 +261,9 @@ def arguments() -> argparse.Namespace:
                    help="seconds of each idle measurement; at least one Engine.IO ping cycle (25 s) to count the "
                         "heartbeat, whose pings come in bursts since the sockets connected together")
     p.add_argument("--sides", default="storeengine,bare")
+    p.add_argument("--ping-interval", type=int, default=25,
+                   help="Engine.IO ping interval of both servers, seconds (the idle cost is one ping and pong per "
+                        "socket per interval); --idle should cover at least one")
     return p.parse_args()
 
 
@@ -267,7 +272,8 @@ async def main() -> None:
     _capacity_client.raise_open_files_limit()  # the servers inherit it
     sizes = [int(x) for x in args.n.split(",")]
     print(f"realtime_capacity: N = {sizes}; {args.writes} writes {args.interval * 1000:.0f} ms apart per mode; "
-          f"{args.clients} client processes of raw websocket clients; embedded database; latency from each "
+          f"{args.clients} client processes of raw websocket clients; ping interval {args.ping_interval} s; "
+          f"embedded database; latency from each "
           f"write request's start to the event's arrival. Shared machine: figures are noisy.", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="storeengine-capacity-"))
     (folder / "items.json").write_text(json.dumps(SCHEMA))

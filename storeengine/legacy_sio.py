@@ -26,10 +26,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import socketio
-from engineio import async_socket, exceptions
+from engineio import exceptions
 from engineio import packet as eio
 from engineio.payload import Payload
-from engineio.async_server import AsyncServer as EngineServer
+
+from storeengine.eio import EngineServer, LeanSocket
 from socketio import packet as sio
 
 log = logging.getLogger("storeengine.realtime")
@@ -118,7 +119,7 @@ def _peer(environ: Mapping[str, Any]) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown peer"
 
 
-class V3Socket(async_socket.AsyncSocket):  # type: ignore[misc]
+class V3Socket(LeanSocket):
     """One Engine.IO v3 connection; python-engineio's transport code does the rest."""
 
     def __init__(self, server: Any, sid: str, environ: Mapping[str, Any]) -> None:
@@ -148,15 +149,31 @@ class V3Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         else:
             await super().receive(pkt)
 
+    def silence_bound(self) -> float:
+        return float(self.server.ping_interval + self.server.ping_timeout)
+
     async def check_ping_timeout(self) -> bool:
         if self.closed:
             raise exceptions.SocketIsClosedError()
         silent = time.monotonic() - self.last_seen
-        if silent > self.server.ping_interval + self.server.ping_timeout:
+        if silent > self.silence_bound():
             log.info("legacy Socket.IO client %s sent no ping for %.0f s: closing", self.peer, silent)
             await self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)
             return False
         return True
+
+    def watch_silence(self) -> None:
+        """v3 clients ping the server: the heartbeat checks that they still do."""
+        self.server.heartbeat.at(self.last_seen + self.silence_bound(), self._still_pinging)
+
+    async def _still_pinging(self) -> None:
+        if self.closed or self.closing:
+            self.server.forget(self)
+        elif time.monotonic() - self.last_seen <= self.silence_bound():
+            self.watch_silence()
+        elif not await self.check_ping_timeout():
+            self.queue.put_nowait(None)  # ends the writer (or the long poll); the WebSocket closes
+            self.server.forget(self)
 
     async def handle_get_request(self, environ: Mapping[str, Any]) -> Any:
         answer = await super().handle_get_request(environ)
@@ -189,10 +206,8 @@ def payload_response(packets: list[Any]) -> dict[str, Any]:
 
 # --- the Engine.IO server ---------------------------------------------------------------
 
-class LegacyEngineServer(EngineServer):  # type: ignore[misc]
+class LegacyEngineServer(EngineServer):
     """python-engineio's server, plus new `EIO=3` sessions and a log line for other versions."""
-
-    start_service_task: bool  # set by python-engineio's constructor
 
     async def handle_request(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -239,12 +254,11 @@ class LegacyEngineServer(EngineServer):  # type: ignore[misc]
         return None
 
     async def _connect_v3(self, environ: dict[str, Any], transport: str) -> Any:
-        if self.start_service_task:  # the task that drops clients gone silent
-            self.start_service_task = False
-            self.service_task_handle = self.start_background_task(self._service_task)
+        self.start_heartbeat()
         sid = self.generate_id()
         sock = V3Socket(self, sid, environ)
         self.sockets[sid] = sock
+        sock.watch_silence()
         await sock.send(eio.Packet(eio.OPEN, {
             "sid": sid, "upgrades": self._upgrades(sid, transport),
             "pingInterval": int(self.ping_interval * 1000), "pingTimeout": int(self.ping_timeout * 1000),

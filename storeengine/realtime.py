@@ -78,7 +78,10 @@ class Realtime:
         """Emit queued events one after another, and re-check connections when what they
         depend on changes."""
         self.gc.install()
-        await asyncio.gather(self._pump(), self.watch.run(), *([self.live.run()] if self.live else []))
+        try:
+            await asyncio.gather(self._pump(), self.watch.run(), *([self.live.run()] if self.live else []))
+        finally:
+            self.gc.uninstall()
 
     async def settle(self) -> None:
         """Before an emit: sockets follow the changes made before this write (rooms, revocation)."""

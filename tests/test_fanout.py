@@ -103,3 +103,19 @@ async def test_a_steady_trickle_is_frozen_at_least_every_so_often(monkeypatch: p
         assert policy.freezes >= 1
     finally:
         gc.unfreeze()
+
+
+async def test_young_collections_run_on_a_timer_whatever_the_net_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fanout, "YOUNG_EVERY", 0.05)
+    policy = GcPolicy()
+    before = gc.get_stats()[0]["collections"]
+    policy.install()
+    try:
+        await asyncio.sleep(0.32)
+        assert gc.get_stats()[0]["collections"] - before >= 5
+    finally:
+        policy.uninstall()
+        gc.set_threshold(700, 10, 10)
+    stopped = gc.get_stats()[0]["collections"]
+    await asyncio.sleep(0.12)
+    assert gc.get_stats()[0]["collections"] - stopped <= 1  # at most an allocation-driven one
