@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
 from storeengine.http import auth, changes, console, entities
 from storeengine.http.guards import with_method_guards
 from storeengine.http.requests import authenticated, public
 
+# The fixed paths under /api/v1 that the generic store routes must never take.
+RESERVED = ("auth", "_schemas", "_openapi.json")
+
+
+class StoreName(StringConvertor):
+    """A path segment naming a store: any segment but the reserved ones. With it the generic
+    routes cannot take a fixed path, so they come first in the table: Starlette tries routes
+    in order, and a GET by id matched 27 patterns before its own (a twentieth of its time)."""
+
+    regex = "(?!(?:" + "|".join(name.replace(".", r"\.") for name in RESERVED) + ")(?:/|$))[^/]+"
+
+
+register_url_convertor("store", StoreName())
+
 
 def routes() -> list[BaseRoute]:
     """`public` answers anyone; `authenticated` answers 401 before anything else."""
     table: list[BaseRoute] = [
+        Route("/api/v1/{store:store}", authenticated(entities.collection), methods=["GET", "POST"]),
+        Route("/api/v1/{store:store}/_changes", authenticated(changes.changes), methods=["GET"]),
+        Route("/api/v1/{store:store}/{id}", authenticated(entities.entity),
+              methods=["GET", "PATCH", "PUT", "DELETE"]),
+        Route("/api/v1/{store:store}/{id}/_versions", authenticated(changes.versions), methods=["GET"]),
+        Route("/api/v1/{store:store}/{id}/_restore", authenticated(changes.restore), methods=["POST"]),
+        Route("/api/v1/{store:store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
         Route("/healthz", public(entities.health), methods=["GET"]),
-        *console.routes(),  # before /api/v1/{store}: it names /api/v1/_openapi.json
+        *console.routes(),
         Route("/api/v1/auth", public(auth.login_session), methods=["POST"]),
         Route("/api/v1/auth/token", public(auth.login_token), methods=["POST"]),
         Route("/api/v1/auth/refresh", public(auth.refresh), methods=["POST"]),
@@ -22,11 +44,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/auth/keys", authenticated(auth.keys), methods=["GET", "POST"]),
         Route("/api/v1/auth/keys/{id}", authenticated(auth.delete_key), methods=["DELETE"]),
         Route("/api/v1/_schemas", authenticated(entities.schemas), methods=["GET"]),
-        Route("/api/v1/{store}", authenticated(entities.collection), methods=["GET", "POST"]),
-        Route("/api/v1/{store}/_changes", authenticated(changes.changes), methods=["GET"]),
-        Route("/api/v1/{store}/{id}/_versions", authenticated(changes.versions), methods=["GET"]),
-        Route("/api/v1/{store}/{id}/_restore", authenticated(changes.restore), methods=["POST"]),
-        Route("/api/v1/{store}/{id}", authenticated(entities.entity), methods=["GET", "PATCH", "PUT", "DELETE"]),
-        Route("/api/v1/{store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
     ]
     return with_method_guards(table)
