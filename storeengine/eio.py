@@ -103,7 +103,12 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     async def time_out(self) -> None:
         log.info("Socket.IO client %s did not answer a ping within %s s: closing", self.sid, self.server.ping_timeout)
         await self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)
-        self.queue.put_nowait(None)  # ends the writer (or the long poll); the WebSocket closes
+        self.timed_out()
+
+    def timed_out(self) -> None:
+        """After a heartbeat closed the socket: end its writer (or its long poll), whose
+        WebSocket close ends the reader, and drop it from the table."""
+        self.queue.put_nowait(None)
         self.server.forget(self)
 
     async def _websocket_handler(self, ws: Any) -> None:

@@ -29,9 +29,9 @@ import socketio
 from engineio import exceptions
 from engineio import packet as eio
 from engineio.payload import Payload
+from socketio import packet as sio
 
 from storeengine.eio import EngineServer, LeanSocket
-from socketio import packet as sio
 
 log = logging.getLogger("storeengine.realtime")
 _V3_BINARY_PREFIX = "b4"  # a base64 MESSAGE in a v3 text payload
@@ -169,11 +169,10 @@ class V3Socket(LeanSocket):
     async def _still_pinging(self) -> None:
         if self.closed or self.closing:
             self.server.forget(self)
-        elif time.monotonic() - self.last_seen <= self.silence_bound():
-            self.watch_silence()
-        elif not await self.check_ping_timeout():
-            self.queue.put_nowait(None)  # ends the writer (or the long poll); the WebSocket closes
-            self.server.forget(self)
+        elif await self.check_ping_timeout():
+            self.watch_silence()  # heard from within the bound: look again when it next runs out
+        else:
+            self.timed_out()
 
     async def handle_get_request(self, environ: Mapping[str, Any]) -> Any:
         answer = await super().handle_get_request(environ)
