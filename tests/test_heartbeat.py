@@ -15,6 +15,7 @@ from storeengine.eio import EngineServer, LeanSocket
 from storeengine.heartbeat import Heartbeat
 from tests.conftest import Server
 from tests.test_legacy_sio import ORDER, WAIT, api_of, cookie, fast_ping_server
+from tests.test_legacy_wire import frame, ws_url
 
 __all__ = ["fast_ping_server"]  # the module-scoped server fixture of this module too
 
@@ -122,20 +123,10 @@ async def test_a_socket_closed_elsewhere_leaves_the_table_at_its_next_step() -> 
 
 # --- a real server (interval 1 s, timeout 2 s) ---------------------------------------------
 
-def ws_url(server: Server) -> str:
-    return server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-
-
-async def frame(ws: aiohttp.ClientWebSocketResponse) -> str:
-    message = await ws.receive(timeout=WAIT)
-    assert message.type == aiohttp.WSMsgType.TEXT, message
-    return str(message.data)
-
-
 async def test_a_v4_client_that_answers_is_held_and_still_gets_events(fast_ping_server: Server) -> None:
     async with api_of(fast_ping_server) as api, aiohttp.ClientSession() as session:
         _, sid = await api.user()
-        async with session.ws_connect(ws_url(fast_ping_server), headers=cookie(sid)) as ws:
+        async with session.ws_connect(ws_url(fast_ping_server, 4), headers=cookie(sid)) as ws:
             assert (await frame(ws)).startswith("0{")
             await ws.send_str("40")
             assert (await frame(ws)).startswith("40{")
@@ -156,7 +147,7 @@ async def test_a_v4_client_that_answers_is_held_and_still_gets_events(fast_ping_
 async def test_a_silent_v4_websocket_client_is_closed_after_interval_plus_timeout(fast_ping_server: Server) -> None:
     async with api_of(fast_ping_server) as api, aiohttp.ClientSession() as session:
         _, sid = await api.user()
-        async with session.ws_connect(ws_url(fast_ping_server), headers=cookie(sid)) as ws:
+        async with session.ws_connect(ws_url(fast_ping_server, 4), headers=cookie(sid)) as ws:
             start = time.monotonic()
             assert (await frame(ws)).startswith("0{")
             await ws.send_str("40")

@@ -22,8 +22,8 @@ __all__ = ["fast_ping_server", "legacy_server"]  # module-scoped server fixtures
 
 # --- the seed's raw frames ---------------------------------------------------------------
 
-def ws_url(server: Server) -> str:
-    return server.url.replace("http://", "ws://") + "/socket.io/?EIO=3&transport=websocket"
+def ws_url(server: Server, eio_version: int = 3) -> str:
+    return server.url.replace("http://", "ws://") + f"/socket.io/?EIO={eio_version}&transport=websocket"
 
 
 async def frame(ws: aiohttp.ClientWebSocketResponse) -> str:

@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from storeengine.acl import Principal
 from storeengine.entities import Doc, path_id, version
-from storeengine.errors import MethodNotAllowed, NotFound
 from storeengine.http.context import Context, context
 from storeengine.http.requests import if_match, read_json
 from storeengine.http.responses import json_response, list_response
@@ -23,15 +22,10 @@ def entity_response(store: str, doc: Doc, status: int = 200) -> Response:
 
 
 def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
-    """The store of the path (the caller is already authenticated, see routes): 404 if unknown,
-    405 for the auth routes' other methods."""
-    ctx, name = context(request), request.path_params["store"]
-    if name == "auth":
-        known = {"token", "refresh", "logout", "me", "keys"}
-        if request.path_params.get("id", "") in known or "id" not in request.path_params:
-            raise MethodNotAllowed()
-        raise NotFound("No such route")
-    return ctx, ctx.registry.get(name)
+    """The store of the path (the caller is already authenticated, see routes): 404 if unknown.
+    The path never names a reserved segment such as `auth` (routes.StoreName)."""
+    ctx = context(request)
+    return ctx, ctx.registry.get(request.path_params["store"])
 
 
 async def collection(request: Request, principal: Principal) -> Response:
