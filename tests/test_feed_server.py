@@ -14,20 +14,10 @@ import httpx
 import pytest
 
 from storeengine.sendqueue import MAX_PACKETS
-from tests.conftest import Server, start_server, stop_server
-from tests.test_realtime import WAIT, Api, Listener, bearer, listening
+from tests.conftest import start_server, stop_server
+from tests.test_realtime import WAIT, Api, Listener, admin, api, bearer, listening
 
-
-@pytest.fixture
-async def api(server: Server) -> AsyncIterator[Api]:
-    client = Api(server.url)
-    yield client
-    await client.http.aclose()
-
-
-@pytest.fixture
-async def admin(api: Api) -> str:
-    return await api.token()
+__all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
 
 
 async def read_all(api: Api, token: str, store: str = "orders", since: str | None = None,

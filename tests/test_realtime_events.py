@@ -30,21 +30,11 @@ from storeengine.storage import Storage
 from storeengine.watch import Bus, Watch
 from storeengine.watchbus import MongoBus, RedisBus
 from tests.conftest import Server, start_server, stop_server
-from tests.test_realtime import SECRET, WAIT, Api, assert_event, bearer, listening
+from tests.test_realtime import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
+
+__all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
 
 AT_ONCE = 1.0  # "at once" on the process that made the change (the old sweeper needed up to 1 s)
-
-
-@pytest.fixture
-async def api(server: Server) -> AsyncIterator[Api]:
-    client = Api(server.url)
-    yield client
-    await client.http.aclose()
-
-
-@pytest.fixture
-async def admin(api: Api) -> str:
-    return await api.token()
 
 
 async def _gone_within(listener: Any, seconds: float) -> float:
