@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import aiohttp
 import httpx
 import pymongo
 import socketio
-from _common import ADMIN_PASSWORD, SECRET, database_note, line, percentile
+from _common import ADMIN_PASSWORD, SECRET, database_note, line, percentile, schema_folder
 from engineio import packet as eio
 from realtime_fanout import CLIENTS, SCHEMA, WARMUP, WRITES, Fanout, engine_writer, free_port, server
 from socketio import packet as sio
@@ -123,8 +122,7 @@ async def main() -> None:
           f"  sides interleaved write by write, each side on its own `storeengine serve` process. mixed: half\n"
           f"  Engine.IO v3 clients (bare WebSocket, the seed's frames), half python-socketio (v4); all-v4:\n"
           f"  python-socketio clients only. {database_note()}", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="storeengine-bench-"))
-    (folder / "items.json").write_text(json.dumps(SCHEMA))
+    folder = schema_folder({"items": json.dumps(SCHEMA)})
     database = f"bench_{os.getpid()}_{int(time.time())}"
     ports = free_port(), free_port()
     base = {"STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_ARGON2_TIME_COST": "1",

@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 
 import _capacity_client
 import httpx
-from _common import ADMIN_PASSWORD, SECRET, percentile, server_process
+from _common import ADMIN_PASSWORD, SECRET, percentile, schema_folder, server_process
 from realtime_fanout import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -275,8 +274,7 @@ async def main() -> None:
           f"{args.clients} client processes of raw websocket clients; ping interval {args.ping_interval} s; "
           f"embedded database; latency from each "
           f"write request's start to the event's arrival. Shared machine: figures are noisy.", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="storeengine-capacity-"))
-    (folder / "items.json").write_text(json.dumps(SCHEMA))
+    folder = schema_folder({"items": json.dumps(SCHEMA)})
     clients = Clients(args.clients)
     results = []
     try:

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pymongo
 import socketio
-from _common import ADMIN_PASSWORD, SECRET, database_note, line, percentile, server_process
+from _common import ADMIN_PASSWORD, SECRET, database_note, line, percentile, schema_folder, server_process
 
 CLIENTS, WRITES, WARMUP = 100, 50, 5
 HERE = Path(__file__).resolve().parent
@@ -105,8 +104,7 @@ async def main() -> None:
           f"  sides interleaved write by write. storeengine: PATCH on a `storeengine serve` process, clients\n"
           f"  subscribed as admin; baseline: bench/_bare_sio_server.py (python-socketio under uvicorn)\n"
           f"  broadcasting a captured `change` payload on POST /emit. {database_note()}", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="storeengine-bench-"))
-    (folder / "items.json").write_text(json.dumps(SCHEMA))
+    folder = schema_folder({"items": json.dumps(SCHEMA)})
     port, bare_port = free_port(), free_port()
     database = f"bench_{os.getpid()}_{int(time.time())}"
     env = {"STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_ARGON2_TIME_COST": "1",
