@@ -148,13 +148,18 @@ def start_server(schema_dir: Path, log: Path, *, env: dict[str, str] | None = No
     raise RuntimeError(f"server did not start:\n{server.output()}")
 
 
-def stop_server(server: Server) -> None:
-    server.proc.terminate()
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate, and kill if it has not ended within 10 s."""
+    proc.terminate()
     try:
-        server.proc.wait(timeout=10)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+        proc.kill()
+        proc.wait()
+
+
+def stop_server(server: Server) -> None:
+    stop_process(server.proc)
     server.handle.close()
 
 

@@ -27,7 +27,7 @@ import pymongo
 import pytest
 
 from storeengine.settings import Settings
-from tests.conftest import ADMIN_PASSWORD, FAST_HASH, Server, free_port, start_server, stop_server
+from tests.conftest import ADMIN_PASSWORD, FAST_HASH, Server, free_port, start_server, stop_process, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 WIRE_PYTHON = ROOT / os.environ.get("WIRE_VENV", ".venv-wire") / "bin" / "python"
@@ -74,12 +74,7 @@ class WireServer:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     @property
