@@ -86,13 +86,19 @@ async def test_a_socket_waiting_for_its_ping_has_no_task_of_its_own() -> None:
     assert len(server.heartbeat) == 100
 
 
-async def test_the_heartbeat_pings_then_closes_a_socket_that_never_answers() -> None:
+async def pinged() -> tuple[EngineServer, LeanSocket, float]:
+    """A socket opened at `start` and pinged once (the ping taken off its queue)."""
     server = engine()
     sock = server.sockets["s1"] = LeanSocket(server, "s1")
     sock.schedule_ping()
     start = time.monotonic()
     await server.heartbeat.turn(start + 25.6)
     assert sock.queue.get_nowait().packet_type == eio.PING and not sock.closed
+    return server, sock, start
+
+
+async def test_the_heartbeat_pings_then_closes_a_socket_that_never_answers() -> None:
+    server, sock, start = await pinged()
     await server.heartbeat.turn(start + 25.6 + 60.6)
     assert sock.closed and "s1" not in server.sockets
     rest = [sock.queue.get_nowait() for _ in range(sock.queue.qsize())]
@@ -101,12 +107,7 @@ async def test_the_heartbeat_pings_then_closes_a_socket_that_never_answers() -> 
 
 
 async def test_a_pong_holds_the_socket_and_schedules_the_next_ping() -> None:
-    server = engine()
-    sock = server.sockets["s1"] = LeanSocket(server, "s1")
-    sock.schedule_ping()
-    start = time.monotonic()
-    await server.heartbeat.turn(start + 25.6)
-    sock.queue.get_nowait()
+    server, sock, start = await pinged()
     await sock.receive(eio.Packet(eio.PONG))
     await server.heartbeat.turn(start + 25.6 + 60.6)  # the answered ping's check and the next ping
     assert not sock.closed and sock.queue.get_nowait().packet_type == eio.PING
