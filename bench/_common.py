@@ -23,7 +23,7 @@ import httpx
 from storeengine.app import create_app
 from storeengine.http.context import Context
 from storeengine.settings import Settings
-from storeengine.storage import Collection, Storage
+from storeengine.storage.mongo import Collection, Storage
 
 SECRET = "bench-secret-of-at-least-32-bytes!!"
 ADMIN_PASSWORD = "bench-admin-password"

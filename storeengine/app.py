@@ -32,8 +32,8 @@ from storeengine.realtime import Realtime
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import EntityService
 from storeengine.settings import Settings
-from storeengine.storage import Storage
-from storeengine.storage_api import StorageAPI
+from storeengine.storage.mongo import Storage
+from storeengine.storage.api import StorageAPI
 from storeengine.watchbus import MongoBus
 
 log = logging.getLogger("storeengine")

@@ -45,7 +45,7 @@ from storeengine.entities import ACCESS_FIELDS, version
 from storeengine.errors import BadRequest, Conflict, Gone, StoreError
 from storeengine.formats import utcnow
 from storeengine.schemas import StoreSchema
-from storeengine.storage_api import StorageAPI
+from storeengine.storage.api import StorageAPI
 
 log = logging.getLogger("storeengine.feed")
 

@@ -28,8 +28,8 @@ from storeengine.formats import utcnow
 from storeengine.jsonio import to_json_form
 from storeengine.query import ListQuery
 from storeengine.schemas import SYSTEM_FIELDS, Registry, StoreSchema
-from storeengine.storage import ENGINE_INDEXES
-from storeengine.storage_api import StorageAPI
+from storeengine.storage.mongo import ENGINE_INDEXES
+from storeengine.storage.api import StorageAPI
 
 log = logging.getLogger("storeengine.service")
 

@@ -25,7 +25,7 @@ from storeengine.auth.service import AuthChange
 from storeengine.entities import Doc
 from storeengine.errors import StoreError
 from storeengine.formats import utcnow
-from storeengine.storage_api import CollectionAPI
+from storeengine.storage.api import CollectionAPI
 
 log = logging.getLogger("storeengine.watch")
 CHANNEL = "storeengine-auth"

@@ -9,7 +9,7 @@ import time
 import pytest
 from pymongo.errors import ExecutionTimeout
 
-from storeengine.embedded import Runner
+from storeengine.storage.embedded import Runner
 
 
 async def test_a_read_past_its_deadline_raises_execution_timeout() -> None:

@@ -21,7 +21,7 @@ from storeengine.http.context import Context
 from storeengine.formats import utcnow
 from storeengine.schemas import SchemaError, compile_schema
 from storeengine.settings import Settings
-from storeengine.storage import Storage
+from storeengine.storage.mongo import Storage
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
 
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}

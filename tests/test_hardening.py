@@ -20,7 +20,7 @@ from storeengine.errors import BadRequest
 from storeengine.formats import utcnow
 from storeengine.sendqueue import BoundedSendQueue
 from storeengine.settings import Settings
-from storeengine.storage import guard
+from storeengine.storage.mongo import guard
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, lifespan
 
 ZERO_ID = "000000000000000000000000"
@@ -257,7 +257,7 @@ async def test_the_64_bit_bounds_themselves_are_stored_exactly(client, admin):
 @pytest.mark.parametrize("error", [OverflowError("MongoDB can only handle up to 8-byte ints"),
                                    InvalidDocument("cannot encode object"), UnicodeEncodeError("utf-8", "", 0, 1, "")])
 async def test_guard_turns_driver_encoding_errors_into_400(error, caplog):
-    caplog.set_level(logging.INFO, "storeengine.storage")
+    caplog.set_level(logging.INFO, "storeengine.storage.mongo")
     with pytest.raises(BadRequest) as raised:
         async with guard():
             raise error

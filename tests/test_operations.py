@@ -19,7 +19,7 @@ import pytest
 from storeengine.app import create_app
 from storeengine.errors import Unavailable
 from storeengine.settings import Settings
-from storeengine.storage import Collection, Storage
+from storeengine.storage.mongo import Collection, Storage
 from tests.conftest import (
     ADMIN_LOGIN,
     ADMIN_PASSWORD,

@@ -26,7 +26,7 @@ from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.schemas import Registry
 from storeengine.settings import Settings
-from storeengine.storage import Storage
+from storeengine.storage.mongo import Storage
 from storeengine.watch import Bus, Watch
 from storeengine.watchbus import MongoBus, RedisBus
 from tests.conftest import Server, start_server, stop_server

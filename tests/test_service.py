@@ -16,7 +16,7 @@ from storeengine.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from storeengine.query import parse_list_query
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import MAX_RETRIES, EntityService, Page, Summary
-from storeengine.storage import Collection, Storage
+from storeengine.storage.mongo import Collection, Storage
 
 ADMIN = Principal(ObjectId(), roles=frozenset({"admin"}))
 ALICE = Principal(ObjectId())

@@ -19,7 +19,7 @@ from storeengine.errors import Invalid, NotFound, Unauthorized
 from storeengine.formats import utcnow
 from storeengine.jsonio import epoch_ms
 from storeengine.schemas import StoreSchema
-from storeengine.storage_api import CollectionAPI, StorageAPI
+from storeengine.storage.api import CollectionAPI, StorageAPI
 
 _CREDENTIALS = ("error_credentials",)
 _USER_FIELDS = {"groups": 1, "roles": 1, "active": 1, "_auth": 1}

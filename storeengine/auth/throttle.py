@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from storeengine.errors import Conflict, TooManyRequests
 from storeengine.formats import utcnow
-from storeengine.storage_api import CollectionAPI
+from storeengine.storage.api import CollectionAPI
 
 
 class LoginThrottle:

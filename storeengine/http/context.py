@@ -10,7 +10,7 @@ from storeengine.auth.service import AuthService
 from storeengine.schemas import Registry
 from storeengine.service import EntityService
 from storeengine.settings import Settings
-from storeengine.storage_api import StorageAPI
+from storeengine.storage.api import StorageAPI
 
 
 @dataclass(frozen=True)

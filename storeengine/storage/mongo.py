@@ -20,11 +20,11 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from storeengine.embedded import Runner, ThreadedCollection
+from storeengine.storage.embedded import Runner, ThreadedCollection
 from storeengine.errors import BadRequest, Conflict, StoreError, Unavailable
 from storeengine.settings import Settings
 
-log = logging.getLogger("storeengine.storage")
+log = logging.getLogger("storeengine.storage.mongo")
 
 _DOWN = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
 # Values the driver cannot encode: integers outside signed 64 bits (OverflowError), invalid
