@@ -14,7 +14,7 @@ import httpx
 from _common import bearer, database_note, driver_collection, line, median_ms, running_app, timed
 from bson import ObjectId
 
-from storeengine.formats import utcnow
+from storeengine.core.formats import utcnow
 
 SCHEMA = json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}})
 TOTAL = int(os.environ.get("BENCH_ACL_TOTAL", "100000"))

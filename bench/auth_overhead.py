@@ -13,7 +13,7 @@ from _common import bearer, counting_calls, database_note, line, running_app
 from starlette.requests import Request
 
 import storeengine.http.requests as endpoints  # `authenticated` routes call its authenticate()
-from storeengine.acl import Principal
+from storeengine.model.access import Principal
 
 SCHEMA = json.dumps({"type": "object", "properties": {"name": {"type": "string"}}})
 COUNT, WARMUP, ROUNDS = 2000, 100, 5

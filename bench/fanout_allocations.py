@@ -21,7 +21,7 @@ import socketio
 from _common import line
 from engineio.async_socket import AsyncSocket
 
-from storeengine.fanout import BatchManager
+from storeengine.realtime.transport.fanout import BatchManager
 
 PAYLOAD = {"store": "items", "op": "update", "_id": "0" * 24,
            "entity": {"_id": "0" * 24, "n": 1, "note": "x" * 200, "owner": "1" * 24, "access": ["2" * 24]},

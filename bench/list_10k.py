@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storeengine.formats import utcnow
-from storeengine.jsonio import dumps
+from storeengine.core.formats import utcnow
+from storeengine.core.jsonio import dumps
 
 SCHEMA = json.dumps({"type": "object", "properties": {
     "name": {"type": "string"}, "sku": {"type": "string"}, "price": {"type": "number"},

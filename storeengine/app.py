@@ -20,23 +20,23 @@ from storeengine.auth.passwords import Passwords
 from storeengine.auth.service import AuthService
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
-from storeengine.errors import StoreError, Unavailable
-from storeengine.feed import Feed
+from storeengine.core.errors import StoreError, Unavailable
 from storeengine.http.context import Context
 from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, TrailingSlash
 from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
-from storeengine.live import LiveHub
-from storeengine.realtime import Realtime
-from storeengine.schemas import Registry, StoreSchema
-from storeengine.service import EntityService
+from storeengine.model.schema import Registry, StoreSchema
+from storeengine.realtime.authbus import MongoBus
+from storeengine.realtime.live import LiveHub
+from storeengine.realtime.server import Realtime
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Storage
 from storeengine.storage.api import StorageAPI
-from storeengine.watchbus import MongoBus
+from storeengine.storage.mongo import Storage
+from storeengine.store.feed import Feed
+from storeengine.store.service import EntityService
 
-log = logging.getLogger("storeengine")
+log = logging.getLogger(__name__)
 
 
 class Maintenance:

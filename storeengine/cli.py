@@ -58,7 +58,7 @@ def _several_workers(settings: Settings, workers: int) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from storeengine.schemas import check_dir
+    from storeengine.model.schema import check_dir
 
     directory = Path(args.dir) if args.dir else Settings().schema_dir
     report = check_dir(directory)
@@ -78,8 +78,8 @@ def _check(args: argparse.Namespace) -> int:
 def _user_create(args: argparse.Namespace) -> int:
     from storeengine.app import build_context
     from storeengine.auth.bootstrap import create_user
-    from storeengine.errors import StoreError
-    from storeengine.jsonio import dumps
+    from storeengine.core.errors import StoreError
+    from storeengine.core.jsonio import dumps
 
     settings = Settings()
     if settings.mongodb_uri is None:

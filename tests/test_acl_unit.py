@@ -9,10 +9,19 @@ import pytest
 from bson import ObjectId
 from mongomock.filtering import filter_applies
 
-from storeengine import acl, schemas
-from storeengine.acl import NOTHING, Principal, can, query_filter, restrict, rooms_for_entity, rooms_for_principal
-from storeengine.errors import Forbidden
-from storeengine.schemas import DEFAULT_ACL
+from storeengine.core.errors import Forbidden
+from storeengine.model import access as acl
+from storeengine.model import schema as schemas
+from storeengine.model.access import (
+    NOTHING,
+    Principal,
+    can,
+    query_filter,
+    restrict,
+    rooms_for_entity,
+    rooms_for_principal,
+)
+from storeengine.model.schema import DEFAULT_ACL
 
 OWNER, LISTED, OTHER = ObjectId(), ObjectId(), ObjectId()
 G_OWNER, G_LISTED, G_BRANCH, G_OTHER = ObjectId(), ObjectId(), ObjectId(), ObjectId()

@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import Server
 
-CONSOLE = resources.files("storeengine") / "console"
+CONSOLE = resources.files("storeengine.http") / "console"
 
 
 async def test_console_and_its_files_need_no_credentials(client: httpx.AsyncClient) -> None:

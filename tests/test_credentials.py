@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storeengine.auth.credentials import Credentials, environ_origin_allowed, from_connect, origin_allowed, read
-from storeengine.errors import Unauthorized
+from storeengine.core.errors import Unauthorized
 
 
 def test_http_order_is_authorization_then_key_then_cookie():

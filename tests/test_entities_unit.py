@@ -7,11 +7,19 @@ from datetime import datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from storeengine.entities import (
-    forbidden_fields, id_list, merge_patch, next_update_time, optional_id, path_id, reject_fields, split, version,
+from storeengine.core.documents import (
+    forbidden_fields,
+    id_list,
+    merge_patch,
+    next_update_time,
+    optional_id,
+    path_id,
+    reject_fields,
+    split,
+    version,
 )
-from storeengine.errors import Invalid
-from storeengine.formats import utcnow
+from storeengine.core.errors import Invalid
+from storeengine.core.formats import utcnow
 
 HEX, HEX2 = "0123456789abcdef01234567", "76543210fedcba9876543210"
 

@@ -11,8 +11,8 @@ import socketio
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-from storeengine import fanout
-from storeengine.fanout import BatchManager, GcPolicy
+from storeengine.realtime.transport import fanout
+from storeengine.realtime.transport.fanout import BatchManager, GcPolicy
 
 
 async def _server(n: int) -> tuple[socketio.AsyncServer, list[AsyncSocket], list[str]]:

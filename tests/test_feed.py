@@ -13,15 +13,15 @@ import pytest
 from bson import ObjectId
 from mongomock_motor import AsyncMongoMockClient
 
-from storeengine.acl import SYSTEM
 from storeengine.app import create_app
-from storeengine.errors import Gone
-from storeengine.feed import Feed, cursor, parse_cursor
+from storeengine.core.errors import Gone
+from storeengine.core.formats import utcnow
 from storeengine.http.context import Context
-from storeengine.formats import utcnow
-from storeengine.schemas import SchemaError, compile_schema
+from storeengine.model.access import SYSTEM
+from storeengine.model.schema import SchemaError, compile_schema
 from storeengine.settings import Settings
 from storeengine.storage.mongo import Storage
+from storeengine.store.feed import Feed, cursor, parse_cursor
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
 
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storeengine.sendqueue import MAX_PACKETS
+from storeengine.realtime.transport.sendqueue import MAX_PACKETS
 from tests.conftest import start_server, stop_server
 from tests.test_realtime import WAIT, Api, Listener, admin, api, bearer, listening
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from bson import ObjectId
 
-from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid, utcnow
+from storeengine.core.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid, utcnow
 
 HEX = "0123456789abcdef01234567"
 

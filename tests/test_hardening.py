@@ -16,9 +16,9 @@ from bson import ObjectId
 from bson.errors import InvalidDocument
 
 from storeengine.app import create_app
-from storeengine.errors import BadRequest
-from storeengine.formats import utcnow
-from storeengine.sendqueue import BoundedSendQueue
+from storeengine.core.errors import BadRequest
+from storeengine.core.formats import utcnow
+from storeengine.realtime.transport.sendqueue import BoundedSendQueue
 from storeengine.settings import Settings
 from storeengine.storage.mongo import guard
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, lifespan

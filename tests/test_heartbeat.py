@@ -11,8 +11,8 @@ import time
 import aiohttp
 from engineio import packet as eio
 
-from storeengine.eio import EngineServer, LeanSocket
-from storeengine.heartbeat import Heartbeat
+from storeengine.realtime.transport.engineio import EngineServer, LeanSocket
+from storeengine.realtime.transport.heartbeat import Heartbeat
 from tests.conftest import Server
 from tests.test_legacy_sio import ORDER, WAIT, api_of, cookie, fast_ping_server
 from tests.test_legacy_wire import frame, ws_url

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
-from storeengine.errors import BadRequest
-from storeengine.jsonio import MAX_DEPTH, dumps, epoch_ms, iso_ms, parse_body, to_json_form
+from storeengine.core.errors import BadRequest
+from storeengine.core.jsonio import MAX_DEPTH, dumps, epoch_ms, iso_ms, parse_body, to_json_form
 
 HEX = "0123456789abcdef01234567"
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from bson import ObjectId
 
-from storeengine.jsonio import dumps, to_json_form
+from storeengine.core.jsonio import dumps, to_json_form
 
 
 def reference(value: Any) -> Any:

@@ -14,7 +14,13 @@ import aiohttp
 import pytest
 from engineio import packet as eio
 
-from storeengine.legacy_sio import LegacyEngineServer, V3Socket, decode_payload, encode_payload, to_protocol_v4
+from storeengine.realtime.transport.legacy import (
+    LegacyEngineServer,
+    V3Socket,
+    decode_payload,
+    encode_payload,
+    to_protocol_v4,
+)
 from tests.conftest import Server
 from tests.test_legacy_sio import ORDER, WAIT, api_of, cookie, fast_ping_server, legacy_server
 

@@ -448,7 +448,7 @@ async def test_nested_filters_within_the_bound_are_answered(client, admin, rows)
 
 
 # --- refusals ---------------------------------------------------------------------------------
-# Every refused value of every parameter is a unit test of storeengine.query (tests/test_query.py);
+# Every refused value of every parameter is a unit test of storeengine.model.query (tests/test_query.py);
 # here, one case of each kind shows the refusal reaches the client as the 400 envelope, through
 # the query string (blank values, repeated keys, bracketed keys included).
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from storeengine.openapi import ERRORS, build
-from storeengine.schemas import Registry
+from storeengine.http.openapi import ERRORS, build
+from storeengine.model.schema import Registry
 
 HERE = Path(__file__).parent
 
@@ -121,7 +121,7 @@ async def test_document_follows_a_dropped_schema_file(client: httpx.AsyncClient,
 
 
 def test_document_is_cached_until_the_registry_changes(tmp_path: Path) -> None:
-    from storeengine.openapi import DocumentCache
+    from storeengine.http.openapi import DocumentCache
 
     (tmp_path / "one.json").write_text(json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}))
     registry = Registry(tmp_path)

@@ -17,7 +17,7 @@ import pymongo.errors
 import pytest
 
 from storeengine.app import create_app
-from storeengine.errors import Unavailable
+from storeengine.core.errors import Unavailable
 from storeengine.settings import Settings
 from storeengine.storage.mongo import Collection, Storage
 from tests.conftest import (

@@ -1,4 +1,4 @@
-"""storeengine.query: list parameters -> a typed query, and the `filter` whitelist (API.md section 7)."""
+"""storeengine.model.query: list parameters -> a typed query, and the `filter` whitelist (API.md section 7)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from storeengine.errors import BadRequest
-from storeengine.query import ListQuery, parse_filter, parse_list_query
-from storeengine.schemas import StoreSchema, compile_schema
+from storeengine.core.errors import BadRequest
+from storeengine.model.query import ListQuery, parse_filter, parse_list_query
+from storeengine.model.schema import StoreSchema, compile_schema
 
 THINGS = compile_schema("things", json.loads((Path(__file__).parent / "schemas" / "things.json").read_text()))
-USERS = compile_schema("users", json.loads(resources.files("storeengine.builtin").joinpath("users.json").read_text()),
-                       builtin=True)
+USERS_FILE = resources.files("storeengine.model.builtin").joinpath("users.json")
+USERS = compile_schema("users", json.loads(USERS_FILE.read_text()), builtin=True)
 REF, REF2 = "0123456789abcdef01234567", "76543210fedcba9876543210"
 MOMENT = datetime(2026, 1, 2, 3, 4, 5, 678000)  # naive UTC
 EPOCH = datetime(1970, 1, 1)

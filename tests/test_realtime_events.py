@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from storeengine.acl import Principal
 from storeengine.auth.passwords import Passwords
 from storeengine.auth.service import AuthChange, AuthService
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
-from storeengine.schemas import Registry
+from storeengine.model.access import Principal
+from storeengine.model.schema import Registry
+from storeengine.realtime.authbus import MongoBus, RedisBus
+from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.settings import Settings
 from storeengine.storage.mongo import Storage
-from storeengine.watch import Bus, Watch
-from storeengine.watchbus import MongoBus, RedisBus
 from tests.conftest import Server, start_server, stop_server
 from tests.test_realtime import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from storeengine.errors import NotFound
-from storeengine.schemas import Registry, SchemaError, compile_schema
+from storeengine.core.errors import NotFound
+from storeengine.model.schema import Registry, SchemaError, compile_schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas"
 TEST_SCHEMAS = Path(__file__).resolve().parent / "schemas"

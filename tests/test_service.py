@@ -11,12 +11,12 @@ import pytest
 from bson import ObjectId
 from mongomock_motor import AsyncMongoMockClient
 
-from storeengine.acl import Principal
-from storeengine.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unavailable
-from storeengine.query import parse_list_query
-from storeengine.schemas import Registry, StoreSchema
-from storeengine.service import MAX_RETRIES, EntityService, Page, Summary
+from storeengine.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unavailable
+from storeengine.model.access import Principal
+from storeengine.model.query import parse_list_query
+from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.mongo import Collection, Storage
+from storeengine.store.service import MAX_RETRIES, EntityService, Page, Summary
 
 ADMIN = Principal(ObjectId(), roles=frozenset({"admin"}))
 ALICE = Principal(ObjectId())

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from storeengine.auth.tokens import TokenIssuer
-from storeengine.errors import Unauthorized
+from storeengine.core.errors import Unauthorized
 
 SECRET = "unit-test-secret-of-at-least-32-bytes"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 
-from storeengine.acl import SYSTEM
-from storeengine.entities import Doc
-from storeengine.errors import Conflict
-from storeengine.service import EntityService
+from storeengine.core.errors import Conflict
+from storeengine.core.types import Doc
+from storeengine.model.access import SYSTEM
+from storeengine.store.service import EntityService
 
-log = logging.getLogger("storeengine.auth")
+log = logging.getLogger(__name__)
 
 
 async def bootstrap_admin(service: EntityService, login: str, password: str | None) -> None:

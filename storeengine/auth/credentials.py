@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from storeengine.errors import Unauthorized
+from storeengine.core.errors import Unauthorized
 
 
 @dataclass(frozen=True)

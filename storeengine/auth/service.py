@@ -9,16 +9,17 @@ from datetime import datetime, timedelta
 
 from bson import ObjectId
 
-from storeengine.acl import Credential, Principal
 from storeengine.auth.cache import TTLCache
 from storeengine.auth.passwords import Passwords, digest
 from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
-from storeengine.entities import Doc, path_id
-from storeengine.errors import Invalid, NotFound, Unauthorized
-from storeengine.formats import utcnow
-from storeengine.jsonio import epoch_ms
-from storeengine.schemas import StoreSchema
+from storeengine.core.documents import path_id
+from storeengine.core.errors import Invalid, NotFound, Unauthorized
+from storeengine.core.formats import utcnow
+from storeengine.core.jsonio import epoch_ms
+from storeengine.core.types import Doc
+from storeengine.model.access import Credential, Principal
+from storeengine.model.schema import StoreSchema
 from storeengine.storage.api import CollectionAPI, StorageAPI
 
 _CREDENTIALS = ("error_credentials",)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from storeengine.errors import Conflict, TooManyRequests
-from storeengine.formats import utcnow
+from storeengine.core.errors import Conflict, TooManyRequests
+from storeengine.core.formats import utcnow
 from storeengine.storage.api import CollectionAPI
 
 

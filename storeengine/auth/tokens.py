@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from storeengine.errors import Unauthorized
+from storeengine.core.errors import Unauthorized
 
 _REQUIRED = ["sub", "iat", "nbf", "exp", "jti", "iss"]
 

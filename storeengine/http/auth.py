@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from storeengine.http.context import context
-from storeengine.acl import Principal
 from storeengine.http.requests import read_json
 from storeengine.http.responses import json_response
+from storeengine.model.access import Principal
 
 
 def _session_cookie(value: str, expires: datetime, secure: bool) -> str:

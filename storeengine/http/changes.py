@@ -9,17 +9,18 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storeengine import history
-from storeengine.acl import Principal
-from storeengine.entities import Doc, path_id
-from storeengine.errors import BadRequest, NotFound, StoreError
-from storeengine.feed import PAGE, Feed, cursor, parse_cursor, view
+from storeengine.core.documents import path_id
+from storeengine.core.errors import BadRequest, NotFound, StoreError
+from storeengine.core.jsonio import dumps
+from storeengine.core.types import Doc
 from storeengine.http.entities import context_and_store, entity_response
 from storeengine.http.requests import authenticate, read_json
 from storeengine.http.responses import json_response
-from storeengine.jsonio import dumps
-from storeengine.live import LiveHub, Stream
-from storeengine.schemas import StoreSchema
+from storeengine.model.access import Principal
+from storeengine.model.schema import StoreSchema
+from storeengine.realtime.live import LiveHub, Stream
+from storeengine.store import history
+from storeengine.store.feed import PAGE, Feed, cursor, parse_cursor, view
 
 MAX_LIMIT, DEFAULT_LIMIT = 10000, 1000
 SCAN_PAGES = 10  # bound on the changes one request examines (the rest: `more`)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from storeengine.auth.service import AuthService
-from storeengine.schemas import Registry
-from storeengine.service import EntityService
+from storeengine.model.schema import Registry
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
+from storeengine.store.service import EntityService
 
 
 @dataclass(frozen=True)

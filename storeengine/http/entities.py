@@ -5,13 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storeengine.acl import Principal
-from storeengine.entities import Doc, path_id, version
+from storeengine.core.documents import path_id, version
+from storeengine.core.types import Doc
 from storeengine.http.context import Context, context
 from storeengine.http.requests import if_match, read_json
 from storeengine.http.responses import json_response, list_response
-from storeengine.query import parse_list_query
-from storeengine.schemas import StoreSchema
+from storeengine.model.access import Principal
+from storeengine.model.query import parse_list_query
+from storeengine.model.schema import StoreSchema
 
 
 def entity_response(store: str, doc: Doc, status: int = 200) -> Response:

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from storeengine.acl import Principal
 from storeengine.http.requests import authenticated
+from storeengine.model.access import Principal
 
 # The methods the API serves; a fixed path's guard takes those its route does not.
 GENERIC = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")

@@ -9,7 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storeengine.errors import BadRequest, PayloadTooLarge
+from storeengine.core.errors import BadRequest, PayloadTooLarge
 from storeengine.http.responses import error_response
 
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from storeengine.errors import BadRequest
+from storeengine.core.errors import BadRequest
 from storeengine.http.responses import error_response
 
 MESSAGE = ("Socket.IO long-polling is off on this server (several workers; a polling client's requests would "

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storeengine.acl import Principal
 from storeengine.auth import credentials
-from storeengine.entities import Doc
-from storeengine.errors import Forbidden, UnsupportedMediaType
+from storeengine.core.errors import Forbidden, UnsupportedMediaType
+from storeengine.core.jsonio import parse_body
+from storeengine.core.types import Doc
 from storeengine.http.context import context
-from storeengine.jsonio import parse_body
+from storeengine.model.access import Principal
 
 UNSAFE = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 

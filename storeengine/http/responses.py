@@ -11,10 +11,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storeengine.errors import MethodNotAllowed, NotFound, StoreError, TooManyRequests
-from storeengine.jsonio import dumps
+from storeengine.core.errors import MethodNotAllowed, NotFound, StoreError, TooManyRequests
+from storeengine.core.jsonio import dumps
 
-log = logging.getLogger("storeengine.http")
+log = logging.getLogger(__name__)
 
 
 class JSONResponse(Response):

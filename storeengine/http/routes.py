@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
-from storeengine.http import auth, changes, console, entities
+from storeengine.http import auth, changes, entities, pages
 from storeengine.http.guards import with_method_guards
 from storeengine.http.requests import authenticated, public
 
@@ -35,7 +35,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/{store:store}/{id}/_restore", authenticated(changes.restore), methods=["POST"]),
         Route("/api/v1/{store:store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
         Route("/healthz", public(entities.health), methods=["GET"]),
-        *console.routes(),
+        *pages.routes(),
         Route("/api/v1/auth", public(auth.login_session), methods=["POST"]),
         Route("/api/v1/auth/token", public(auth.login_token), methods=["POST"]),
         Route("/api/v1/auth/refresh", public(auth.refresh), methods=["POST"]),

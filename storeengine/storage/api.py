@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-Doc = dict[str, Any]
-Sort = Sequence[tuple[str, int]]
+from storeengine.core.types import Doc, Sort
 
 
 class CollectionAPI(Protocol):

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 from bson import Regex
 from pymongo.errors import ExecutionTimeout
 
-from storeengine.regex import compile_linear
+from storeengine.core.regex import compile_linear
+from storeengine.core.types import Doc
 
 T = TypeVar("T")
-Doc = dict[str, Any]
 # The worker holds the GIL while mongomock runs; the loop thread gets it back only when the
 # worker is forced to switch. 1 ms (default 5 ms) keeps /healthz well under 100 ms at p99
 # during a 10,000-entity scan (bench/embedded_latency.py, README).

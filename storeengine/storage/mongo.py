@@ -20,23 +20,18 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from storeengine.storage.embedded import Runner, ThreadedCollection
-from storeengine.errors import BadRequest, Conflict, StoreError, Unavailable
+from storeengine.core.errors import BadRequest, Conflict, StoreError, Unavailable
+from storeengine.core.types import Doc, Sort
 from storeengine.settings import Settings
+from storeengine.storage.embedded import Runner, ThreadedCollection
 
-log = logging.getLogger("storeengine.storage.mongo")
+log = logging.getLogger(__name__)
 
 _DOWN = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
 # Values the driver cannot encode: integers outside signed 64 bits (OverflowError), invalid
 # documents and strings (bson InvalidDocument / InvalidStringData), lone surrogates.
 _UNENCODABLE = (OverflowError, BSONError, UnicodeEncodeError)
-# Indexes the engine itself queries on, for every store.
-ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
-    (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
-)
 
-Doc = dict[str, Any]
-Sort = Sequence[tuple[str, int]]
 
 
 @asynccontextmanager

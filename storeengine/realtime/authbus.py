@@ -22,12 +22,12 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from storeengine.auth.service import AuthChange
-from storeengine.entities import Doc
-from storeengine.errors import StoreError
-from storeengine.formats import utcnow
+from storeengine.core.errors import StoreError
+from storeengine.core.formats import utcnow
+from storeengine.core.types import Doc
 from storeengine.storage.api import CollectionAPI
 
-log = logging.getLogger("storeengine.watch")
+log = logging.getLogger(__name__)
 CHANNEL = "storeengine-auth"
 RETRY_SECONDS = 1.0
 

@@ -31,9 +31,9 @@ from engineio import packet as eio
 from engineio.payload import Payload
 from socketio import packet as sio
 
-from storeengine.eio import EngineServer, LeanSocket
+from storeengine.realtime.transport.engineio import EngineServer, LeanSocket
 
-log = logging.getLogger("storeengine.realtime")
+log = logging.getLogger(__name__)
 _V3_BINARY_PREFIX = "b4"  # a base64 MESSAGE in a v3 text payload
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from storeengine import acl
-from storeengine.acl import Principal
-from storeengine.entities import Doc, split
-from storeengine.errors import Invalid, NotFound
-from storeengine.jsonio import to_json_form
-from storeengine.schemas import StoreSchema
-from storeengine.service import EntityService
+from storeengine.core.documents import split
+from storeengine.core.errors import Invalid, NotFound
+from storeengine.core.jsonio import to_json_form
+from storeengine.core.types import Doc
+from storeengine.model import access as acl
+from storeengine.model.access import Principal
+from storeengine.model.schema import StoreSchema
+from storeengine.store.service import EntityService
 
 
 async def versions(service: EntityService, principal: Principal, store: StoreSchema,

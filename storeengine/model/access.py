@@ -17,14 +17,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 
-from storeengine.errors import Forbidden
+from storeengine.core.errors import Forbidden
 
-if TYPE_CHECKING:
-    from storeengine.schemas import StoreSchema
+
+class Guarded(Protocol):
+    """What the write checks need of a store: its name and rules (the schema class has them; this
+    module does not import it, so the schema can import the rules without a cycle)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def acl(self) -> Mapping[str, tuple[str, ...]]: ...
+
+    @property
+    def admin_only(self) -> frozenset[str]: ...
 
 ADMIN_ROLE = "admin"
 ROLE_PREFIX = "role:"
@@ -198,13 +209,13 @@ def rooms_for_principal(store: str, rules: Iterable[str], principal: Principal) 
 
 # --- writing: the checks the service makes --------------------------------------------------------
 
-def check(principal: Principal, store: StoreSchema, op: str, entity: Mapping[str, Any]) -> None:
+def check(principal: Principal, store: Guarded, op: str, entity: Mapping[str, Any]) -> None:
     """403 unless the store's rules for `op` let the caller act on this entity."""
     if not can(principal, store.acl[op], entity):
         raise Forbidden(f"You may not {op} this entity")
 
 
-def check_create(principal: Principal, store: StoreSchema, system: Mapping[str, Any],
+def check_create(principal: Principal, store: Guarded, system: Mapping[str, Any],
                  payload: Mapping[str, Any]) -> None:
     """The create rules (on the system fields the new entity will get), then admin-only fields."""
     if not can(principal, store.acl["create"], system):
@@ -213,7 +224,7 @@ def check_create(principal: Principal, store: StoreSchema, system: Mapping[str, 
         raise Forbidden(f"Only admins may set: {', '.join(sorted(denied))}")
 
 
-def check_admin_fields(principal: Principal, store: StoreSchema, old: Mapping[str, Any],
+def check_admin_fields(principal: Principal, store: Guarded, old: Mapping[str, Any],
                        new: Mapping[str, Any]) -> None:
     """On update, only admins may change an admin-only field (leaving it as it is is fine)."""
     if principal.is_admin:

@@ -16,22 +16,34 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
-from storeengine import acl
-from storeengine.acl import Principal
-from storeengine.entities import (
-    ACCESS_FIELDS, Doc, forbidden_fields, id_list, merge_patch, next_update_time, optional_id, reject_fields, split,
+from storeengine.core.documents import (
+    ACCESS_FIELDS,
+    SYSTEM_FIELDS,
+    forbidden_fields,
+    id_list,
+    merge_patch,
+    next_update_time,
+    optional_id,
+    reject_fields,
+    split,
     version,
 )
-from storeengine.errors import Conflict, Invalid, NotFound, PreconditionFailed, StoreError
-from storeengine.feed import Feed
-from storeengine.formats import utcnow
-from storeengine.jsonio import to_json_form
-from storeengine.query import ListQuery
-from storeengine.schemas import SYSTEM_FIELDS, Registry, StoreSchema
-from storeengine.storage.mongo import ENGINE_INDEXES
+from storeengine.core.errors import Conflict, Invalid, NotFound, PreconditionFailed, StoreError
+from storeengine.core.formats import utcnow
+from storeengine.core.jsonio import to_json_form
+from storeengine.core.types import Doc
+from storeengine.model import access as acl
+from storeengine.model.access import Principal
+from storeengine.model.query import ListQuery
+from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
+from storeengine.store.feed import Feed
 
-log = logging.getLogger("storeengine.service")
+log = logging.getLogger(__name__)
+# Indexes the engine itself queries on, for every store.
+ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
+)
 
 MAX_RETRIES = 20
 _NOT_IN_CREATE = ("_id", "owner", "createdAt", "updatedAt")

@@ -15,11 +15,11 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from storeengine.http.context import context
-from storeengine.acl import Principal
+from storeengine.http.openapi import DocumentCache
 from storeengine.http.requests import authenticated, public
-from storeengine.openapi import DocumentCache
+from storeengine.model.access import Principal
 
-CONSOLE = resources.files("storeengine") / "console"
+CONSOLE = resources.files("storeengine.http") / "console"
 # The page shells are small and never change while the server runs: read them once.
 _PAGES: dict[str, bytes] = {}
 

@@ -39,17 +39,17 @@ from typing import Any
 
 from bson import ObjectId
 
-from storeengine import acl
-from storeengine.acl import Principal
-from storeengine.entities import ACCESS_FIELDS, version
-from storeengine.errors import BadRequest, Conflict, Gone, StoreError
-from storeengine.formats import utcnow
-from storeengine.schemas import StoreSchema
+from storeengine.core.documents import ACCESS_FIELDS, version
+from storeengine.core.errors import BadRequest, Conflict, Gone, StoreError
+from storeengine.core.formats import utcnow
+from storeengine.core.types import Doc
+from storeengine.model import access as acl
+from storeengine.model.access import Principal
+from storeengine.model.schema import StoreSchema
 from storeengine.storage.api import StorageAPI
 
-log = logging.getLogger("storeengine.feed")
+log = logging.getLogger(__name__)
 
-Doc = dict[str, Any]
 CHANGES, COUNTERS = "_changes", "_change_seqs"
 VOID = "void"
 PAGE = 1000

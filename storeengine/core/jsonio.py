@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from bson import ObjectId
 
-from storeengine.errors import BadRequest, Invalid
+from storeengine.core.errors import BadRequest, Invalid
 
 MAX_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what MongoDB stores as an integer

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from storeengine import openapi_schemas as schemas
-from storeengine.jsonio import dumps
-from storeengine.query import MAX_LIMIT
-from storeengine.schemas import Registry, StoreSchema
+from storeengine.core.jsonio import dumps
+from storeengine.http import openapi_shapes as schemas
+from storeengine.model.query import MAX_LIMIT
+from storeengine.model.schema import Registry, StoreSchema
 
 Op = dict[str, Any]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import re2
 
-from storeengine.errors import BadRequest
+from storeengine.core.errors import BadRequest
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is the client's mistake, not a server log line

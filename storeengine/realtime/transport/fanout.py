@@ -18,7 +18,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
-log = logging.getLogger("storeengine.realtime")
+log = logging.getLogger(__name__)
 BATCH = 500  # recipients between yields to the loop
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 from bson import ObjectId
 
-from storeengine.errors import Invalid
-from storeengine.formats import parse_objectid, utcnow
-from storeengine.jsonio import epoch_ms
-from storeengine.schemas import SYSTEM_FIELDS
+from storeengine.core.errors import Invalid
+from storeengine.core.formats import parse_objectid, utcnow
+from storeengine.core.jsonio import epoch_ms
+from storeengine.core.types import Doc
 
-Doc = dict[str, Any]
+# Fields the server manages on every entity (API.md section 1).
+SYSTEM_FIELDS = ("_id", "owner", "group", "access", "branch", "createdAt", "updatedAt")
 ACCESS_FIELDS = ("group", "access", "branch")
 _ONE_MS = timedelta(milliseconds=1)
 

@@ -14,24 +14,24 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 
-from storeengine import acl
-from storeengine.acl import Principal
 from storeengine.auth import credentials
 from storeengine.auth.service import AuthService
-from storeengine.errors import BadRequest, StoreError
-from storeengine.fanout import GcPolicy, manager
-from storeengine.formats import utcnow
-from storeengine.jsonio import iso_ms, to_json_form
-from storeengine.legacy_sio import LegacyAsyncServer
-from storeengine.schemas import Registry, StoreSchema
-from storeengine.sendqueue import bound_send_queues
-from storeengine.watch import Bus, Watch
-from storeengine.watchbus import RedisBus
+from storeengine.core.errors import BadRequest, StoreError
+from storeengine.core.formats import utcnow
+from storeengine.core.jsonio import iso_ms, to_json_form
+from storeengine.model import access as acl
+from storeengine.model.access import Principal
+from storeengine.model.schema import Registry, StoreSchema
+from storeengine.realtime.authbus import RedisBus
+from storeengine.realtime.rechecks import Bus, Watch
+from storeengine.realtime.transport.fanout import GcPolicy, manager
+from storeengine.realtime.transport.legacy import LegacyAsyncServer
+from storeengine.realtime.transport.sendqueue import bound_send_queues
 
 if TYPE_CHECKING:
-    from storeengine.live import LiveHub
+    from storeengine.realtime.live import LiveHub
 
-log = logging.getLogger("storeengine.realtime")
+log = logging.getLogger(__name__)
 
 
 class Realtime:

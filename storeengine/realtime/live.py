@@ -29,15 +29,16 @@ from typing import Any
 import redis.asyncio as aioredis
 import socketio
 
-from storeengine import acl
-from storeengine.acl import Principal
-from storeengine.errors import BadRequest, StoreError
-from storeengine.feed import PAGE, Doc, Feed, Page, access_of, cursor, parse_cursor, view
-from storeengine.jsonio import dumps, to_json_form
-from storeengine.schemas import Registry, StoreSchema
-from storeengine.sendqueue import BoundedSendQueue
+from storeengine.core.errors import BadRequest, StoreError
+from storeengine.core.jsonio import dumps, to_json_form
+from storeengine.core.types import Doc
+from storeengine.model import access as acl
+from storeengine.model.access import Principal
+from storeengine.model.schema import Registry, StoreSchema
+from storeengine.realtime.transport.sendqueue import BoundedSendQueue
+from storeengine.store.feed import PAGE, Feed, Page, access_of, cursor, parse_cursor, view
 
-log = logging.getLogger("storeengine.live")
+log = logging.getLogger(__name__)
 CHANNEL = "storeengine-feed"
 # Larger pages for replays: on the embedded database every page read scans the whole feed.
 REPLAY_PAGE = 10000

@@ -15,15 +15,14 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 
-from storeengine import acl
-from storeengine.errors import Invalid, NotFound
-from storeengine.validation import describe, json_path
-from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
-from storeengine.patterns import SchemaValidator
+from storeengine.core.errors import Invalid, NotFound
+from storeengine.core.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
+from storeengine.model import access as acl
+from storeengine.model.messages import describe, json_path
+from storeengine.model.patterns import SchemaValidator
 
-log = logging.getLogger("storeengine.schemas")
+log = logging.getLogger(__name__)
 
-SYSTEM_FIELDS = ("_id", "owner", "group", "access", "branch", "createdAt", "updatedAt")
 SYSTEM_FORMATS = {
     "_id": OBJECTID, "owner": OBJECTID, "group": OBJECTID, "access": OBJECTID,
     "branch": OBJECTID, "createdAt": DATETIME, "updatedAt": DATETIME,
@@ -251,7 +250,7 @@ def _parse_indexes(value: Any, known: set[str], problems: list[str]) -> tuple[In
 
 
 def load_builtin(name: str) -> StoreSchema:
-    text = resources.files("storeengine.builtin").joinpath(f"{name}.json").read_text("utf-8")
+    text = resources.files("storeengine.model.builtin").joinpath(f"{name}.json").read_text("utf-8")
     return compile_schema(name, json.loads(text), builtin=True)
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("storeengine.realtime")
+log = logging.getLogger(__name__)
 MAX_PACKETS = 1000
 MAX_BYTES = 4 * 1024 * 1024
 

@@ -30,9 +30,9 @@ from engineio import async_socket, exceptions
 from engineio import packet as eio
 from engineio.async_server import AsyncServer
 
-from storeengine.heartbeat import Heartbeat
+from storeengine.realtime.transport.heartbeat import Heartbeat
 
-log = logging.getLogger("storeengine.realtime")
+log = logging.getLogger(__name__)
 PING = eio.Packet(eio.PING).encode()
 
 

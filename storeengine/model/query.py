@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from storeengine.errors import BadRequest, Invalid
-from storeengine.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid
-from storeengine.jsonio import INT64_MAX, INT64_MIN, MAX_DEPTH, check_document, check_int64, loads_exact
-from storeengine.regex import compile_linear
-from storeengine.schemas import StoreSchema
+from storeengine.core.errors import BadRequest, Invalid
+from storeengine.core.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_ms, parse_objectid
+from storeengine.core.jsonio import INT64_MAX, INT64_MIN, MAX_DEPTH, check_document, check_int64, loads_exact
+from storeengine.core.regex import compile_linear
+from storeengine.model.schema import StoreSchema
 
 MAX_LIMIT = 10000
 MAX_REGEX = 256

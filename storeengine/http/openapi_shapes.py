@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from storeengine.formats import DATETIME, OBJECTID
-from storeengine.query import MAX_LIMIT
-from storeengine.schemas import StoreSchema
+from storeengine.core.formats import DATETIME, OBJECTID
+from storeengine.model.query import MAX_LIMIT
+from storeengine.model.schema import StoreSchema
 
 Schema = dict[str, Any]
 

@@ -7,7 +7,7 @@ user id, credential id and store, so a change costs O(sockets it touches) and an
 server costs nothing per socket. Expiry is one loop timer per connection.
 
 Changes made by this process arrive from AuthService at once; changes made by other
-processes arrive through a `Bus` (Redis pub/sub, see `storeengine.watchbus`), which makes
+processes arrive through a `Bus` (Redis pub/sub, see `storeengine.realtime.authbus`), which makes
 this process forget its cached view of them before re-checking.
 """
 
@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from storeengine.acl import Principal
 from storeengine.auth.service import AuthChange, AuthService
-from storeengine.errors import StoreError, Unauthorized
+from storeengine.core.errors import StoreError, Unauthorized
+from storeengine.model.access import Principal
 
-log = logging.getLogger("storeengine.watch")
+log = logging.getLogger(__name__)
 BATCH = 200  # re-checks between yields to the loop, so a burst never stalls it for long
 RETRY_SECONDS = 1.0  # database down during a re-check: try that socket again after this
 CONNECTING_SECONDS = 0.05  # a socket whose connect handler still runs: try it again after this
