@@ -1,5 +1,6 @@
 # Two commands do everything: `make run` and `make test`. Both install first. `make check` is the gate
-# (mypy --strict and ruff over storeengine/ and bench/, ruff over tests/) that CI runs before the tests.
+# (mypy --strict and ruff over storeengine/ and bench/, ruff over tests/, and the import rules of
+# pyproject.toml checked by import-linter) that CI runs before the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -45,6 +46,7 @@ test: $(STAMP) wire-env
 check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/ruff check storeengine bench tests
+	$(BIN)/lint-imports --no-cache
 
 # The README's console pictures, taken by the browser test itself (needs Debian's chromium).
 screenshots: $(STAMP)

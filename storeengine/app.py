@@ -28,13 +28,14 @@ from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import MongoBus
-from storeengine.realtime.live import LiveHub
+from storeengine.realtime.live import SocketDelivery
 from storeengine.realtime.server import Realtime
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
 from storeengine.storage.mongo import Storage
 from storeengine.store.feed import Feed
 from storeengine.store.service import EntityService
+from storeengine.store.tail import FeedTail
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +119,11 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
                         ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus)
     feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
     service = EntityService(registry, storage, passwords.hash, realtime, feed)
-    if feed.enabled:
-        realtime.live = LiveHub(feed, registry, realtime.sio, queue_url=settings.socketio_queue,
-                                settle=realtime.settle)
+    tail = FeedTail(feed, registry, queue_url=settings.socketio_queue) if feed.enabled else None
+    if tail is not None:
+        realtime.live = SocketDelivery(tail, realtime.sio, settle=realtime.settle)
     service.write_hooks.append(auth.on_user_write)
-    return Context(settings, storage, registry, service, auth), realtime
+    return Context(settings, storage, registry, service, auth, tail), realtime
 
 
 def create_app(settings: Settings | None = None, *, storage: StorageAPI | None = None) -> ASGIApp:
@@ -138,6 +139,8 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
         # of the collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.freeze()
         tasks = [asyncio.create_task(maintenance.run()), asyncio.create_task(realtime.run())]
+        if ctx.tail is not None:
+            tasks.append(asyncio.create_task(ctx.tail.run()))
         try:
             yield
         finally:

@@ -1,1 +1,5 @@
-"""Authentication: passwords, tokens, sessions, API keys, throttling."""
+"""Auth: passwords, tokens, sessions, API keys, login throttling, the first admin.
+
+Kept in the database through the storage seam, so every process shares it. Imports `store`,
+`model`, `storage`, `core`.
+"""

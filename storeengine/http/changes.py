@@ -18,9 +18,9 @@ from storeengine.http.requests import authenticate, read_json
 from storeengine.http.responses import json_response
 from storeengine.model.access import Principal
 from storeengine.model.schema import StoreSchema
-from storeengine.realtime.live import LiveHub, Stream
 from storeengine.store import history
 from storeengine.store.feed import PAGE, Feed, cursor, parse_cursor, view
+from storeengine.store.tail import Stream
 
 MAX_LIMIT, DEFAULT_LIMIT = 10000, 1000
 SCAN_PAGES = 10  # bound on the changes one request examines (the rest: `more`)
@@ -38,8 +38,8 @@ async def changes(request: Request, principal: Principal) -> Response:
     since_text = request.headers.get("last-event-id") or params.get("since")
     since = parse_cursor(store.name, since_text) if since_text else None
     if "text/event-stream" in request.headers.get("accept", ""):
-        live: LiveHub = request.app.state.realtime.live
-        stream = await live.open(store, since)  # 410 / 400 come before the stream starts
+        assert ctx.tail is not None  # built whenever the feed is enabled
+        stream = await ctx.tail.open(store, since)  # 410 / 400 come before the stream starts
         return EventSourceResponse(_events(request, stream, store), ping=KEEP_ALIVE_SECONDS)
     limit = _limit(params.get("limit"))
     shown, position, more = await _page(feed, principal, store, since, limit)

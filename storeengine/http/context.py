@@ -11,6 +11,7 @@ from storeengine.model.schema import Registry
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
 from storeengine.store.service import EntityService
+from storeengine.store.tail import FeedTail
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Context:
     registry: Registry
     service: EntityService
     auth: AuthService
+    tail: FeedTail | None = None  # the feed's live tail (SSE streams), None with the feed off
 
 
 def context(conn: HTTPConnection) -> Context:

@@ -29,7 +29,7 @@ from storeengine.realtime.transport.legacy import LegacyAsyncServer
 from storeengine.realtime.transport.sendqueue import bound_send_queues
 
 if TYPE_CHECKING:
-    from storeengine.realtime.live import LiveHub
+    from storeengine.realtime.live import SocketDelivery
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Realtime:
         self.watch = Watch(auth, refresh=self._refresh_rooms, drop=self._drop,
                            bus=RedisBus(queue_url) if queue_url else bus)
         self.gc = GcPolicy()
-        self.live: LiveHub | None = None  # set when the change feed is on: it delivers the events
+        self.live: SocketDelivery | None = None  # set when the change feed is on: it delivers the events
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("subscribe", self._subscribe)
@@ -68,7 +68,7 @@ class Realtime:
     def publish(self, store: StoreSchema, op: str, entity: Mapping[str, Any]) -> None:
         """Queue without awaiting, so events leave in the order the writes finished."""
         if self.live is not None:
-            return  # the feed's tailers deliver, in seq order (storeengine/live.py)
+            return  # the feed's tailers deliver, in seq order (store/tail.py)
         rooms = acl.rooms_for_entity(store.name, store.acl["read"], entity)
         payload = {"store": store.name, "op": op, "_id": str(entity["_id"]),
                    "entity": to_json_form(entity), "at": iso_ms(utcnow())}
@@ -79,7 +79,7 @@ class Realtime:
         depend on changes."""
         self.gc.install()
         try:
-            await asyncio.gather(self._pump(), self.watch.run(), *([self.live.run()] if self.live else []))
+            await asyncio.gather(self._pump(), self.watch.run())
         finally:
             self.gc.uninstall()
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server
-from tests.test_feed_server import exactly_once, read_all
-from tests.test_legacy_sio import api_of, connected, cookie, install_node_client, node_client
-from tests.test_realtime import ORDER, Api, assert_event, bearer, listening
+from tests.http.test_changes import exactly_once, read_all
+from tests.realtime.test_server import ORDER, Api, assert_event, bearer, listening
+from tests.realtime.transport.test_legacy import api_of, connected, cookie, install_node_client, node_client
 from tests.wire.conftest import WireDatabase, serving
 
 

@@ -14,8 +14,8 @@ from engineio import packet as eio
 from storeengine.realtime.transport.engineio import EngineServer, LeanSocket
 from storeengine.realtime.transport.heartbeat import Heartbeat
 from tests.conftest import Server
-from tests.test_legacy_sio import ORDER, WAIT, api_of, cookie, fast_ping_server
-from tests.test_legacy_wire import frame, ws_url
+from tests.realtime.transport.test_legacy import ORDER, WAIT, api_of, cookie, fast_ping_server
+from tests.realtime.transport.test_legacy_wire import frame, ws_url
 
 __all__ = ["fast_ping_server"]  # the module-scoped server fixture of this module too
 

@@ -15,7 +15,7 @@ import pytest
 
 from storeengine.realtime.transport.sendqueue import MAX_PACKETS
 from tests.conftest import start_server, stop_server
-from tests.test_realtime import WAIT, Api, Listener, admin, api, bearer, listening
+from tests.realtime.test_server import WAIT, Api, Listener, admin, api, bearer, listening
 
 __all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
 

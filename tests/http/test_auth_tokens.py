@@ -17,9 +17,9 @@ import jwt
 import pytest
 from bson import ObjectId
 
-from tests import test_auth as shared
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, token_for
-from tests.test_auth import (
+from tests.http import test_auth as shared
+from tests.http.test_auth import (
     ADMIN,
     CREDENTIALS,
     NEW_PASSWORD,

@@ -1,6 +1,6 @@
 """Legacy Socket.IO clients (Engine.IO v3 / Socket.IO v2) beside v4: API.md section 8.
 
-The real client is socket.io-client 2.5.0 from npm run by Node (tests/legacy_client.js),
+The real client is socket.io-client 2.5.0 from npm run by Node (tests/realtime/transport/legacy_client.js),
 installed on first use into tests/.node (ignored by git), against real `storeengine serve`
 processes. The seed's raw frames and the v3 codec are in test_legacy_wire.py.
 """
@@ -163,7 +163,7 @@ class NodeClient:
 @contextlib.asynccontextmanager
 async def node_client(modules: Path, url: str, **options: Any) -> AsyncIterator[NodeClient]:
     proc = await asyncio.create_subprocess_exec(
-        "node", str(HERE / "legacy_client.js"), url, json.dumps(options),
+        "node", str(Path(__file__).parent / "legacy_client.js"), url, json.dumps(options),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "NODE_PATH": str(modules)})
     client = NodeClient(proc)
     try:

@@ -15,9 +15,9 @@ import pytest
 
 from storeengine.core.errors import NotFound
 from storeengine.model.schema import Registry, SchemaError, compile_schema
+from tests.paths import ROOT, TEST_SCHEMAS
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "schemas"
-TEST_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+EXAMPLES = ROOT / "schemas"
 FILE_STORES = {"products", "orders", "notes", "things"}
 OK: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}}
 GADGET: dict[str, Any] = {"type": "object", "properties": {"label": {"type": "string"}},

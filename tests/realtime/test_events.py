@@ -30,7 +30,7 @@ from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.settings import Settings
 from storeengine.storage.mongo import Storage
 from tests.conftest import Server, start_server, stop_server
-from tests.test_realtime import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
+from tests.realtime.test_server import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
 
 __all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
 

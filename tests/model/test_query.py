@@ -6,7 +6,6 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,9 @@ from bson import ObjectId
 from storeengine.core.errors import BadRequest
 from storeengine.model.query import ListQuery, parse_filter, parse_list_query
 from storeengine.model.schema import StoreSchema, compile_schema
+from tests.paths import TEST_SCHEMAS
 
-THINGS = compile_schema("things", json.loads((Path(__file__).parent / "schemas" / "things.json").read_text()))
+THINGS = compile_schema("things", json.loads((TEST_SCHEMAS / "things.json").read_text()))
 USERS_FILE = resources.files("storeengine.model.builtin").joinpath("users.json")
 USERS = compile_schema("users", json.loads(USERS_FILE.read_text()), builtin=True)
 REF, REF2 = "0123456789abcdef01234567", "76543210fedcba9876543210"

@@ -22,7 +22,7 @@ from storeengine.realtime.transport.legacy import (
     to_protocol_v4,
 )
 from tests.conftest import Server
-from tests.test_legacy_sio import ORDER, WAIT, api_of, cookie, fast_ping_server, legacy_server
+from tests.realtime.transport.test_legacy import ORDER, WAIT, api_of, cookie, fast_ping_server, legacy_server
 
 __all__ = ["fast_ping_server", "legacy_server"]  # module-scoped server fixtures of this module too
 

@@ -17,6 +17,7 @@ from storeengine.model.query import parse_list_query
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.mongo import Collection, Storage
 from storeengine.store.service import MAX_RETRIES, EntityService, Page, Summary
+from tests.paths import TEST_SCHEMAS
 
 ADMIN = Principal(ObjectId(), roles=frozenset({"admin"}))
 ALICE = Principal(ObjectId())
@@ -86,7 +87,7 @@ def world(tmp_path: Path) -> tuple[EntityService, SeamStorage, Events, list[str]
     schemas = tmp_path / "schemas"
     schemas.mkdir()
     for name in ("notes", "things"):
-        (schemas / f"{name}.json").write_text((Path(__file__).parent / "schemas" / f"{name}.json").read_text())
+        (schemas / f"{name}.json").write_text((TEST_SCHEMAS / f"{name}.json").read_text())
     registry = Registry(schemas)
     registry.rescan()
     storage, events, hashed = SeamStorage(), Events(), []

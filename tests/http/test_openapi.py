@@ -15,8 +15,6 @@ from openapi_spec_validator import validate
 from storeengine.http.openapi import ERRORS, build
 from storeengine.model.schema import Registry
 
-HERE = Path(__file__).parent
-
 
 async def document(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
     r = await client.get("/api/v1/_openapi.json", headers=headers)
