@@ -17,13 +17,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import redis.asyncio as aioredis
 from bson import ObjectId
-from redis.exceptions import RedisError
 
 from storeengine.auth.service import AuthChange
 from storeengine.core.errors import StoreError
 from storeengine.core.formats import utcnow
+from storeengine.core.pubsub import RedisChannel
 from storeengine.core.types import Doc
 from storeengine.storage.api import CollectionAPI
 
@@ -33,60 +32,28 @@ RETRY_SECONDS = 1.0
 
 
 class RedisBus:
+    """Auth changes over a Redis channel of our own (core/pubsub.py)."""
+
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
-        self._url, self._channel = url, channel
-        self._origin = uuid.uuid4().hex  # our own messages come back: skip them
-        self._outbox: asyncio.Queue[AuthChange] = asyncio.Queue()
+        self._channel = RedisChannel(url, channel)
 
     def publish(self, change: AuthChange) -> None:
-        self._outbox.put_nowait(change)
+        self._channel.publish(json.dumps({"u": change.user_id, "c": change.credential_id}))
 
     async def run(self, on_change: Callable[[AuthChange], None], on_gap: Callable[[], None]) -> None:
-        client: aioredis.Redis = aioredis.Redis.from_url(self._url)
-        try:
-            await asyncio.gather(self._send(client), self._listen(client, on_change, on_gap))
-        finally:
-            await client.aclose()
+        await self._channel.run(lambda text: _deliver(text, on_change), on_gap)
 
-    async def _send(self, client: aioredis.Redis) -> None:
-        while True:
-            change = await self._outbox.get()
-            message = json.dumps({"o": self._origin, "u": change.user_id, "c": change.credential_id})
-            while True:
-                try:
-                    await client.publish(self._channel, message)
-                    break
-                except (RedisError, OSError) as exc:
-                    log.warning("cannot publish a revocation to Redis (retrying): %s", exc)
-                    await asyncio.sleep(RETRY_SECONDS)
 
-    async def _listen(self, client: aioredis.Redis, on_change: Callable[[AuthChange], None],
-                      on_gap: Callable[[], None]) -> None:
-        broken = False
-        while True:
-            try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    if broken:
-                        on_gap()
-                        broken = False
-                    async for message in pubsub.listen():
-                        self._deliver(message, on_change)
-            except (RedisError, OSError) as exc:
-                log.warning("revocation channel lost (re-subscribing): %s", exc)
-                broken = True
-                await asyncio.sleep(RETRY_SECONDS)
-
-    def _deliver(self, message: dict[str, Any], on_change: Callable[[AuthChange], None]) -> None:
-        try:
-            body = json.loads(message["data"])
-        except (KeyError, TypeError, ValueError):
-            return
-        if not isinstance(body, dict) or body.get("o") == self._origin:
-            return
-        user, credential = body.get("u"), body.get("c")
-        if isinstance(user, str | None) and isinstance(credential, str | None):
-            on_change(AuthChange(user, credential))
+def _deliver(text: str, on_change: Callable[[AuthChange], None]) -> None:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    user, credential = body.get("u"), body.get("c")
+    if isinstance(user, str | None) and isinstance(credential, str | None):
+        on_change(AuthChange(user, credential))
 
 
 POLL_SECONDS = 1.0  # well inside the documented 5 s bound

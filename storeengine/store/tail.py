@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Protocol
-
-import redis.asyncio as aioredis
+from typing import Protocol
 
 from storeengine.core.errors import StoreError
+from storeengine.core.pubsub import RedisChannel
 from storeengine.core.types import Doc
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.store.feed import PAGE, Feed, Page
@@ -155,9 +154,8 @@ class FeedTail:
         # a read there scans the whole feed), so it only polls as a safety net.
         self.poll_seconds = poll_seconds or (30.0 if feed.storage.embedded else 1.0 if queue_url else 0.25)
         self.tailers: dict[str, Tailer] = {}
-        self._redis: aioredis.Redis | None = aioredis.Redis.from_url(queue_url) if queue_url else None
-        self._channel = f"{CHANNEL}:{feed.storage.database_name}"
-        self._pokes: set[asyncio.Task[Any]] = set()
+        channel = f"{CHANNEL}:{feed.storage.database_name}"
+        self._wakes = RedisChannel(queue_url, channel) if queue_url else None
         feed.listeners.append(self.on_change)
 
     def registry_store(self, store: StoreSchema) -> StoreSchema:
@@ -180,35 +178,23 @@ class FeedTail:
         if tailer is not None:
             tailer.offered[record["seq"]] = record
             tailer.wake.set()
-        if self._redis is not None:
-            task = asyncio.create_task(self._poke(store))
-            self._pokes.add(task)
-            task.add_done_callback(self._pokes.discard)
-
-    async def _poke(self, store: str) -> None:
-        assert self._redis is not None
-        try:
-            await self._redis.publish(self._channel, store)
-        except Exception:  # the poll still finds the change
-            log.warning("could not poke other processes through Redis")
+        if self._wakes is not None:
+            self._wakes.publish(store)
 
     async def run(self) -> None:
-        """Wake tailers on other processes' changes (Redis), until cancelled."""
-        if self._redis is None:
-            return
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message" and (t := self.tailers.get(message["data"].decode())):
-                            t.look = True
-                            t.wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("Redis subscription lost; polling until it is back")
-                await asyncio.sleep(self.poll_seconds)
+        """Wake tailers on other processes' changes (Redis), until cancelled. After a break of the
+        channel every tailer reads the feed once (a poll would find the changes too, later)."""
+        if self._wakes is not None:
+            await self._wakes.run(self._wake, self._wake_all)
+
+    def _wake(self, store: str) -> None:
+        if (tailer := self.tailers.get(store)) is not None:
+            tailer.look = True
+            tailer.wake.set()
+
+    def _wake_all(self) -> None:
+        for name in list(self.tailers):
+            self._wake(name)
 
     # --- readers ---------------------------------------------------------------------------
 
