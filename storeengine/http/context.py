@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
 from storeengine.auth.service import AuthService
+from storeengine.http.openapi import DocumentCache
 from storeengine.model.schema import Registry
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
@@ -22,6 +23,10 @@ class Context:
     service: EntityService
     auth: AuthService
     tail: FeedTail | None = None  # the feed's live tail (SSE streams), None with the feed off
+    openapi: DocumentCache = field(init=False)  # rebuilt only when the schemas change
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "openapi", DocumentCache(self.registry))
 
 
 def context(conn: HTTPConnection) -> Context:

@@ -15,7 +15,6 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from storeengine.http.context import context
-from storeengine.http.openapi import DocumentCache
 from storeengine.http.requests import authenticated, public
 from storeengine.model.access import Principal
 
@@ -39,11 +38,7 @@ async def docs(request: Request) -> Response:
 
 
 async def openapi_document(request: Request, principal: Principal) -> Response:
-    state = request.app.state
-    cache: DocumentCache | None = getattr(state, "openapi_cache", None)
-    if cache is None:
-        cache = state.openapi_cache = DocumentCache(context(request).registry)
-    return Response(cache.get(), media_type="application/json")
+    return Response(context(request).openapi.get(), media_type="application/json")
 
 
 def routes() -> list[BaseRoute]:

@@ -15,12 +15,12 @@ from typing import Any
 import socketio
 
 from storeengine.core.errors import BadRequest
-from storeengine.core.jsonio import dumps, to_json_form
+from storeengine.core.jsonio import to_json_form
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
 from storeengine.model.schema import StoreSchema
-from storeengine.realtime.transport.sendqueue import BoundedSendQueue
+from storeengine.realtime.transport.direct import send_event
 from storeengine.store.feed import access_of, cursor, parse_cursor, view
 from storeengine.store.tail import FeedTail, Follower, Stream
 
@@ -78,26 +78,12 @@ class SocketDelivery:
                 for record in batch:
                     if (shown := view(who, stream.tailer.store, record)) is not None:
                         shown.pop("by")  # a socket event has no `by` (API.md 8)
-                        await self._send(sid, shown)
+                        await send_event(self.sio, sid, "change", shown)
         except Exception:
             log.exception("replay to %s failed", sid)
         finally:
             stream.close()
             self.catching_up.get(stream.tailer.store.name, {}).pop(sid, None)
-
-    async def _send(self, sid: str, change: Doc) -> None:
-        """A change to one socket: encoded once and handed to its Engine.IO socket, in order.
-        (`sio.emit` spawns and awaits a task per message, most of a 10,000-change replay.)"""
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        if eio_sid is None or self.sio.packet_class is not socketio.packet.Packet:  # gone, or another serializer
-            await self.sio.emit("change", _socket_form(change), to=sid, ignore_queue=True)
-            return
-        socket = self.sio.eio.sockets.get(eio_sid)
-        if socket is not None and isinstance(socket.queue, BoundedSendQueue):
-            await socket.queue.room()  # a long replay paces itself to the client's reading
-        # A Socket.IO EVENT packet of the default namespace is "2" + its JSON array; orjson
-        # encodes ObjectIds and dates on the way (no JSON round trip as for room emits).
-        await self.sio.eio.send(eio_sid, "2" + dumps(["change", change]).decode())
 
     def forget(self, sid: str, store: str | None = None) -> None:
         """A socket left a store (None: every store)."""
