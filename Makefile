@@ -50,7 +50,7 @@ check: $(STAMP)
 
 # The README's console pictures, taken by the browser test itself (needs Debian's chromium).
 screenshots: $(STAMP)
-	SCREENSHOTS=docs $(BIN)/pytest -q tests/test_console_browser.py
+	SCREENSHOTS=docs $(BIN)/pytest -q tests/http/test_console_browser.py
 
 bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py

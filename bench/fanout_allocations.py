@@ -1,5 +1,5 @@
 """Garbage per change event on the fan-out path, in-process, python-socketio's AsyncManager next to
-storeengine's BatchManager (storeengine/fanout.py), for N recipients in one room; then what the
+storeengine's BatchManager (storeengine/realtime/transport/fanout.py), for N recipients in one room; then what the
 collector costs at N connected sockets, and what `gc.freeze()` keeps alive after they leave.
 
 Sockets are real engineio AsyncSocket objects registered with a real AsyncServer (no network):
