@@ -1,4 +1,5 @@
-"""Shared fixtures: an app over mongomock-motor driven in-process, users, and real servers."""
+"""Shared fixtures: the app driven in-process (on the embedded database, or on the wire lane for
+modules with LANES: tests/lanes.py), users, and real server processes."""
 
 from __future__ import annotations
 
@@ -34,10 +35,29 @@ def schema_dir(tmp_path: Path) -> Path:
     return target
 
 
+pytest_plugins = ["tests.lanes"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    lanes = getattr(metafunc.module, "LANES", None)
+    if lanes and "lane" in metafunc.fixturenames:
+        metafunc.parametrize("lane", lanes, indirect=True)
+
+
 @pytest.fixture
-def settings(schema_dir: Path) -> Settings:
+def lane(request: pytest.FixtureRequest) -> str:
+    """Which database the in-process app uses: "embedded" unless the module's LANES say more."""
+    return str(getattr(request, "param", "embedded"))
+
+
+@pytest.fixture
+def settings(schema_dir: Path, lane: str, request: pytest.FixtureRequest) -> Settings:
+    database: dict[str, Any] = {}
+    if lane == "wire":
+        wire_db = request.getfixturevalue("wire_db")
+        database = {"mongodb_uri": wire_db.uri, "database": wire_db.name}
     return Settings(schema_dir=schema_dir, secret="test-secret-of-at-least-32-bytes!!", admin_password=ADMIN_PASSWORD,
-                    schema_poll_seconds=0.1, **FAST_HASH)
+                    schema_poll_seconds=0.1, **FAST_HASH, **database)
 
 
 @contextlib.asynccontextmanager

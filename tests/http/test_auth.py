@@ -28,6 +28,9 @@ from storeengine.app import create_app
 from storeengine.settings import Settings
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, FAST_HASH, lifespan, token_for
 
+# Each test runs on the embedded database and over the MongoDB wire (tests/lanes.py).
+LANES = ("embedded", "wire")
+
 SECRET = "test-secret-of-at-least-32-bytes!!"
 PASSWORD = "password-123"  # the default password of conftest's Users helper
 NEW_PASSWORD = "renewed-pass-42"

@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+# Each test runs on the embedded database and over the MongoDB wire (tests/lanes.py).
+LANES = ("embedded", "wire")
+
 SYSTEM = ("_id", "owner", "group", "access", "branch", "createdAt", "updatedAt")
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 HEX_ID = re.compile(r"[0-9a-f]{24}")

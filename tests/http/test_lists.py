@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+# Each test runs on the embedded database and over the MongoDB wire (tests/lanes.py).
+LANES = ("embedded", "wire")
+
 URL = "/api/v1/things"
 REF_A, REF_B, OTHER_ID = "0123456789abcdef01234567", "76543210fedcba9876543210", "aaaaaaaaaaaaaaaaaaaaaaaa"
 ROWS: list[dict[str, Any]] = [

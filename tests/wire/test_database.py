@@ -16,7 +16,7 @@ import pytest
 from storeengine.app import create_app
 from storeengine.settings import Settings
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, lifespan, token_for
-from tests.wire.conftest import WireDatabase, WireServer, require_wire
+from tests.lanes import WireDatabase, WireServer, require_wire
 
 # Catastrophic backtracking: each document costs the server tens of ms, so a list over a few
 # dozen of them outlasts a 100 ms maxTimeMS (the server checks the bound between documents).

@@ -1,4 +1,0 @@
-"""tests/test_lists.py, run unchanged against the MongoDB-wire server through real motor connections
-(tests/wire/conftest.py's `settings` points the in-process app at a fresh database per test)."""
-
-from tests.http.test_lists import *  # noqa: F403
