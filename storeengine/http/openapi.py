@@ -117,7 +117,9 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
     name = store.name
     base = f"/api/v1/{name}"
     entity = _answer("the entity", _ref(name), headers=ENTITY_HEADERS)
-    cursor = {"X-Change-Cursor": {"description": "resume the change feed from here", "schema": {"type": "string"}}}
+    cursor = {"X-Change-Cursor": {"description": "resume the change feed from here", "schema": {"type": "string"}},
+              "X-Next-After": {"description": "on a full page whose sort keys are top-level scalar fields: "
+                               "`after=<this>` gives the next page", "schema": {"type": "string"}}}
     paths: dict[str, Any] = {
         base: {
             "get": _op(f"List {name} the caller may read (oldest first)", name,

@@ -1,0 +1,11 @@
+"""Section 14 over a real driver connection (mongoeco): keyset paging and aggregation run the same
+queries there as on the embedded database."""
+
+from __future__ import annotations
+
+from tests.http.test_keyset import (  # noqa: F401  (collected here again, on the wire lane)
+    test_bad_tokens_are_refused,
+    test_concurrent_writes_neither_repeat_nor_skip,
+    test_token_pages_give_the_whole_list_in_every_sort,
+)
+from tests.http.test_lists import rows  # noqa: F401  (a fixture)
