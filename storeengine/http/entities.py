@@ -11,6 +11,7 @@ from storeengine.http.context import Context, context
 from storeengine.http.requests import if_match, read_json
 from storeengine.http.responses import json_response, list_response
 from storeengine.model.access import Principal
+from storeengine.model.aggregate import parse_aggregation
 from storeengine.model.query import parse_list_query
 from storeengine.model.schema import StoreSchema
 from storeengine.store.service import Page
@@ -41,6 +42,12 @@ async def collection(request: Request, principal: Principal) -> Response:
         return await list_response(result.to_json(), headers)
     body = await read_json(request)
     return entity_response(store.name, await ctx.service.create(principal, store, body), 201)
+
+
+async def aggregate(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
+    aggregation = parse_aggregation(request.query_params.multi_items(), store)
+    return json_response(await ctx.service.aggregate(principal, store, aggregation))
 
 
 async def entity(request: Request, principal: Principal) -> Response:

@@ -35,6 +35,7 @@ from storeengine.core.jsonio import to_json_form
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
+from storeengine.model.aggregate import Aggregation
 from storeengine.model.keyset import Keyset, pageable
 from storeengine.model.query import ListQuery
 from storeengine.model.schema import Registry, StoreSchema
@@ -122,6 +123,12 @@ class EntityService:
             coll.count(where), coll.find_one(where, projection, query.sort), coll.find_one(where, projection, reverse),
         )
         return Summary(total, first, last, at)
+
+    async def aggregate(self, principal: Principal, store: StoreSchema, aggregation: Aggregation) -> list[Doc]:
+        """`_aggregate`: one pipeline whose first `$match` holds the caller's read rules."""
+        match = acl.restrict(aggregation.filter, principal, store.acl["read"])
+        rows = await self.storage.collection(store.name).aggregate(aggregation.pipeline(match))
+        return aggregation.answer(rows)
 
     async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page:
         """A page, resumed after a keyset token when given; a full page carries the next token."""
