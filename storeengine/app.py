@@ -26,6 +26,7 @@ from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, Traili
 from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
+from storeengine.model.keyset import Keyset
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import MongoBus
 from storeengine.realtime.live import SocketDelivery
@@ -118,7 +119,7 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
                         ping_interval=settings.socketio_ping_interval_seconds,
                         ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus)
     feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
-    service = EntityService(registry, storage, passwords.hash, realtime, feed)
+    service = EntityService(registry, storage, passwords.hash, realtime, feed, Keyset(secret))
     tail = FeedTail(feed, registry, queue_url=settings.socketio_queue) if feed.enabled else None
     if tail is not None:
         realtime.live = SocketDelivery(tail, realtime.sio, settle=realtime.settle)
@@ -152,7 +153,7 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
     # Outermost first: CORS sees every answer (413 and other refusals get their CORS headers).
     middleware = [Middleware(Cors, allow_origins=list(settings.allowed_origins), allow_credentials=True,
                              allow_methods=["*"], allow_headers=["*"],
-                             expose_headers=["ETag", "Location", "X-Change-Cursor"]),
+                             expose_headers=["ETag", "Location", "X-Change-Cursor", "X-Next-After"]),
                   Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
                   Middleware(TrailingSlash)]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,

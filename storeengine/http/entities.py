@@ -11,8 +11,10 @@ from storeengine.http.context import Context, context
 from storeengine.http.requests import if_match, read_json
 from storeengine.http.responses import json_response, list_response
 from storeengine.model.access import Principal
+from storeengine.model.aggregate import parse_aggregation
 from storeengine.model.query import parse_list_query
 from storeengine.model.schema import StoreSchema
+from storeengine.store.service import Page
 
 
 def entity_response(store: str, doc: Doc, status: int = 200) -> Response:
@@ -34,10 +36,18 @@ async def collection(request: Request, principal: Principal) -> Response:
     if request.method in ("GET", "HEAD"):
         query = parse_list_query(request.query_params.multi_items(), store)
         result = await ctx.service.list_entities(principal, store, query)
-        headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else None
+        headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
+        if isinstance(result, Page) and result.next_after is not None:
+            headers["X-Next-After"] = result.next_after
         return await list_response(result.to_json(), headers)
     body = await read_json(request)
     return entity_response(store.name, await ctx.service.create(principal, store, body), 201)
+
+
+async def aggregate(request: Request, principal: Principal) -> Response:
+    ctx, store = context_and_store(request)
+    aggregation = parse_aggregation(request.query_params.multi_items(), store)
+    return json_response(await ctx.service.aggregate(principal, store, aggregation))
 
 
 async def entity(request: Request, principal: Principal) -> Response:

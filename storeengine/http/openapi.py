@@ -117,7 +117,9 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
     name = store.name
     base = f"/api/v1/{name}"
     entity = _answer("the entity", _ref(name), headers=ENTITY_HEADERS)
-    cursor = {"X-Change-Cursor": {"description": "resume the change feed from here", "schema": {"type": "string"}}}
+    cursor = {"X-Change-Cursor": {"description": "resume the change feed from here", "schema": {"type": "string"}},
+              "X-Next-After": {"description": "on a full page whose sort keys are top-level scalar fields: "
+                               "`after=<this>` gives the next page", "schema": {"type": "string"}}}
     paths: dict[str, Any] = {
         base: {
             "get": _op(f"List {name} the caller may read (oldest first)", name,
@@ -142,10 +144,34 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
             "Change access (owner or admin; `owner` admins only)", name, {200: entity}, (*WRITE, 404, 409, 412),
             body=_ref("Access"), params=[ID, IF_MATCH])},
         f"{base}/_changes": {"get": changes_op(name)},
+        f"{base}/_aggregate": {"get": aggregate_op(store)},
     }
     if store.raw.get("x-history") is True:
         paths.update(history_paths(store))
     return paths
+
+
+def aggregate_op(store: StoreSchema) -> Op:
+    def query(name: str, description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                "description": description}
+
+    filters = [p for p in schemas.list_parameters(store)
+               if p["name"] not in ("offset", "limit", "only", "meta", "sort", "after", "group", "count",
+                                    "sum", "avg", "min", "max")]
+    row = {"type": "object", "required": ["group"], "properties": {
+        "group": {"type": "object"}, "count": {"type": "integer"},
+        **{k: {"type": "object"} for k in ("sum", "avg", "min", "max")}}}
+    return _op(
+        "Group and count what the caller may read (the list filters apply; one aggregation pipeline)",
+        store.name, {200: _answer("one row per group, ordered by group", {"type": "array", "items": row})},
+        (400, 404, 503), params=[
+            query("group", "`a,b,when:day`: up to 5 fields; a date-time field as `field:hour|day|month|year` (UTC)"),
+            {"name": "count", "in": "query", "required": False, "schema": {"type": "boolean"},
+             "description": "true: count each group"},
+            query("sum", "numeric fields to sum"), query("avg", "numeric fields to average"),
+            query("min", "fields whose least value to give"), query("max", "fields whose greatest value to give"),
+            *filters])
 
 
 def changes_op(name: str) -> Op:

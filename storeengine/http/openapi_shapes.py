@@ -218,8 +218,10 @@ def list_parameters(store: StoreSchema) -> list[Schema]:
         query("filter", {"type": "string"}, "a MongoDB query as JSON over declared properties and system fields, "
               "with $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or $nor $not $regex $size $all $elemMatch"),
         query("sort", {"type": "string"}, "`a,-b`: sort keys, `-` for descending; default `_id`"),
+        query("after", {"type": "string"}, "the `X-Next-After` token of the previous page (same sort and filters; "
+              "not with offset/meta): the entities that follow it, without a skip"),
     ]
     for prop, sub in store.properties.items():
-        if prop not in store.hidden and isinstance(sub, dict):
+        if prop not in store.hidden and isinstance(sub, dict) and prop not in {p["name"] for p in params}:
             params.append(query(prop, _param_schema(sub), f"equality on `{prop}`"))
     return params

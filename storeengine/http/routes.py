@@ -29,6 +29,7 @@ def routes() -> list[BaseRoute]:
     table: list[BaseRoute] = [
         Route("/api/v1/{store:store}", authenticated(entities.collection), methods=["GET", "POST"]),
         Route("/api/v1/{store:store}/_changes", authenticated(changes.changes), methods=["GET"]),
+        Route("/api/v1/{store:store}/_aggregate", authenticated(entities.aggregate), methods=["GET"]),
         Route("/api/v1/{store:store}/{id}", authenticated(entities.entity),
               methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/api/v1/{store:store}/{id}/_versions", authenticated(changes.versions), methods=["GET"]),

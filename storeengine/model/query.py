@@ -22,7 +22,7 @@ MAX_REGEX = 256
 _COMPARE = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 _LISTS = {"$in", "$nin", "$all"}
 _LOGICAL = {"$and", "$or", "$nor"}
-_PARAMS = {"offset", "limit", "only", "meta", "from", "to", "begin", "end", "filter", "sort"}
+_PARAMS = {"offset", "limit", "only", "meta", "from", "to", "begin", "end", "filter", "sort", "after"}
 
 
 class ListQuery(BaseModel):
@@ -34,6 +34,7 @@ class ListQuery(BaseModel):
     projection: dict[str, int] | None = None
     filter: dict[str, Any] = {}
     sort: list[tuple[str, int]] = [("_id", 1)]
+    after: str | None = None  # a keyset token (model/keyset.py), checked by the service
 
 
 def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> ListQuery:
@@ -46,11 +47,7 @@ def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> L
     for key, value in seen.items():
         if key not in _PARAMS:
             clauses.append(_property_equality(key, value, store))
-    if "meta" in seen and seen["meta"] not in ("true", "false"):
-        raise BadRequest("meta must be true or false")
-    meta = seen.get("meta") == "true"
-    if meta and ("offset" in seen or "limit" in seen):
-        raise BadRequest("meta cannot be combined with offset or limit")
+    meta = _paging(seen)
     created = _created_range(seen)
     if created:
         clauses.append({"createdAt": created})
@@ -64,7 +61,22 @@ def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> L
         projection=_projection(seen["only"], store) if "only" in seen else None,
         filter=query,
         sort=_sort(seen["sort"], store) if "sort" in seen else [("_id", 1)],
+        after=seen.get("after"),
     )
+
+
+def _paging(seen: dict[str, str]) -> bool:
+    """Check how `meta`, `offset`, `limit` and `after` combine; whether `meta` is on."""
+    if "meta" in seen and seen["meta"] not in ("true", "false"):
+        raise BadRequest("meta must be true or false")
+    meta = seen.get("meta") == "true"
+    if meta and ("offset" in seen or "limit" in seen):
+        raise BadRequest("meta cannot be combined with offset or limit")
+    if "after" in seen and ("offset" in seen or "meta" in seen):
+        raise BadRequest("after cannot be combined with offset or meta")
+    if seen.get("after") == "":
+        raise BadRequest("after must be a token from X-Next-After")
+    return meta
 
 
 def _int(seen: dict[str, str], key: str, default: int, low: int, high: int | None) -> int:

@@ -23,6 +23,23 @@ class CollectionAPI(Protocol):
 
     async def count(self, query: Mapping[str, Any]) -> int: ...
 
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]], timeout_ms: int | None = None) -> list[Doc]:
+        """Run one aggregation pipeline, bounded like every read (`timeout_ms`, default the
+        store's query timeout -> Unavailable). The engine (model/aggregate.py) sends only:
+
+        - `{"$match": <query>}`: first, once; the same query language as `find`.
+        - `{"$group": {"_id": None | {"g0": <key>, ...}, <out>: <acc>, ...}}` where `<key>` is
+          `{"$ifNull": ["$<path>", None]}` (null and missing: one group) or
+          `{"$dateToString": {"date": "$<path>", "format": F}}` with F one of `%Y-%m-%dT%H`,
+          `%Y-%m-%d`, `%Y-%m`, `%Y` (UTC; a missing or null date gives null), and `<acc>` is
+          `{"$sum": 1}` or `{"$sum" | "$avg" | "$min" | "$max": "$<path>"}` with MongoDB's
+          semantics: $sum/$avg ignore non-numbers and missing ($sum of none = 0, $avg = null);
+          $min/$max ignore missing/null and compare across types in BSON order.
+        - `{"$sort": {"_id.g0": 1, ...}}`: BSON order of the group keys (null first).
+        - `{"$limit": n}`.
+        `<path>` may be dotted (a sub-field). Rows come back as MongoDB returns them."""
+        ...
+
     async def insert(self, doc: Doc) -> None: ...
 
     async def update_if(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> bool:

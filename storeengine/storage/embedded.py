@@ -148,6 +148,10 @@ class ThreadedCollection:
         count: int = await self._runner.run(lambda: self._sync.count_documents(q), timeout_ms)
         return count
 
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]], timeout_ms: int) -> list[Doc]:
+        stages = [{"$match": as_mongodb(s["$match"])} if "$match" in s else dict(s) for s in pipeline]
+        return await self._runner.run(lambda: list(self._sync.aggregate(stages)), timeout_ms)
+
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A write or index call: no deadline (abandoning a write half-way is worse than waiting)."""
         fn = getattr(self._sync, method)

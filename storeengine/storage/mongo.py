@@ -89,6 +89,16 @@ class Collection:
                 return await self.threaded.count(query, self.timeout_ms)
             return await self.raw.count_documents(query, maxTimeMS=self.timeout_ms)
 
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]], timeout_ms: int | None = None) -> list[Doc]:
+        """One pipeline (the stages storage.api documents), bounded by maxTimeMS."""
+        timeout = timeout_ms or self.timeout_ms
+        async with guard():
+            if self.threaded:
+                return await self.threaded.aggregate(pipeline, timeout)
+            cursor = self.raw.aggregate(list(pipeline), maxTimeMS=timeout)
+            rows: list[Doc] = await cursor.to_list(None)
+            return rows
+
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A write or index call through the driver (or the embedded worker), guarded."""
         async with guard():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,12 +29,14 @@ from storeengine.core.documents import (
     split,
     version,
 )
-from storeengine.core.errors import Conflict, Invalid, NotFound, PreconditionFailed, StoreError
+from storeengine.core.errors import BadRequest, Conflict, Invalid, NotFound, PreconditionFailed, StoreError
 from storeengine.core.formats import utcnow
 from storeengine.core.jsonio import to_json_form
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
+from storeengine.model.aggregate import Aggregation
+from storeengine.model.keyset import Keyset, pageable
 from storeengine.model.query import ListQuery
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
@@ -73,6 +76,7 @@ class Page:
 
     items: list[Doc]
     cursor: str | None = None
+    next_after: str | None = None  # a full page's keyset token (X-Next-After)
 
     def to_json(self) -> list[Doc]:
         return self.items
@@ -93,8 +97,9 @@ class Summary:
 
 class EntityService:
     def __init__(self, registry: Registry, storage: StorageAPI, hasher: Hasher,
-                 events: EventSink | None = None, feed: Feed | None = None) -> None:
+                 events: EventSink | None = None, feed: Feed | None = None, keyset: Keyset | None = None) -> None:
         self.registry = registry
+        self.keyset = keyset or Keyset(secrets.token_urlsafe(32))
         self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
         self.storage = storage
         self.hasher = hasher
@@ -108,16 +113,46 @@ class EntityService:
 
     async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page | Summary:
         coll = self.storage.collection(store.name)
+        if not query.meta:
+            return await self._page(principal, store, query)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(store)
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
-        if not query.meta:
-            return Page(await coll.find(where, projection, query.sort, query.offset, query.limit), at)
         reverse = [(k, -d) for k, d in query.sort]
         total, first, last = await asyncio.gather(
             coll.count(where), coll.find_one(where, projection, query.sort), coll.find_one(where, projection, reverse),
         )
         return Summary(total, first, last, at)
+
+    async def aggregate(self, principal: Principal, store: StoreSchema, aggregation: Aggregation) -> list[Doc]:
+        """`_aggregate`: one pipeline whose first `$match` holds the caller's read rules."""
+        match = acl.restrict(aggregation.filter, principal, store.acl["read"])
+        rows = await self.storage.collection(store.name).aggregate(aggregation.pipeline(match))
+        return aggregation.answer(rows)
+
+    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page:
+        """A page, resumed after a keyset token when given; a full page carries the next token."""
+        keyed = pageable(store.properties, query.sort)
+        where = query.filter
+        if query.after is not None:
+            if not keyed:
+                raise BadRequest("after: this sort cannot be paged with a token (sort keys must be "
+                                 "top-level fields of one scalar type)")
+            after = self.keyset.resume(query.after, store.name, query.sort)
+            where = {"$and": [where, after]} if where else after
+        where = acl.restrict(where, principal, store.acl["read"])
+        projection = query.projection or _hide(store)
+        added: list[str] = []
+        if keyed and query.projection is not None:  # the token needs the sort keys of the last entity
+            added = [k for k, _ in query.sort if k not in query.projection]
+            projection = {**query.projection, **dict.fromkeys(added, 1)}
+        at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
+        items = await self.storage.collection(store.name).find(where, projection, query.sort, query.offset,
+                                                               query.limit)
+        token = self.keyset.token(store.name, query.sort, items[-1]) if keyed and len(items) == query.limit else None
+        if added:
+            items = [{k: v for k, v in doc.items() if k not in added} for doc in items]
+        return Page(items, at, token)
 
     # --- writes --------------------------------------------------------------------------
 
