@@ -39,7 +39,9 @@ pytest_plugins = ["tests.lanes"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    lanes = getattr(metafunc.module, "LANES", None)
+    """A test marked `lanes(...)`, or in a module with LANES, runs once per lane (tests/lanes.py)."""
+    marker = metafunc.definition.get_closest_marker("lanes")
+    lanes = marker.args if marker else getattr(metafunc.module, "LANES", None)
     if lanes and "lane" in metafunc.fixturenames:
         metafunc.parametrize("lane", lanes, indirect=True)
 

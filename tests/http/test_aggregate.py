@@ -18,6 +18,7 @@ async def agg(client, headers, params) -> list:
     return r.json()
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_group_count_and_accumulators(client, admin, rows):  # noqa: F811
     got = await agg(client, admin, {"group": "flag", "count": "true", "sum": "count,score", "avg": "score",
                                     "min": "name", "max": "when"})
@@ -31,6 +32,7 @@ async def test_group_count_and_accumulators(client, admin, rows):  # noqa: F811
     ]
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_date_buckets_in_utc(client, admin, rows):  # noqa: F811
     assert await agg(client, admin, {"group": "when:month", "count": "true"}) == [
         {"group": {"when:month": None}, "count": 2},
@@ -50,6 +52,7 @@ async def test_date_buckets_in_utc(client, admin, rows):  # noqa: F811
     assert len(days) in (1, 2) and sum(g["count"] for g in days) == 5
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_filters_of_lists_apply(client, admin, rows):  # noqa: F811
     assert await agg(client, admin, {"group": "flag", "count": "true", "filter": '{"count": {"$gte": 2}}'}) == [
         {"group": {"flag": False}, "count": 2}, {"group": {"flag": True}, "count": 1}]
@@ -61,6 +64,7 @@ async def test_filters_of_lists_apply(client, admin, rows):  # noqa: F811
         {"group": {"nested.a": 3}, "count": 1}]
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_only_readable_entities_count(client, admin, users):
     _, alice = await users.user("alice")
     _, bob = await users.user("bob")
@@ -72,6 +76,7 @@ async def test_only_readable_entities_count(client, admin, users):
     assert await agg(client, admin, {"count": "true"}) == [{"group": {}, "count": 5}]
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_too_many_groups_is_a_400(client, admin, rows, monkeypatch):  # noqa: F811
     monkeypatch.setattr(aggregate, "MAX_GROUPS", 2)
     await expect_refused(client, admin, [({"group": "name", "count": "true"}, "more than 2 groups")], url=AGG)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 from tests.http.test_lists import URL, expect_refused, listing, rows  # noqa: F401  (rows: a fixture)
 
 SORTS = ["_id", "-_id", "name", "-name", "count", "-count", "score", "-score", "when", "-when", "flag", "-flag",
@@ -35,6 +37,7 @@ async def more_rows(client, admin) -> None:
         assert (await client.post(URL, json=row, headers=admin)).status_code == 201
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_token_pages_give_the_whole_list_in_every_sort(client, admin, rows):  # noqa: F811
     await more_rows(client, admin)
     problems = []
@@ -57,6 +60,7 @@ async def test_token_paging_with_a_filter_and_only(client, admin, rows):  # noqa
     assert all(set(d) <= {"_id", "name"} for d in paged)  # the sort key fetched for the token stays out
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_concurrent_writes_neither_repeat_nor_skip(client, admin):
     ids = []
     for i in range(10):
@@ -100,6 +104,7 @@ def tamper(token: str) -> str:
     return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode() + "." + mac
 
 
+@pytest.mark.lanes("embedded", "wire")
 async def test_bad_tokens_are_refused(client, admin, rows):  # noqa: F811
     r = await client.get(URL, params={"limit": "2", "sort": "count"}, headers=admin)
     token = r.headers["X-Next-After"]
