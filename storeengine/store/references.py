@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bson import ObjectId
 
@@ -19,7 +20,7 @@ from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
 from storeengine.model.expand import Expansion, Node
-from storeengine.model.references import Reference, ids_of
+from storeengine.model.references import ids_of
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
 
@@ -35,28 +36,30 @@ class References:
 
     async def check(self, principal: Principal, store: StoreSchema, before: Doc | None, after: Doc) -> None:
         """400 with `fields` unless every id `after` adds to a reference property (stored form,
-        ids already held by `before` are not asked again) is an entity the writer may read."""
-        asks: list[tuple[Reference, list[ObjectId]]] = []
+        ids already held by `before` are not asked again) is an entity the writer may read.
+        One query per referenced store (so at most one per reference property), ids batched."""
+        asks: dict[str, dict[str, list[ObjectId]]] = {}  # target store -> property -> its new ids
         for ref in store.declared_references:
             held = set(_ids(before.get(ref.prop))) if before is not None else set()
             if new := [i for i in dict.fromkeys(_ids(after.get(ref.prop))) if i not in held]:
-                asks.append((ref, new))
+                asks.setdefault(ref.target, {})[ref.prop] = new
         if not asks:
             return
-        answers = await asyncio.gather(*(self._refusal(principal, ref, ids) for ref, ids in asks))
-        if fields := {ref.prop: message for (ref, _), message in zip(asks, answers, strict=True) if message}:
-            raise Invalid(fields=fields)
+        answers = await asyncio.gather(*(self._refusals(principal, target, props) for target, props in asks.items()))
+        if fields := {prop: message for answer in answers for prop, message in answer.items()}:
+            raise Invalid(fields=dict(sorted(fields.items())))
 
-    async def _refusal(self, principal: Principal, ref: Reference, ids: list[ObjectId]) -> str | None:
+    async def _refusals(self, principal: Principal, target_name: str,
+                        props: dict[str, list[ObjectId]]) -> dict[str, str]:
         try:
-            target = self.registry.get(ref.target)
+            target = self.registry.get(target_name)
         except NotFound:
-            return f"refers to the store {ref.target}, which does not exist"
-        found = await self._find(principal, target, ids, {"_id": 1})
-        if len(found) == len(ids):
-            return None
+            return dict.fromkeys(props, f"refers to the store {target_name}, which does not exist")
+        wanted = list(dict.fromkeys(i for ids in props.values() for i in ids))
+        found = {row["_id"] for row in await self._find(principal, target, wanted, {"_id": 1})}
         # One message for missing and unreadable alike: the answer must not tell them apart.
-        return f"must be the id of a {ref.target} entity you may read"
+        message = f"must be the id of a {target_name} entity you may read"
+        return {prop: message for prop, ids in props.items() if not found.issuperset(ids)}
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -86,7 +89,8 @@ class References:
 
     async def _find(self, principal: Principal, store: StoreSchema, ids: list[ObjectId],
                     projection: Mapping[str, int] | None) -> list[Doc]:
-        where = acl.restrict({"_id": {"$in": ids}}, principal, store.acl["read"])
+        match: dict[str, Any] = {"_id": ids[0] if len(ids) == 1 else {"$in": ids}}  # one id: the cheapest form
+        where = acl.restrict(match, principal, store.acl["read"])
         return await self.storage.collection(store.name).find(where, projection, limit=len(ids))
 
 
