@@ -367,3 +367,25 @@ async def test_acl_and_underscore_children_keep_their_meaning(client: httpx.Asyn
 async def test_nested_lists_need_credentials(client: httpx.AsyncClient, world: World) -> None:
     r = await client.get(f"{API}/portfolios/{world.mine['_id']}/customers")
     assert r.status_code == 401
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+
+async def test_openapi_shows_references_expand_and_nested_lists(client: httpx.AsyncClient, world: World) -> None:
+    from openapi_spec_validator import validate
+
+    doc = await world.get("/_openapi.json")
+    validate(doc)
+    schemas, paths = doc["components"]["schemas"], doc["paths"]
+    customer = schemas["customers"]["properties"]
+    assert customer["portfolio"]["x-ref"] == "portfolios"
+    assert customer["_expand"]["properties"]["portfolio"] == {"$ref": "#/components/schemas/portfolios"}
+    assert schemas["tasks"]["properties"]["_expand"]["properties"]["watchers"]["type"] == "array"
+    assert schemas["tasks"]["properties"]["_expand"]["properties"]["project"] == {"type": "object"}
+    assert "expand" in [p["name"] for p in paths["/api/v1/customers"]["get"]["parameters"]]
+    assert "expand" in [p["name"] for p in paths["/api/v1/customers/{id}"]["get"]["parameters"]]
+    nested = paths["/api/v1/portfolios/{id}/customers"]["get"]
+    assert {"expand", "limit", "filter"} <= {p["name"] for p in nested["parameters"]}
+    via = [p for p in paths["/api/v1/customers/{id}/tasks"]["get"]["parameters"] if p["name"] == "via"]
+    assert via[0]["schema"] == {"enum": ["customer", "reviewer"]}
+    assert "/api/v1/users/{id}/customers" in paths and "/api/v1/projects/{id}/tasks" not in paths
