@@ -80,4 +80,6 @@ def with_reference_fields(projection: dict[str, int] | None, tree: Expansion) ->
     """`only=` narrows what is read: keep the references being expanded in it."""
     if projection is None or not tree:
         return projection
-    return {**projection, **{prop: 1 for prop in tree}}
+    # A sub-field of a reference (`only=a.x`) would collide with the reference itself in MongoDB.
+    kept = {path: v for path, v in projection.items() if path.split(".", 1)[0] not in tree}
+    return {**kept, **{prop: 1 for prop in tree}}

@@ -120,3 +120,4 @@ def test_only_keeps_the_expanded_references() -> None:
     tree = parse_expand("portfolio", lookup("customers"), lookup)
     assert with_reference_fields({"_id": 1, "name": 1}, tree) == {"_id": 1, "name": 1, "portfolio": 1}
     assert with_reference_fields(None, tree) is None
+    assert with_reference_fields({"_id": 1, "portfolio.x": 1}, tree) == {"_id": 1, "portfolio": 1}
