@@ -15,10 +15,10 @@ from _wire import wire_server
 
 HERE = Path(__file__).resolve().parent
 FAKE = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
-        "console.py"]
+        "console.py", "references.py"]
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
 # (quadratic): it runs on the fake only. The wire list uses 3,000 entities for the same reason.
-WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py"]
+WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py"]
 WIRE_ENV = {"BENCH_LIST_COUNT": "3000",
             # 400 GETs a round, not 50: a 50-GET round on the wire lasts ~60 ms, and its ratio
             # swung 0.85-0.99 from run to run; at 400 the runs agree within a few per cent.

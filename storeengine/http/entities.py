@@ -6,15 +6,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from storeengine.core.documents import path_id, version
+from storeengine.core.errors import BadRequest
 from storeengine.core.types import Doc
 from storeengine.http.context import Context, context
+from storeengine.http.nested import list_answer, list_query, read_expand
 from storeengine.http.requests import if_match, read_json
-from storeengine.http.responses import json_response, list_response
+from storeengine.http.responses import json_response
 from storeengine.model.access import Principal
 from storeengine.model.aggregate import parse_aggregation
-from storeengine.model.query import parse_list_query
 from storeengine.model.schema import StoreSchema
-from storeengine.store.service import Page
 
 
 def entity_response(store: str, doc: Doc, status: int = 200) -> Response:
@@ -34,12 +34,10 @@ def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
 async def collection(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     if request.method in ("GET", "HEAD"):
-        query = parse_list_query(request.query_params.multi_items(), store)
-        result = await ctx.service.list_entities(principal, store, query)
-        headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
-        if isinstance(result, Page) and result.next_after is not None:
-            headers["X-Next-After"] = result.next_after
-        return await list_response(result.to_json(), headers)
+        query, tree, via = list_query(ctx, request, store)
+        if via is not None:
+            raise BadRequest("via applies to nested lists only (GET /api/v1/:store/:id/:child)")
+        return await list_answer(ctx, principal, store, query, tree)
     body = await read_json(request)
     return entity_response(store.name, await ctx.service.create(principal, store, body), 201)
 
@@ -55,7 +53,10 @@ async def entity(request: Request, principal: Principal) -> Response:
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
     if request.method in ("GET", "HEAD"):
-        return entity_response(store.name, await service.get(principal, store, entity_id))
+        tree = read_expand(ctx, request, store)
+        doc = await service.get(principal, store, entity_id)
+        await service.references.expand(principal, [doc], tree)
+        return entity_response(store.name, doc)
     if request.method == "DELETE":
         deleted = await service.delete(principal, store, entity_id, if_match(request))
         return json_response({"success": True, "_id": deleted})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from storeengine.core.jsonio import dumps
+from storeengine.http import openapi_refs as refs
 from storeengine.http import openapi_shapes as schemas
 from storeengine.model.query import MAX_LIMIT
 from storeengine.model.schema import Registry, StoreSchema
@@ -125,14 +126,14 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
             "get": _op(f"List {name} the caller may read (oldest first)", name,
                        {200: _answer("entities, or `{total, first, last}` with meta=true",
                                      schemas.list_answer(name), headers=cursor)},
-                       (400, 404), params=schemas.list_parameters(store)),
+                       (400, 404), params=refs.with_expand(schemas.list_parameters(store), store)),
             "post": _op(f"Create one of {name}", name,
                         {201: _answer("created", _ref(name), headers={
                             **ENTITY_HEADERS, "Location": {"schema": {"type": "string"}}})},
                         (*WRITE, 404, 409), body=_ref(f"{name}.create")),
         },
         f"{base}/{{id}}": {
-            "get": _op("Read one", name, {200: entity}, (404,), params=[ID]),
+            "get": _op("Read one", name, {200: entity}, (400, 404), params=[ID, refs.expand_parameter(store)]),
             "patch": _op("Update with a JSON merge patch", name, {200: entity}, (*WRITE, 404, 409, 412),
                          body=_ref(f"{name}.patch"), params=[ID, IF_MATCH]),
             "put": _op("Replace the body (system fields kept)", name, {200: entity}, (*WRITE, 404, 409, 412),
@@ -222,7 +223,11 @@ def build(registry: Registry) -> dict[str, Any]:
     paths: dict[str, Any] = {**auth_paths(), **service_paths()}
     for store in stores:
         components.update(schemas.store_schemas(store))
+        refs.annotate(components, store, registry)
         paths.update(store_paths(store))
+        listing = paths[f"/api/v1/{store.name}"]["get"]
+        paths.update(refs.nested_paths(store, registry, schemas.list_parameters(store), listing["responses"]["200"],
+                                       {k: v for k, v in listing["responses"].items() if k != "200"}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "storeengine", "version": "v1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
-from storeengine.http import auth, changes, entities, pages
+from storeengine.http import auth, changes, entities, nested, pages
 from storeengine.http.guards import with_method_guards
 from storeengine.http.requests import authenticated, public
 
@@ -24,6 +24,15 @@ class StoreName(StringConvertor):
 register_url_convertor("store", StoreName())
 
 
+class ChildName(StringConvertor):
+    """The `:child` segment of a nested list: not `acl` nor an `_` path (`_versions`, `_restore`)."""
+
+    regex = "(?!_|acl(?:/|$))[^/]+"
+
+
+register_url_convertor("child", ChildName())
+
+
 def routes() -> list[BaseRoute]:
     """`public` answers anyone; `authenticated` answers 401 before anything else."""
     table: list[BaseRoute] = [
@@ -35,6 +44,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/{store:store}/{id}/_versions", authenticated(changes.versions), methods=["GET"]),
         Route("/api/v1/{store:store}/{id}/_restore", authenticated(changes.restore), methods=["POST"]),
         Route("/api/v1/{store:store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
+        Route("/api/v1/{store:store}/{id}/{child:child}", authenticated(nested.nested), methods=["GET"]),
         Route("/healthz", public(entities.health), methods=["GET"]),
         *pages.routes(),
         Route("/api/v1/auth", public(auth.login_session), methods=["POST"]),

@@ -20,6 +20,7 @@ from storeengine.core.formats import DATETIME, OBJECTID, convert, parse_datetime
 from storeengine.model import access as acl
 from storeengine.model.messages import describe, json_path
 from storeengine.model.patterns import SchemaValidator
+from storeengine.model.references import IMPLICIT, Reference, parse_references
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ SYSTEM_FORMATS = {
     "branch": OBJECTID, "createdAt": DATETIME, "updatedAt": DATETIME,
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-RESERVED = frozenset({"auth", "users", "groups"})
+RESERVED = frozenset({"auth", "users", "groups", "acl"})
 # Internal state of the built-in stores (auth bookkeeping on users): never leaves the server.
 _BUILTIN_HIDDEN = frozenset({"_auth"})
 OPERATIONS = ("create", "read", "update", "delete")
@@ -76,6 +77,13 @@ class StoreSchema:
     hidden: frozenset[str]  # never leave the server: write-only values, internal state
     validator: Draft202012Validator = field(repr=False)
     history: bool = False  # "x-history": keep every change for ever
+    # Reference properties (x-ref) and the implicit `owner` -> users, `group` -> groups.
+    references: Mapping[str, Reference] = field(default_factory=lambda: dict(IMPLICIT))
+
+    @property
+    def declared_references(self) -> list[Reference]:
+        """The references a write may set (owner and group have rules of their own)."""
+        return [r for r in self.references.values() if r.prop not in IMPLICIT]
 
     def field_format(self, path: str) -> str | None:
         return SYSTEM_FORMATS.get(path) or self.formats.get(path)
@@ -176,6 +184,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     properties = _properties(raw)
     rules = _parse_acl(raw.get("x-acl"), builtin, problems)
     indexes = _parse_indexes(raw.get("x-indexes"), set(properties) | set(SYSTEM_FORMATS), problems)
+    references = {**IMPLICIT, **parse_references(properties, problems)}
     if problems:
         raise SchemaError(problems)
     formats: dict[str, str] = {}
@@ -187,7 +196,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
         write_only=write_only, admin_only=_flagged(properties, "x-admin-only"),
         hidden=write_only | (_BUILTIN_HIDDEN if builtin else frozenset()),
         validator=SchemaValidator(raw, format_checker=_FORMATS),  # `$` as in ECMA-262 (patterns.py)
-        history=raw.get("x-history") is True,
+        history=raw.get("x-history") is True, references=references,
     )
 
 

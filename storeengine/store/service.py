@@ -41,6 +41,7 @@ from storeengine.model.query import ListQuery
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
 from storeengine.store.feed import Feed
+from storeengine.store.references import References
 
 log = logging.getLogger(__name__)
 # Indexes the engine itself queries on, for every store.
@@ -105,6 +106,7 @@ class EntityService:
         self.hasher = hasher
         self.events: EventSink = events or NoEvents()
         self.write_hooks: list[WriteHook] = []
+        self.references = References(registry, storage)  # checked ids on writes, `expand` on reads
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class EntityService:
         acl.check_create(principal, store, system, payload)
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
+        await self.references.check(principal, store, None, doc)
         async with self.feed.writing(principal, store, "create", None) as pending:
             await self.storage.collection(store.name).insert(doc)
             pending.commit(doc)
@@ -225,6 +228,7 @@ class EntityService:
         system["updatedAt"] = next_update_time(deleted["updatedAt"])
         acl.check_create(principal, store, system, content)
         doc = {"_id": deleted["_id"], **store.to_storage(content), **system}
+        await self.references.check(principal, store, None, doc)
         async with self.feed.writing(principal, store, "create", None) as pending:
             await self.storage.collection(store.name).insert(doc)
             pending.commit(doc)
@@ -258,6 +262,7 @@ class EntityService:
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, rule_op, current, if_match)
             new = change(current)
+            await self.references.check(principal, store, current, new)
             new["updatedAt"] = next_update_time(current["updatedAt"])
             async with self.feed.writing(principal, store, "update", current) as pending:
                 if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]},

@@ -55,10 +55,11 @@ def operand(field: str) -> st.SearchStrategy[Any]:
         return st.one_of(own, st.sampled_from([None, 1, True]))
     if field == "nested":
         return st.one_of(own, FOREIGN)
-    if field in ("count", "score"):
-        # mongomock quirk: it compares with Python's `==`, so `true` equals 1 and `false` equals 0
-        # (MongoDB: booleans and numbers are different types, as in the matcher).
-        return st.one_of(own, FOREIGN.filter(lambda v: not isinstance(v, bool)))
+    if field in ("count", "score", "flag"):
+        # mongomock quirk: it compares with Python's `==`, so `true` equals 1 and `false` equals 0,
+        # from either side (MongoDB: booleans and numbers are different types, as in the matcher).
+        other = bool if field != "flag" else int
+        return st.one_of(own, FOREIGN.filter(lambda v: v is None or not isinstance(v, other) or isinstance(v, str)))
     return st.one_of(own, FOREIGN)
 
 

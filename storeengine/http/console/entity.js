@@ -2,6 +2,7 @@
 import { api, ApiError, storePath } from "./api.js";
 import { h, message, uid } from "./dom.js";
 import { schemaForm } from "./form.js";
+import { expandOf, pickerFor, referenceLinks, referencesOf } from "./refs.js";
 
 function saveFailed(app, error, showErrors) {
   if (app.handle(error)) return;
@@ -14,6 +15,7 @@ export function showCreate(view, store, schema, app) {
   const title = h("h2", { tabindex: "-1" }, `New in ${store}`);
   const form = schemaForm(schema, null, {
     mode: "create",
+    decorate: pickerFor(app),
     onSubmit: async (body, showErrors) => {
       try {
         const { data } = await api("POST", storePath(store), body);
@@ -93,7 +95,8 @@ export async function showEntity(view, store, schema, id, app) {
   let entity;
   let etag;
   try {
-    const answer = await api("GET", storePath(store, id));
+    const expand = expandOf(referencesOf(schema), app);
+    const answer = await api("GET", storePath(store, id) + (expand ? `?expand=${encodeURIComponent(expand)}` : ""));
     entity = answer.data;
     etag = answer.headers.get("ETag");
   } catch (error) {
@@ -103,6 +106,7 @@ export async function showEntity(view, store, schema, id, app) {
   }
   const form = schemaForm(schema, entity, {
     mode: "edit",
+    decorate: pickerFor(app),
     onSubmit: async (body, showErrors) => {
       if (!Object.keys(body).length) {
         showErrors({}, "Nothing changed");
@@ -129,11 +133,16 @@ export async function showEntity(view, store, schema, id, app) {
   } }, "Delete");
   const title = h("h2", { tabindex: "-1" }, `${store} `, h("code", { class: "entity-id" }, entity._id));
   const panels = [accessForm(store, entity, app, reload)];
+  const refs = Object.entries(referencesOf(schema)).filter(([name]) => entity[name] !== undefined && entity[name] !== null);
+  const expanded = entity._expand || {};
+  const references = refs.length ? h("dl", { class: "references", "aria-label": "references" },
+    refs.flatMap(([name, ref]) => [h("dt", {}, name), h("dd", {}, referenceLinks(ref, entity[name], expanded[name]))])) : null;
   if (schema["x-history"] === true) panels.push(await versionsPanel(store, entity, app, reload));
   view.replaceChildren(
     h("div", { class: "view-head" }, title, h("a", { href: `#/s/${store}` }, "Back to the list")),
     app.flash(),
     h("p", { class: "meta" }, `created ${entity.createdAt} · updated ${entity.updatedAt} · owner ${entity.owner ?? "none"}`),
+    references,
     h("details", { class: "panel" }, h("summary", {}, "Full JSON"), h("pre", { class: "json-view" }, JSON.stringify(entity, null, 2))),
     h("section", { class: "panel", "aria-label": "edit" }, form),
     ...panels,

@@ -80,7 +80,8 @@ function parse(kind, el) {
 }
 
 // mode "create": every filled field. mode "edit": a merge patch of what changed (cleared -> null).
-export function schemaForm(schema, original, { mode, onSubmit, submitLabel = "Save" }) {
+// `decorate(name, prop, input)` may return an element shown under a field (the reference picker).
+export function schemaForm(schema, original, { mode, onSubmit, submitLabel = "Save", decorate = null }) {
   const properties = schema.properties || {};
   const required = new Set(schema.required || []);
   const fields = new Map();
@@ -97,7 +98,7 @@ export function schemaForm(schema, original, { mode, onSubmit, submitLabel = "Sa
     form.append(h("div", { class: `field kind-${kind}` },
       h("div", { class: "field-head" }, h("label", { for: id }, name),
         required.has(name) ? h("span", { class: "req", "aria-hidden": "true", title: "required" }, " *") : null),
-      input, hint ? h("small", { class: "hint" }, hint) : null, error));
+      input, decorate ? decorate(name, prop, input) : null, hint ? h("small", { class: "hint" }, hint) : null, error));
     fields.set(name, { kind, input, error });
   }
   form.append(formError, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, submitLabel)));

@@ -2,6 +2,7 @@
 import { api, storePath } from "./api.js";
 import { cellText, h, message, uid } from "./dom.js";
 import { kindOf } from "./form.js";
+import { expandOf, referenceLinks, referencesOf } from "./refs.js";
 
 const FILTERABLE = new Set(["string", "integer", "number", "boolean", "enum", "objectid", "datetime", "strings"]);
 const PAGE_SIZES = [25, 100, 1000];
@@ -16,8 +17,9 @@ function visibleProps(schema) {
   return Object.entries(schema.properties || {}).filter(([, p]) => !p.writeOnly).map(([name]) => name);
 }
 
-function queryOf(state, withPaging) {
+function queryOf(state, withPaging, expand = "") {
   const q = new URLSearchParams();
+  if (withPaging && expand) q.set("expand", expand);
   for (const [k, v] of Object.entries(state.props)) if (v !== "") q.set(k, v);
   if (state.filter.trim()) q.set("filter", state.filter.trim());
   if (withPaging) {
@@ -30,13 +32,13 @@ function queryOf(state, withPaging) {
   return q.toString();
 }
 
-export function renderRows(tbody, store, columns, rows) {
+export function renderRows(tbody, store, columns, rows, refs = {}) {
   const fragment = document.createDocumentFragment();
-  for (const row of rows) fragment.append(rowElement(store, columns, row));
+  for (const row of rows) fragment.append(rowElement(store, columns, row, refs));
   tbody.replaceChildren(fragment);
 }
 
-function rowElement(store, columns, row) {
+function rowElement(store, columns, row, refs = {}) {
   const tr = document.createElement("tr");
   tr.dataset.id = row._id;
   for (const column of columns) {
@@ -46,6 +48,8 @@ function rowElement(store, columns, row) {
       a.href = `#/s/${store}/${row._id}`;
       a.textContent = row._id;
       td.append(a);
+    } else if (refs[column] && row[column] !== undefined && row[column] !== null) {
+      td.append(...referenceLinks(refs[column], row[column], (row._expand || {})[column]).filter(Boolean));
     } else {
       const text = cellText(row[column]);
       td.textContent = text.length > 80 ? `${text.slice(0, 79)}…` : text;
@@ -86,6 +90,8 @@ function filterForm(schema, state, reload) {
 export async function showList(view, store, schema, app) {
   const state = stateOf(store);
   const columns = ["_id", ...visibleProps(schema), "updatedAt"];
+  const refs = referencesOf(schema);
+  const expand = expandOf(refs, app);
   const status = h("div", { class: "status-line", role: "status", "aria-live": "polite" });
   const tbody = h("tbody");
   const headRow = h("tr");
@@ -124,11 +130,11 @@ export async function showList(view, store, schema, app) {
     status.textContent = "Loading…";
     try {
       const [page, meta] = await Promise.all([
-        api("GET", `${storePath(store)}?${queryOf(state, true)}`),
+        api("GET", `${storePath(store)}?${queryOf(state, true, expand)}`),
         api("GET", `${storePath(store)}?${queryOf(state, false)}`),
       ]);
       total = meta.data.total;
-      renderRows(tbody, store, columns, page.data);
+      renderRows(tbody, store, columns, page.data, refs);
       drawPager(page.data.length);
       status.textContent = "";
       return page.headers.get("X-Change-Cursor");
@@ -143,7 +149,7 @@ export async function showList(view, store, schema, app) {
   let pending = null;
   function onChange(change) {
     const row = tbody.querySelector(`tr[data-id="${CSS.escape(change._id)}"]`);
-    if (change.op === "update" && row) row.replaceWith(rowElement(store, columns, change.entity));
+    if (change.op === "update" && row) row.replaceWith(rowElement(store, columns, change.entity, refs));
     else if ((change.op === "delete" || change.op === "leave") && row) {
       row.remove();
       if (total !== null) total -= 1;

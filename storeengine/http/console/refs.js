@@ -1,0 +1,98 @@
+// References (API.md section 13): a reference shows as a link to its entity, labelled by the
+// expanded entity's title/name-like property (or its id); the form offers a picker that searches
+// the referenced store.
+import { api, storePath } from "./api.js";
+import { h, uid } from "./dom.js";
+
+const LABELS = ["title", "name", "label", "login", "email", "subject"];
+const MAX_EXPAND = 10;
+
+// { property: { target, many } } for the x-ref properties of a schema.
+export function referencesOf(schema) {
+  const out = {};
+  for (const [name, prop] of Object.entries((schema && schema.properties) || {})) {
+    if (!prop || prop.writeOnly) continue;
+    if (typeof prop["x-ref"] === "string") out[name] = { target: prop["x-ref"], many: false };
+    else if (prop.items && typeof prop.items["x-ref"] === "string") out[name] = { target: prop.items["x-ref"], many: true };
+  }
+  return out;
+}
+
+function targetProperties(app, target) {
+  const entry = app.schemas[target];
+  if (entry && entry.schema) return entry.schema.properties || {};
+  return (app.builtin && app.builtin[target] && app.builtin[target].properties) || null;
+}
+
+function exists(app, target) {
+  return target === "users" || target === "groups" || Boolean(app.schemas[target] && app.schemas[target].schema);
+}
+
+// The `expand` parameter for a list or an entity: the references whose store exists.
+export function expandOf(refs, app) {
+  return Object.entries(refs).filter(([, r]) => exists(app, r.target)).map(([name]) => name).slice(0, MAX_EXPAND).join(",");
+}
+
+export function labelOf(entity) {
+  for (const key of LABELS) if (typeof entity[key] === "string" && entity[key]) return entity[key];
+  return entity._id;
+}
+
+// Links to the referenced entities, labelled when `expanded` holds them.
+export function referenceLinks(ref, value, expanded) {
+  const ids = (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
+  const known = new Map((Array.isArray(expanded) ? expanded : expanded ? [expanded] : []).map((e) => [e._id, e]));
+  return ids.flatMap((id, i) => [i ? ", " : null,
+    h("a", { href: `#/s/${ref.target}/${id}`, class: "ref", title: `${ref.target} ${id}` }, known.has(id) ? labelOf(known.get(id)) : id)]);
+}
+
+function labelField(props) {
+  return LABELS.find((key) => props && props[key] && !props[key].writeOnly) || null;
+}
+
+const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+// A search box under a reference field: its suggestions are entities of the referenced store;
+// choosing one puts its id in the field (appends a line, for an array of references).
+export function pickerFor(app) {
+  return (name, prop, input) => {
+    const ref = referencesOf({ properties: { [name]: prop } })[name];
+    if (!ref || !exists(app, ref.target)) return null;
+    const listId = uid(`pick-${name}-list`);
+    const searchId = uid(`pick-${name}`);
+    const options = h("datalist", { id: listId });
+    const search = h("input", { id: searchId, type: "search", list: listId, autocomplete: "off", class: "picker",
+      placeholder: `search ${ref.target}…` });
+    const chosen = new Map();
+    let timer = null;
+    async function suggest() {
+      const field = labelField(targetProperties(app, ref.target));
+      const q = new URLSearchParams({ limit: "20" });
+      const text = search.value.trim();
+      if (field && text) q.set("filter", JSON.stringify({ [field]: { $regex: escapeRegex(text) } }));
+      try {
+        const { data } = await api("GET", `${storePath(ref.target)}?${q}`);
+        chosen.clear();
+        options.replaceChildren(...data.map((e) => {
+          chosen.set(e._id, e);
+          return h("option", { value: e._id }, labelOf(e));
+        }));
+      } catch (error) {
+        if (!app.handle(error)) options.replaceChildren();
+      }
+    }
+    search.addEventListener("focus", suggest);
+    search.addEventListener("input", () => {
+      const id = search.value.trim();
+      if (chosen.has(id)) {
+        input.value = ref.many ? [...input.value.split("\n").filter((l) => l.trim()), id].join("\n") : id;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        search.value = "";
+        return;
+      }
+      clearTimeout(timer);
+      timer = setTimeout(suggest, 200);
+    });
+    return h("div", { class: "picker-box" }, h("label", { for: searchId, class: "hint" }, `pick from ${ref.target}`), search, options);
+  };
+}

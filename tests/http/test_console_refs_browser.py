@@ -1,0 +1,77 @@
+"""The console and references (API.md section 13), in headless Chromium: a reference is a link to
+its entity labelled by the expanded entity's name, and the form's picker searches the referenced
+store and puts the chosen id in the field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.conftest import Server, start_server, stop_server
+from tests.http.test_console_browser import CHROMIUM, Watch, admin_headers, shoot, sign_in
+
+ID = {"type": "string", "format": "objectid"}
+SCHEMAS = {
+    "makers": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 100}}},
+    "gadgets": {"type": "object", "properties": {
+        "title": {"type": "string", "maxLength": 100},
+        "maker": {**ID, "x-ref": "makers"},
+        "alsoBy": {"type": "array", "items": {**ID, "x-ref": "makers"}},
+    }},
+}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("refs-browser") / "schemas"
+    folder.mkdir()
+    for name, schema in SCHEMAS.items():
+        (folder / f"{name}.json").write_text(json.dumps(schema))
+    server = start_server(folder, folder.parent / "server.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_reference_link_label_and_picker(browser: Browser, live_server: Server, tmp_path: Path) -> None:
+    admin = admin_headers(live_server)
+    acme = httpx.post(f"{live_server.url}/api/v1/makers", json={"name": "Acme"}, headers=admin).json()
+    bolt = httpx.post(f"{live_server.url}/api/v1/makers", json={"name": "Bolt"}, headers=admin).json()
+    r = httpx.post(f"{live_server.url}/api/v1/gadgets", json={"title": "g1", "maker": acme["_id"]}, headers=admin)
+    assert r.status_code == 201, r.text
+
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    watch = Watch(page, live_server.url)
+    sign_in(page, live_server)
+    page.get_by_role("navigation", name="stores").get_by_role("link", name="gadgets").click()
+    table = page.get_by_role("table", name="gadgets entities")
+    link = table.get_by_role("link", name="Acme")
+    expect(link).to_have_attribute("href", f"#/s/makers/{acme['_id']}")
+
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("title", exact=True).fill("g2")
+    search = page.get_by_label("pick from makers").first
+    search.focus()
+    search.fill("Bol")
+    expect(page.locator(f"datalist option[value='{bolt['_id']}']").first).to_have_count(1, timeout=5000)
+    search.fill(bolt["_id"])  # what choosing the suggestion does
+    expect(page.get_by_label("maker", exact=True)).to_have_value(bolt["_id"])
+    page.get_by_role("button", name="Save").click()
+    expect(table.get_by_role("link", name="Bolt")).to_be_visible()
+    shoot(page, "references", tmp_path)
+
+    table.get_by_role("link", name="Bolt").click()
+    expect(page.get_by_role("heading", name=f"makers {bolt['_id']}")).to_be_visible()
+    assert watch.foreign == [] and watch.errors == []
