@@ -34,7 +34,7 @@ def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
 async def collection(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     if request.method in ("GET", "HEAD"):
-        query = parse_list_query(request.query_params.multi_items(), store)
+        query = parse_list_query(request.query_params.multi_items(), store.seen_by(principal))
         result = await ctx.service.list_entities(principal, store, query)
         headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
         if isinstance(result, Page) and result.next_after is not None:
@@ -46,7 +46,7 @@ async def collection(request: Request, principal: Principal) -> Response:
 
 async def aggregate(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
-    aggregation = parse_aggregation(request.query_params.multi_items(), store)
+    aggregation = parse_aggregation(request.query_params.multi_items(), store.seen_by(principal))
     return json_response(await ctx.service.aggregate(principal, store, aggregation))
 
 
