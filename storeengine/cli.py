@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bson import ObjectId
 
 from storeengine.settings import Settings
+
+if TYPE_CHECKING:
+    from storeengine.model.schema import StoreSchema
+    from storeengine.storage.api import StorageAPI
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -72,7 +81,66 @@ def _check(args: argparse.Namespace) -> int:
             print(f"{name}: ok")
     if not report:
         print(f"{directory}: no *.json files")
+    if args.data:
+        return _check_data(directory) or (1 if bad else 0)
     return 1 if bad else 0
+
+
+def _check_data(directory: Path) -> int:
+    """`check-schemas --data`: every stored entity of every store against its current file."""
+    from storeengine.app import build_context
+    from storeengine.core.errors import StoreError
+
+    settings = Settings(schema_dir=directory)
+    if settings.mongodb_uri is None:
+        print("storeengine: --data needs STORE_MONGODB_URI (the embedded database belongs to its server)",
+              file=sys.stderr)
+        return 2
+    ctx, _ = build_context(settings)
+    ctx.registry.rescan()
+
+    async def run() -> int:
+        return sum([await _check_store(ctx.storage, store) for store in ctx.registry.all()])
+
+    try:
+        failing = asyncio.run(run())
+    except StoreError as exc:
+        print(f"storeengine: {json.dumps(exc.body())}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.storage.close()
+    return 1 if failing else 0
+
+
+async def _check_store(storage: StorageAPI, store: StoreSchema) -> int:
+    """Check one store page by page, print its failures; a progress line on a terminal."""
+    from storeengine.store.checks import check_entities
+
+    tty = sys.stderr.isatty()
+
+    def show(checked: int, invalid: int) -> None:
+        if tty:
+            print(f"\r{store.name}: {checked} checked, {invalid} failing", end="", file=sys.stderr, flush=True)
+
+    after, total, done = None, 0, 0
+    while True:
+        report = await check_entities(storage, store, after=after,
+                                      progress=functools.partial(_shifted, show, done, total))
+        total, done = total + report.invalid, done + report.checked
+        for entity in report.entities:
+            for path, message in entity["fields"].items():
+                print(f"{store.name}/{entity['_id']}: {path}: {message}")
+        if report.next is None:
+            break
+        after = ObjectId(report.next)
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr)
+    print(f"{store.name}: {total} of {done} entities fail its schema" if total else f"{store.name}: {done} entities ok")
+    return total
+
+
+def _shifted(show: Callable[[int, int], None], done: int, total: int, checked: int, invalid: int) -> None:
+    show(done + checked, total + invalid)
 
 
 def _user_create(args: argparse.Namespace) -> int:
@@ -114,6 +182,8 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-schemas", help="check every schema file; exit 1 on any problem")
     check.add_argument("dir", nargs="?")
+    check.add_argument("--data", action="store_true",
+                       help="also check every stored entity against its store's file (STORE_MONGODB_URI)")
     check.set_defaults(func=_check)
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)

@@ -34,7 +34,7 @@ def context_and_store(request: Request) -> tuple[Context, StoreSchema]:
 async def collection(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     if request.method in ("GET", "HEAD"):
-        query, tree, via = list_query(ctx, request, store)
+        query, tree, via = list_query(ctx, request, store, principal)
         if via is not None:
             raise BadRequest("via applies to nested lists only (GET /api/v1/:store/:id/:child)")
         return await list_answer(ctx, principal, store, query, tree)
@@ -44,7 +44,7 @@ async def collection(request: Request, principal: Principal) -> Response:
 
 async def aggregate(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
-    aggregation = parse_aggregation(request.query_params.multi_items(), store)
+    aggregation = parse_aggregation(request.query_params.multi_items(), store.seen_by(principal))
     return json_response(await ctx.service.aggregate(principal, store, aggregation))
 
 
@@ -53,7 +53,7 @@ async def entity(request: Request, principal: Principal) -> Response:
     entity_id = path_id(request.path_params["id"])
     service = ctx.service
     if request.method in ("GET", "HEAD"):
-        tree = read_expand(ctx, request, store)
+        tree = read_expand(ctx, request, store, principal)
         doc = await service.get(principal, store, entity_id)
         await service.references.expand(principal, [doc], tree)
         return entity_response(store.name, doc)

@@ -18,14 +18,17 @@ from storeengine.model.schema import StoreSchema
 from storeengine.store.service import Page
 
 
-def read_expand(ctx: Context, request: Request, store: StoreSchema) -> dict[str, Node]:
+def read_expand(ctx: Context, request: Request, store: StoreSchema, principal: Principal) -> dict[str, Node]:
     """The `expand` tree of an entity read (other parameters are ignored there, as before)."""
     _, ours = split_params(request.query_params.multi_items())
-    return parse_expand(ours[EXPAND], store, ctx.registry.get) if EXPAND in ours else {}
+    return parse_expand(ours[EXPAND], store.seen_by(principal), ctx.registry.get) if EXPAND in ours else {}
 
 
-def list_query(ctx: Context, request: Request, store: StoreSchema) -> tuple[ListQuery, dict[str, Node], str | None]:
-    """Section 7's query, the `expand` tree and `via` of a list request."""
+def list_query(ctx: Context, request: Request, store: StoreSchema,
+               principal: Principal) -> tuple[ListQuery, dict[str, Node], str | None]:
+    """Section 7's query, the `expand` tree and `via` of a list request, over the properties this
+    caller may query (section 15: others are unknown, as undeclared fields are)."""
+    store = store.seen_by(principal)
     rest, ours = split_params(request.query_params.multi_items())
     tree = parse_expand(ours[EXPAND], store, ctx.registry.get) if EXPAND in ours else {}
     query = parse_list_query(rest, store)
@@ -51,7 +54,7 @@ async def nested(request: Request, principal: Principal) -> Response:
     ctx = context(request)
     parent = ctx.registry.get(request.path_params["store"])
     child = ctx.registry.get(request.path_params["child"])
-    query, tree, via = list_query(ctx, request, child)
+    query, tree, via = list_query(ctx, request, child, principal)
     ref = _via(parent, child, via)
     found = await ctx.service.get(principal, parent, path_id(request.path_params["id"]))
     where = {ref.prop: found["_id"]}

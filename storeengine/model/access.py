@@ -8,12 +8,19 @@ Every access decision of the engine is made here. Each rule of `x-acl` is define
 - the Socket.IO rooms an entity is published to and the rooms a subscriber joins.
 
 REST, the Socket.IO fan-out and the change feed all ask the same functions; the write checks
-the service needs (admin-only fields, who may change access and owner, which group a caller
+the service needs (property rules, who may change access and owner, which group a caller
 may assign) are the `check_*` functions at the end.
+
+Property rules (`x-read` / `x-write` on a property, rules of `x-acl`) are the same rules asked
+of one property: `visible` is the one place an entity is cut down to what a caller may read
+(answers, lists, events, the feed, versions, and expanded references call it), `unqueryable`
+what they may not name in `only`/filter/sort/group, `view_rooms`/`readers_rooms` group
+Socket.IO subscribers by view, and `check_changes` refuses a write to a property.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +42,13 @@ class Guarded(Protocol):
     def acl(self) -> Mapping[str, tuple[str, ...]]: ...
 
     @property
-    def admin_only(self) -> frozenset[str]: ...
+    def hidden(self) -> frozenset[str]: ...
+
+    @property
+    def read_rules(self) -> Mapping[str, tuple[str, ...]]: ...
+
+    @property
+    def write_rules(self) -> Mapping[str, tuple[str, ...]]: ...
 
 ADMIN_ROLE = "admin"
 ROLE_PREFIX = "role:"
@@ -207,6 +220,70 @@ def rooms_for_principal(store: str, rules: Iterable[str], principal: Principal) 
     return [room for r in _rules(rules) for room in r.principal_rooms(store, principal)]
 
 
+# --- property rules: what of an entity a caller may read ------------------------------------
+
+def _reach(principal: Principal, rules: Iterable[str]) -> str:
+    """How far a caller passes rules: on `all` entities, on `none`, or on `some` (by entity)."""
+    found = query_filter(principal, rules)
+    return "all" if found is None else "none" if found == NOTHING else "some"
+
+
+def unqueryable(principal: Principal, store: Guarded) -> frozenset[str]:
+    """Properties the caller may not read on every entity: `only`, filters, sorts and groups
+    treat them as undeclared (so neither their values nor their existence leak through a query)."""
+    return frozenset(p for p, rules in store.read_rules.items() if _reach(principal, rules) != "all")
+
+
+def unreadable(principal: Principal, store: Guarded) -> frozenset[str]:
+    """What a query's projection leaves out for the caller: hidden values, and properties whose
+    `x-read` the caller fails on every entity."""
+    return store.hidden | {p for p, rules in store.read_rules.items() if _reach(principal, rules) == "none"}
+
+
+def hidden_on(principal: Principal, store: Guarded, entity: Mapping[str, Any]) -> frozenset[str]:
+    """The properties of this (stored-form) entity whose `x-read` the caller fails."""
+    if principal.is_admin or not store.read_rules:
+        return frozenset()
+    return frozenset(p for p, rules in store.read_rules.items() if p in entity and not can(principal, rules, entity))
+
+
+def visible(principal: Principal, store: Guarded, entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The entity as this caller may see it: no hidden values, no property whose `x-read` they
+    fail on it. Every way an entity leaves the server goes through here (expand included)."""
+    drop = store.hidden | hidden_on(principal, store, entity)
+    return {k: v for k, v in entity.items() if k not in drop} if drop & entity.keys() else dict(entity)
+
+
+def view_rooms(store: Guarded, principal: Principal) -> list[str]:
+    """Socket.IO rooms of the caller's view of a store with `x-read` properties: one room per
+    view (the properties they read never, and those they read by entity), plus, for each
+    by-entity property, the rooms of its rules (see `readers_rooms`)."""
+    if not store.read_rules:
+        return []
+    reach = {p: "all" if principal.is_admin else _reach(principal, r) for p, r in store.read_rules.items()}
+    never = sorted(p for p, how in reach.items() if how == "none")
+    some = sorted(p for p, how in reach.items() if how == "some")
+    rooms = [f"{store.name}:view:{json.dumps([never, some], separators=(',', ':'))}"]
+    for p in some:
+        rooms += rooms_for_principal(f"{store.name}:x:{p}", store.read_rules[p], principal)
+    return rooms
+
+
+def parse_view_room(store: str, room: str) -> tuple[frozenset[str], tuple[str, ...]] | None:
+    """(properties never read, properties read by entity) of a view room of `store`; None for other rooms."""
+    prefix = f"{store}:view:"
+    if not room.startswith(prefix):
+        return None
+    never, some = json.loads(room[len(prefix):])
+    return frozenset(never), tuple(some)
+
+
+def readers_rooms(store: Guarded, prop: str, entity: Mapping[str, Any]) -> list[str]:
+    """The rooms whose members may read `prop` on this entity (members of its view rooms that
+    read it by entity)."""
+    return rooms_for_entity(f"{store.name}:x:{prop}", store.read_rules[prop], entity)
+
+
 # --- writing: the checks the service makes --------------------------------------------------------
 
 def check(principal: Principal, store: Guarded, op: str, entity: Mapping[str, Any]) -> None:
@@ -217,20 +294,25 @@ def check(principal: Principal, store: Guarded, op: str, entity: Mapping[str, An
 
 def check_create(principal: Principal, store: Guarded, system: Mapping[str, Any],
                  payload: Mapping[str, Any]) -> None:
-    """The create rules (on the system fields the new entity will get), then admin-only fields."""
+    """The create rules (on the system fields the new entity will get), then the property rules."""
     if not can(principal, store.acl["create"], system):
         raise Forbidden(f"You may not create in {store.name}")
-    if not principal.is_admin and (denied := store.admin_only & payload.keys()):
-        raise Forbidden(f"Only admins may set: {', '.join(sorted(denied))}")
+    check_changes(principal, store, system, {}, payload, verb="set")
 
 
-def check_admin_fields(principal: Principal, store: Guarded, old: Mapping[str, Any],
-                       new: Mapping[str, Any]) -> None:
-    """On update, only admins may change an admin-only field (leaving it as it is is fine)."""
-    if principal.is_admin:
+def check_changes(principal: Principal, store: Guarded, entity: Mapping[str, Any], old: Mapping[str, Any],
+                  new: Mapping[str, Any], verb: str = "change") -> None:
+    """403 when a write changes a property whose `x-write` the caller fails on this (stored-form)
+    entity; leaving it as it is is fine. `x-admin-only` is `"x-write": []`: admins only."""
+    if principal.is_admin or not store.write_rules:
         return
-    if denied := sorted(f for f in store.admin_only if new.get(f) != old.get(f)):
-        raise Forbidden(f"Only admins may change: {', '.join(denied)}")
+    denied = sorted(p for p, rules in store.write_rules.items()
+                    if new.get(p) != old.get(p) and not can(principal, rules, entity))
+    if not denied:
+        return
+    if all(not store.write_rules[p] for p in denied):
+        raise Forbidden(f"Only admins may {verb}: {', '.join(denied)}")
+    raise Forbidden(f"You may not {verb}: {', '.join(denied)}")
 
 
 def check_access_change(principal: Principal, current: Mapping[str, Any], body: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,12 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 
+from storeengine.core.documents import split
 from storeengine.core.errors import Invalid, NotFound
 from storeengine.core.formats import DATETIME, OBJECTID, convert, parse_datetime, parse_objectid
+from storeengine.core.jsonio import to_json_form
 from storeengine.model import access as acl
+from storeengine.model.access import Principal
 from storeengine.model.messages import describe, json_path
 from storeengine.model.patterns import SchemaValidator
 from storeengine.model.references import IMPLICIT, Reference, parse_references
@@ -73,7 +76,6 @@ class StoreSchema:
     properties: Mapping[str, Mapping[str, Any]]
     formats: Mapping[str, str]  # dotted path -> objectid | date-time (arrays: per element)
     write_only: frozenset[str]
-    admin_only: frozenset[str]
     hidden: frozenset[str]  # never leave the server: write-only values, internal state
     validator: Draft202012Validator = field(repr=False)
     history: bool = False  # "x-history": keep every change for ever
@@ -84,6 +86,20 @@ class StoreSchema:
     def declared_references(self) -> list[Reference]:
         """The references a write may set (owner and group have rules of their own)."""
         return [r for r in self.references.values() if r.prop not in IMPLICIT]
+    # Property rules (API.md 15): property -> the x-acl rules that may read / change it.
+    read_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    write_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def admin_only(self) -> frozenset[str]:
+        """Properties only admins may change (`x-admin-only: true` is `"x-write": []`)."""
+        return frozenset(p for p, rules in self.write_rules.items() if not rules)
+
+    def seen_by(self, principal: Principal) -> StoreSchema:
+        """The store as one caller may query it: the properties they may not read everywhere are
+        unknown to `only`, filters, sorts and groups (the same 400 as an undeclared field)."""
+        unreadable = acl.unqueryable(principal, self)
+        return replace(self, hidden=self.hidden | unreadable) if unreadable else self
 
     def field_format(self, path: str) -> str | None:
         return SYSTEM_FORMATS.get(path) or self.formats.get(path)
@@ -106,6 +122,15 @@ class StoreSchema:
                 fields.setdefault(path or "(body)", message)
         if fields:
             raise Invalid(fields=fields)
+
+    def problems(self, stored: Mapping[str, Any]) -> dict[str, str]:
+        """What a stored entity fails of this schema: the messages of a write's 400 (empty: it fits)."""
+        _, body = split(stored)
+        try:
+            self.validate(to_json_form({k: v for k, v in body.items() if k not in self.write_only}))
+        except Invalid as exc:
+            return dict(exc.fields or {})
+        return {}
 
     def to_storage(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Turn `objectid` / `date-time` strings into ObjectId / BSON dates."""
@@ -185,6 +210,7 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     rules = _parse_acl(raw.get("x-acl"), builtin, problems)
     indexes = _parse_indexes(raw.get("x-indexes"), set(properties) | set(SYSTEM_FORMATS), problems)
     references = {**IMPLICIT, **parse_references(properties, problems)}
+    read_rules, write_rules = _parse_property_rules(properties, builtin, problems)
     if problems:
         raise SchemaError(problems)
     formats: dict[str, str] = {}
@@ -193,11 +219,41 @@ def compile_schema(name: str, raw: Any, *, builtin: bool = False) -> StoreSchema
     write_only = _flagged(properties, "writeOnly")
     return StoreSchema(
         name=name, raw=raw, acl=rules, indexes=indexes, properties=properties, formats=formats,
-        write_only=write_only, admin_only=_flagged(properties, "x-admin-only"),
+        write_only=write_only,
         hidden=write_only | (_BUILTIN_HIDDEN if builtin else frozenset()),
         validator=SchemaValidator(raw, format_checker=_FORMATS),  # `$` as in ECMA-262 (patterns.py)
-        history=raw.get("x-history") is True, references=references,
+        history=raw.get("x-history") is True, references=references, read_rules=read_rules,
+        write_rules=write_rules,
     )
+
+
+def _parse_property_rules(properties: Mapping[str, Any], builtin: bool, problems: list[str]
+                          ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """`x-read` / `x-write` of each top-level property (rules of x-acl); `x-admin-only: true`
+    is `"x-write": []`. An unknown rule is a schema problem, never a silent refusal."""
+    read: dict[str, tuple[str, ...]] = {}
+    write: dict[str, tuple[str, ...]] = {}
+    for prop, sub in properties.items():
+        if not isinstance(sub, dict):
+            continue
+        admin_only = sub.get("x-admin-only", False)
+        if not isinstance(admin_only, bool):
+            problems.append(f"property {prop!r}: x-admin-only must be true or false")
+        elif admin_only and "x-write" in sub:
+            problems.append(f"property {prop!r}: give x-admin-only or x-write, not both")
+        elif admin_only:
+            write[prop] = ()
+        for keyword, out in (("x-read", read), ("x-write", write)):
+            if keyword not in sub:
+                continue
+            rules = sub[keyword]
+            if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+                problems.append(f"property {prop!r}: {keyword} must be a list of rule names")
+            elif bad := [r for r in rules if not acl.is_rule(r, builtin=builtin)]:
+                problems.append(f"property {prop!r}: {keyword}: unknown rules {bad}")
+            else:
+                out[prop] = tuple(rules)
+    return read, write
 
 
 def _collect_formats(schema: Any, path: str, out: dict[str, str]) -> None:

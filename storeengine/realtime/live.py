@@ -2,7 +2,9 @@
 
 Fan-out stays room-based: an ordinary change is one emit to the rooms of the entity; only when
 the access fields changed are the sockets of the rooms before and after compared (both: update,
-after only: enter, before only: leave). No database read per socket.
+after only: enter, before only: leave). No database read per socket. In a store with `x-read`
+properties, subscribers also sit in one room per view (access.view_rooms): a change is encoded
+once per distinct view among its recipients, never once per subscriber.
 """
 
 from __future__ import annotations
@@ -112,9 +114,39 @@ class SocketDelivery:
         return {sid for sid, _ in self.sio.manager.get_participants("/", rooms)}
 
     async def _emit(self, store: StoreSchema, record: Doc, op: str, to: list[str], skip: list[str]) -> None:
+        entity = None if op == "leave" else record["entity"]
         payload = {"seq": cursor(store.name, record["seq"]), "store": store.name, "op": op, "_id": record["id"],
-                   "entity": None if op == "leave" else record["entity"], "at": record["at"]}
-        await self.sio.emit("change", _socket_form(payload), to=to, skip_sid=skip, ignore_queue=True)
+                   "entity": entity, "at": record["at"]}
+        if entity is None or not store.read_rules:
+            await self.sio.emit("change", _socket_form(payload), to=to, skip_sid=skip, ignore_queue=True)
+            return
+        # One encoding per view: the recipients grouped by the properties they may not read.
+        for hidden, sids in self._views(store, entity, to).items():
+            shown = {**payload, "entity": {k: v for k, v in entity.items() if k not in hidden}}
+            await self.sio.emit("change", _socket_form(shown), to=sids, skip_sid=skip, ignore_queue=True)
+
+    def _views(self, store: StoreSchema, entity: Doc, to: list[str]) -> dict[frozenset[str], list[str]]:
+        """The local recipients of `to`, by view. A view room says which properties its members
+        never read and which they read by entity; for the latter, the rooms of that property's
+        rules on this entity say who reads it. Rooms only: no database read, no session read."""
+        recipients = self._local_sockets(to)
+        groups: dict[frozenset[str], list[str]] = {}
+        readers: dict[str, set[str]] = {}
+        for room in list(self.sio.manager.rooms.get("/", {})):
+            view = acl.parse_view_room(store.name, room) if isinstance(room, str) else None  # None: everyone
+            members = recipients & self._local_sockets([room]) if view is not None else None
+            if not members or view is None:
+                continue
+            recipients -= members
+            never, some = view
+            for prop in some:
+                if prop not in readers:
+                    readers[prop] = self._local_sockets(acl.readers_rooms(store, prop, entity))
+            for sid in members:
+                groups.setdefault(never | {p for p in some if sid not in readers[p]}, []).append(sid)
+        if recipients:  # in no view room yet (joined before the rules were loaded): every rule fails
+            groups.setdefault(frozenset(store.read_rules), []).extend(recipients)
+        return groups
 
 
 def _socket_form(change: Doc) -> Doc:

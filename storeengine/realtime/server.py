@@ -70,6 +70,8 @@ class Realtime:
         if self.live is not None:
             return  # the feed's tailers deliver, in seq order (store/tail.py)
         rooms = acl.rooms_for_entity(store.name, store.acl["read"], entity)
+        # Without the feed there is no per-view fan-out: properties with x-read stay out (fail closed).
+        entity = {k: v for k, v in entity.items() if k not in store.read_rules}
         payload = {"store": store.name, "op": op, "_id": str(entity["_id"]),
                    "entity": to_json_form(entity), "at": iso_ms(utcnow())}
         self._queue.put_nowait(("change", rooms, payload))
@@ -121,7 +123,7 @@ class Realtime:
                     store = self.registry.get(name)
                 except StoreError:
                     continue
-                if acl.rooms_for_principal(store.name, store.acl["read"], principal) != rooms:
+                if _rooms(store, principal) != rooms:
                     await self._join(sid, session, store, principal)
         return True
 
@@ -166,7 +168,7 @@ class Realtime:
         return principal
 
     async def _join(self, sid: str, session: dict[str, Any], store: StoreSchema, principal: Principal) -> None:
-        rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
+        rooms = _rooms(store, principal)
         for room in set(session["rooms"].get(store.name, ())) - set(rooms):
             await self.sio.leave_room(sid, room)
         for room in rooms:
@@ -195,3 +197,8 @@ class Realtime:
             raise BadRequest('Send {"store": "<name>"}')
         name: str = data["store"]
         return name
+
+
+def _rooms(store: StoreSchema, principal: Principal) -> list[str]:
+    """A subscriber's rooms in a store: those of its read rules, and those of its view."""
+    return [*acl.rooms_for_principal(store.name, store.acl["read"], principal), *acl.view_rooms(store, principal)]

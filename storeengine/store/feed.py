@@ -85,7 +85,8 @@ def access_of(doc: Mapping[str, Any] | None) -> Doc | None:
 
 def view(principal: Principal, store: StoreSchema, record: Mapping[str, Any]) -> Doc | None:
     """The change as this reader sees it, by its current rights and the store's current read
-    rules on the access fields before and after: its own op, `enter`, `leave`, or None."""
+    rules on the access fields before and after: its own op, `enter`, `leave`, or None. The entity
+    is the reader's view of it (properties whose `x-read` they fail left out)."""
     rules, op = store.acl["read"], record["op"]
     before, after = record.get("before"), (None if op == "delete" else record["entity"])
     could = before is not None and acl.can(principal, rules, before)
@@ -97,7 +98,8 @@ def view(principal: Principal, store: StoreSchema, record: Mapping[str, Any]) ->
     if shown is None:
         return None
     return {"seq": cursor(store.name, record["seq"]), "store": store.name, "op": shown, "_id": record["id"],
-            "entity": None if shown == "leave" else record["entity"], "at": record["at"], "by": record["by"]}
+            "entity": None if shown == "leave" else acl.visible(principal, store, record["entity"]),
+            "at": record["at"], "by": record["by"]}
 
 
 @dataclass

@@ -19,8 +19,8 @@ async def versions(service: EntityService, principal: Principal, store: StoreSch
     """Every version, oldest first: readable by whoever may read the entity now, or, once
     deleted, by whoever could read it when it was deleted."""
     records = await _records(service, principal, store, entity_id)
-    return [{"version": r["version"], "op": r["op"], "at": r["at"], "by": r["by"], "entity": r["entity"]}
-            for r in records]
+    return [{"version": r["version"], "op": r["op"], "at": r["at"], "by": r["by"],
+             "entity": acl.visible(principal, store, r["entity"])} for r in records]
 
 
 async def restore(service: EntityService, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,

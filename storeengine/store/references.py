@@ -77,8 +77,10 @@ class References:
         wanted = list(dict.fromkeys(i for doc in page for i in _ids(doc.get(prop))))
         found: dict[ObjectId, Doc] = {}
         if wanted:
-            rows = await self._find(principal, node.target, wanted, _hide(node.target))
-            found = {row["_id"]: row for row in rows}
+            rows = await self._find(principal, node.target, wanted, _hide(principal, node.target))
+            # Property rules per entity (API.md 15) before the next level: a property hidden on an
+            # entity is neither shown nor followed.
+            found = {row["_id"]: acl.visible(principal, node.target, row) for row in rows}
             await self.expand(principal, found.values(), node.children)
         for doc in page:
             value = doc.get(prop)
@@ -99,5 +101,7 @@ def _ids(value: object) -> list[ObjectId]:
     return [v for v in ids_of(value) if isinstance(v, ObjectId)]
 
 
-def _hide(store: StoreSchema) -> dict[str, int] | None:
-    return {f: 0 for f in store.hidden} if store.hidden else None
+def _hide(principal: Principal, store: StoreSchema) -> dict[str, int] | None:
+    """What the caller may never read of the store, left out of the query."""
+    unreadable = acl.unreadable(principal, store)
+    return {f: 0 for f in unreadable} if unreadable else None

@@ -111,20 +111,21 @@ class EntityService:
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None) -> Doc:
-        return await self._readable(principal, store, entity_id, projection=_hide(store))
+        return acl.visible(principal, store, await self._readable(principal, store, entity_id,
+                                                                  projection=_hide(principal, store)))
 
     async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page | Summary:
         coll = self.storage.collection(store.name)
         if not query.meta:
             return await self._page(principal, store, query)
         where = acl.restrict(query.filter, principal, store.acl["read"])
-        projection = query.projection or _hide(store)
+        projection = query.projection or _hide(principal, store)
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
         reverse = [(k, -d) for k, d in query.sort]
         total, first, last = await asyncio.gather(
             coll.count(where), coll.find_one(where, projection, query.sort), coll.find_one(where, projection, reverse),
         )
-        return Summary(total, first, last, at)
+        return Summary(total, _visible(principal, store, first), _visible(principal, store, last), at)
 
     async def aggregate(self, principal: Principal, store: StoreSchema, aggregation: Aggregation) -> list[Doc]:
         """`_aggregate`: one pipeline whose first `$match` holds the caller's read rules."""
@@ -143,7 +144,7 @@ class EntityService:
             after = self.keyset.resume(query.after, store.name, query.sort)
             where = {"$and": [where, after]} if where else after
         where = acl.restrict(where, principal, store.acl["read"])
-        projection = query.projection or _hide(store)
+        projection = query.projection or _hide(principal, store)
         added: list[str] = []
         if keyed and query.projection is not None:  # the token needs the sort keys of the last entity
             added = [k for k, _ in query.sort if k not in query.projection]
@@ -154,6 +155,8 @@ class EntityService:
         token = self.keyset.token(store.name, query.sort, items[-1]) if keyed and len(items) == query.limit else None
         if added:
             items = [{k: v for k, v in doc.items() if k not in added} for doc in items]
+        if store.read_rules and not principal.is_admin:
+            items = [acl.visible(principal, store, doc) for doc in items]
         return Page(items, at, token)
 
     # --- writes --------------------------------------------------------------------------
@@ -181,7 +184,7 @@ class EntityService:
             await self.storage.collection(store.name).insert(doc)
             pending.commit(doc)
         await self._after_write(principal, store, "create", None, doc)
-        return _public(store, doc)
+        return acl.visible(principal, store, doc)
 
     async def patch(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None, patch: Doc,
                     if_match: list[str] | None = None) -> Doc:
@@ -233,7 +236,7 @@ class EntityService:
             await self.storage.collection(store.name).insert(doc)
             pending.commit(doc)
         await self._after_write(principal, store, "create", None, doc)
-        return _public(store, doc)
+        return acl.visible(principal, store, doc)
 
     async def ensure_indexes(self, store: StoreSchema) -> None:
         coll = self.storage.collection(store.name)
@@ -270,7 +273,7 @@ class EntityService:
                     pending.commit(new)
             if pending.done:
                 await self._after_write(principal, store, "update", current, new)
-                return _public(store, new)
+                return acl.visible(principal, store, new)
             if if_match is not None:
                 raise PreconditionFailed("The entity changed")
         raise Conflict("The entity keeps changing; try again")
@@ -312,15 +315,17 @@ def _patched(principal: Principal, store: StoreSchema, patch: Doc, hashes: dict[
 def _replaced(principal: Principal, store: StoreSchema, body: Doc, hashes: dict[str, str], current: Doc) -> Doc:
     system, old = split(current)
     old = to_json_form(old)
-    # Write-only values (hashes) survive a PUT that leaves them out: they cannot be read back.
-    kept = {k: old[k] for k in store.write_only if k in old and k not in body}
+    # Write-only values (hashes) and properties the caller may not read survive a PUT that
+    # leaves them out: the caller cannot read them back.
+    unseen = store.write_only | acl.hidden_on(principal, store, current)
+    kept = {k: old[k] for k in unseen if k in old and k not in body}
     return _with_body(principal, store, system, old, {**body, **kept}, body, hashes)
 
 
 def _with_body(principal: Principal, store: StoreSchema, system: Doc, old: Doc, new: Doc, given: Doc,
                hashes: dict[str, str]) -> Doc:
     """The new stored entity: admin-only fields checked, the body validated, write-only values hashed."""
-    acl.check_admin_fields(principal, store, old, new)
+    acl.check_changes(principal, store, system, old, new)
     store.validate(new)
     return {**system, **store.to_storage(new), **_hashed(store, given, hashes)}
 
@@ -376,8 +381,14 @@ def _diff(current: Doc, new: Doc) -> Doc:
     return update
 
 
-def _hide(store: StoreSchema) -> dict[str, int] | None:
-    return {f: 0 for f in store.hidden} if store.hidden else None
+def _hide(principal: Principal, store: StoreSchema) -> dict[str, int] | None:
+    """The projection of a read: what the caller may never see of the store left out."""
+    unreadable = acl.unreadable(principal, store)
+    return {f: 0 for f in unreadable} if unreadable else None
+
+
+def _visible(principal: Principal, store: StoreSchema, doc: Doc | None) -> Doc | None:
+    return None if doc is None else acl.visible(principal, store, doc)
 
 
 def _public(store: StoreSchema, doc: Doc) -> Doc:

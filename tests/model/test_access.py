@@ -242,10 +242,10 @@ def test_write_checks():
     with pytest.raises(Forbidden, match="may not create"):
         acl.check_create(PRINCIPALS["anonymous"], store, {"owner": None}, {"n": 1})
     acl.check_create(admin, store, {}, {"tier": "gold"})
-    acl.check_admin_fields(owner, store, {"tier": "gold", "n": 1}, {"tier": "gold", "n": 2})
+    acl.check_changes(owner, store, ENTITY, {"tier": "gold", "n": 1}, {"tier": "gold", "n": 2})
     with pytest.raises(Forbidden, match="Only admins may change: tier"):
-        acl.check_admin_fields(owner, store, {"tier": "gold"}, {})
-    acl.check_admin_fields(admin, store, {"tier": "gold"}, {})
+        acl.check_changes(owner, store, ENTITY, {"tier": "gold"}, {})
+    acl.check_changes(admin, store, ENTITY, {"tier": "gold"}, {})
     acl.check(owner, store, "delete", ENTITY)
     with pytest.raises(Forbidden):
         acl.check(stranger, store, "delete", ENTITY)

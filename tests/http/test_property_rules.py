@@ -1,0 +1,147 @@
+"""Property rules over HTTP (API.md 15): a property a caller may not read never surfaces
+(answers, lists, meta, only, the feed, versions, aggregation); querying by it is the 400 of an
+undeclared field; changing it without its x-write is 403."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+LANES = ("embedded", "wire")
+STAFF = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "salary": {"type": "integer", "x-read": ["role:hr"], "x-write": ["role:hr"]},
+        "notes": {"type": "string", "x-read": ["owner"]},
+        "tier": {"type": "string", "x-admin-only": True},
+    },
+    "x-acl": {"read": ["authenticated"], "update": ["authenticated"]},
+    "x-history": True,
+}
+
+
+# A store that refers to staff: an expanded staff entity is the caller's view of it.
+DESKS = {"type": "object", "properties": {"staff": {"type": "string", "format": "objectid", "x-ref": "staff"}},
+         "x-acl": {"read": ["authenticated"]}}
+
+
+@pytest.fixture
+def schema_dir(schema_dir: Path) -> Path:
+    (schema_dir / "staff.json").write_text(json.dumps(STAFF))
+    (schema_dir / "desks.json").write_text(json.dumps(DESKS))
+    return schema_dir
+
+
+@pytest.fixture
+async def people(client: httpx.AsyncClient, users, admin):
+    _, hr = await users.user("hr-person", roles=["hr"])
+    _, plain = await users.user("plain-person")
+    r = await client.post("/api/v1/staff", json={"name": "ann", "notes": "mine"}, headers=plain)
+    assert r.status_code == 201, r.text
+    entity = r.json()
+    r = await client.patch(f"/api/v1/staff/{entity['_id']}", json={"salary": 100}, headers=hr)
+    assert r.status_code == 200, r.text
+    assert r.json()["salary"] == 100 and "notes" not in r.json()  # hr is not the owner of its notes
+    return {"hr": hr, "plain": plain, "admin": admin, "id": entity["_id"]}
+
+
+async def test_an_entity_answer_shows_each_caller_their_view(client, people, lane):
+    path = f"/api/v1/staff/{people['id']}"
+    hr, plain, admin = [(await client.get(path, headers=people[w])).json() for w in ("hr", "plain", "admin")]
+    assert hr["salary"] == 100 and "notes" not in hr
+    assert "salary" not in plain and plain["notes"] == "mine"
+    assert admin["salary"] == 100 and admin["notes"] == "mine"
+
+
+async def test_lists_and_meta_leave_it_out(client, people, lane):
+    page = (await client.get("/api/v1/staff", headers=people["plain"])).json()
+    assert "salary" not in page[0] and page[0]["notes"] == "mine"
+    meta = (await client.get("/api/v1/staff", params={"meta": "true"}, headers=people["plain"])).json()
+    assert "salary" not in meta["first"] and "salary" not in meta["last"]
+    assert (await client.get("/api/v1/staff", headers=people["hr"])).json()[0]["salary"] == 100
+
+
+@pytest.mark.parametrize("params", [
+    {"only": "{}"}, {"sort": "{}"}, {"sort": "-{}"}, {"filter": '{{"{}": 1}}'},
+    {"filter": '{{"{}": {{"$exists": true}}}}'}, {"{}": "1"},
+])
+async def test_querying_by_it_is_the_400_of_an_undeclared_field(client, people, lane, params):
+    def render(name: str) -> dict[str, str]:
+        return {k.format(name): v.format(name) for k, v in params.items()}
+
+    for prop in ("salary", "notes"):  # never readable by plain everywhere (notes: by entity)
+        refused = await client.get("/api/v1/staff", params=render(prop), headers=people["plain"])
+        undeclared = await client.get("/api/v1/staff", params=render("nosuch"), headers=people["plain"])
+        assert refused.status_code == 400, (prop, refused.text)
+        assert refused.json() == json.loads(undeclared.text.replace("nosuch", prop))
+    ok = await client.get("/api/v1/staff", params=render("salary"), headers=people["hr"])
+    assert ok.status_code == 200, ok.text
+
+
+async def test_only_of_a_readable_property_works(client, people, lane):
+    r = await client.get("/api/v1/staff", params={"only": "salary"}, headers=people["hr"])
+    assert r.json() == [{"_id": people["id"], "salary": 100}]
+
+
+@pytest.mark.parametrize("params", [{"group": "salary"}, {"sum": "salary"}, {"max": "notes"}])
+async def test_aggregation_refuses_it(client, people, lane, params):
+    r = await client.get("/api/v1/staff/_aggregate", params=params, headers=people["plain"])
+    assert r.status_code == 400, r.text
+    r = await client.get("/api/v1/staff/_aggregate", params=params, headers=people["admin"])
+    assert r.status_code == 200, r.text
+
+
+async def test_writes_that_change_it_without_x_write_are_403(client, people, lane):
+    path = f"/api/v1/staff/{people['id']}"
+    plain = people["plain"]
+    assert (await client.patch(path, json={"salary": 1}, headers=plain)).status_code == 403
+    assert (await client.patch(path, json={"salary": None}, headers=plain)).status_code == 403
+    assert (await client.patch(path, json={"tier": "gold"}, headers=plain)).status_code == 403
+    assert (await client.post("/api/v1/staff", json={"name": "b", "salary": 5}, headers=plain)).status_code == 403
+    # leaving it as it is is fine; a PUT without what the caller cannot read keeps it
+    assert (await client.patch(path, json={"name": "anne"}, headers=plain)).status_code == 200
+    r = await client.put(path, json={"name": "ann", "notes": "mine"}, headers=plain)
+    assert r.status_code == 200, r.text
+    assert "salary" not in r.json()
+    assert (await client.get(path, headers=people["hr"])).json()["salary"] == 100
+    assert (await client.patch(path, json={"tier": "gold"}, headers=people["admin"])).status_code == 200
+
+
+async def test_the_feed_and_versions_leave_it_out(client, people, lane):
+    changes = (await client.get("/api/v1/staff/_changes", headers=people["plain"])).json()["changes"]
+    assert changes and all("salary" not in c["entity"] for c in changes)
+    assert any(c["entity"].get("salary") == 100
+               for c in (await client.get("/api/v1/staff/_changes", headers=people["hr"])).json()["changes"])
+    versions = (await client.get(f"/api/v1/staff/{people['id']}/_versions", headers=people["plain"])).json()
+    assert len(versions) == 2 and all("salary" not in v["entity"] for v in versions)
+    hr_versions = (await client.get(f"/api/v1/staff/{people['id']}/_versions", headers=people["hr"])).json()
+    assert hr_versions[-1]["entity"]["salary"] == 100 and all("notes" not in v["entity"] for v in hr_versions)
+
+
+async def test_an_unknown_rule_is_a_schema_error_and_the_store_keeps_its_last_file(client, people, schema_dir, lane):
+    bad = {**STAFF, "properties": {**STAFF["properties"], "salary": {"type": "integer", "x-read": ["hr"]}}}
+    (schema_dir / "staff.json").write_text(json.dumps(bad))
+    for _ in range(100):
+        status = (await client.get("/api/v1/_schemas", headers=people["admin"])).json()["staff"]
+        if status["error"]:
+            break
+        await asyncio.sleep(0.05)
+    assert "x-read: unknown rules ['hr']" in status["error"]
+    r = await client.get(f"/api/v1/staff/{people['id']}", headers=people["plain"])
+    assert r.status_code == 200 and "salary" not in r.json()  # the last valid rules still hold
+
+
+async def test_an_expanded_entity_is_the_callers_view(client, people, lane):
+    r = await client.post("/api/v1/desks", json={"staff": people["id"]}, headers=people["plain"])
+    assert r.status_code == 201, r.text
+    desk = r.json()["_id"]
+    for who, shown, hidden in (("plain", "notes", "salary"), ("hr", "salary", "notes")):
+        one = (await client.get(f"/api/v1/desks/{desk}", params={"expand": "staff"}, headers=people[who])).json()
+        page = (await client.get("/api/v1/desks", params={"expand": "staff"}, headers=people[who])).json()
+        for expanded in (one["_expand"]["staff"], page[0]["_expand"]["staff"]):
+            assert shown in expanded and hidden not in expanded, (who, expanded)
