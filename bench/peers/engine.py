@@ -35,7 +35,7 @@ SCHEMA = {"type": "object", "required": ["name", "price", "listedAt"],
 
 
 def _user_token(base: str) -> str:
-    password = secrets.token_urlsafe(12)
+    password = secrets.token_hex(12)
     with httpx.Client(base_url=base, timeout=30) as http:
         r = http.post("/api/v1/auth/token", json={"login": "admin", "password": ADMIN_PASSWORD})
         r.raise_for_status()

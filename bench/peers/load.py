@@ -57,11 +57,13 @@ class Driver:
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def run(self, mode: str, connections: int, seconds: float) -> Load:
+    def run(self, mode: str, connections: int, seconds: float, count: int = 0) -> Load:
+        """A run of `seconds`, or (POST only) of `count` answers, with at most `seconds` to get them."""
         path = {"get": self.target.item_prefix, "list": self.target.list_path,
                 "post": self.target.create_path}[mode]
         env = {**os.environ, "WRK_MODE": mode, "WRK_PATH": path, "WRK_HEADERS": str(self.folder / "headers"),
-               "WRK_IDS": str(self.folder / "ids"), "WRK_BODIES": str(self.folder / "bodies")}
+               "WRK_IDS": str(self.folder / "ids"), "WRK_BODIES": str(self.folder / "bodies"),
+               "WRK_COUNT": str(count)}
         cmd = [wrk_path(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
                "-s", str(LUA), self.target.base]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=seconds + 120)
@@ -69,7 +71,18 @@ class Driver:
         if done.returncode or result is None:
             raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
         errors = {k: result[k] for k in ("connect", "read", "write", "status", "timeout") if result[k]}
-        if errors or not result["requests"]:
-            raise RuntimeError(f"{self.target.name}, {mode} at c{connections}: {errors or 'no request'} "
+        if errors:
+            raise RuntimeError(f"{self.target.name}, {mode} at c{connections}: {errors} "
                                f"of {result['requests']} requests")
         return Load(result["requests"], result["duration_us"] / 1e6)
+
+    def measure(self, mode: str, connections: int, seconds: float, longest: float = 30) -> Load:
+        """A run long enough for 4 answers per connection (wrk counts only the answers that arrived in time:
+        with few, the ones still in flight at the end would weigh), up to `longest` seconds."""
+        load = self.run(mode, connections, seconds)
+        enough = 4 * connections
+        if load.requests < enough and seconds < longest:
+            load = self.run(mode, connections, min(longest, seconds * enough / max(load.requests, 1)))
+        if not load.requests:
+            raise RuntimeError(f"{self.target.name}, {mode} at c{connections}: no answer in {load.seconds:.0f} s")
+        return load

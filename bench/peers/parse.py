@@ -35,7 +35,7 @@ def _setup(base: str, master: str) -> tuple[str, str]:
     with httpx.Client(base_url=base, timeout=30) as http:
         r = http.post("/parse/schemas/Item", json=SCHEMA, headers={**app, "X-Parse-Master-Key": master})
         r.raise_for_status()
-        r = http.post("/parse/users", json={"username": "bench-user", "password": secrets.token_urlsafe(12)},
+        r = http.post("/parse/users", json={"username": "bench-user", "password": secrets.token_hex(12)},
                       headers={**app, "X-Parse-Revocable-Session": "1"})
         r.raise_for_status()
         return r.json()["objectId"], r.json()["sessionToken"]

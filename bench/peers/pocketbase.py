@@ -44,7 +44,7 @@ def _setup(base: str, superuser: tuple[str, str]) -> str:
     with httpx.Client(base_url=base, timeout=30) as http:
         admin = {"Authorization": _login(http, "_superusers", *superuser)}
         http.post("/api/collections", json=COLLECTION, headers=admin).raise_for_status()
-        email, password = "bench-user@example.com", secrets.token_urlsafe(12)
+        email, password = "bench-user@example.com", secrets.token_hex(12)
         http.post("/api/collections/users/records", headers=admin,
                   json={"email": email, "password": password, "passwordConfirm": password}).raise_for_status()
         return _login(http, "users", email, password)
@@ -58,7 +58,7 @@ def version(binary: Path) -> str:
 def pocketbase() -> Iterator[Target]:
     binary = venv_install("pocketbase", REQUIREMENTS) / "pocketbase"
     folder = Path(tempfile.mkdtemp(prefix="bench-pocketbase-"))
-    superuser = ("bench-admin@example.com", secrets.token_urlsafe(12))
+    superuser = ("bench-admin@example.com", secrets.token_hex(12))
     try:
         subprocess.run([str(binary), "superuser", "create", *superuser, "--dir", str(folder / "pb_data")],
                        check=True, capture_output=True, cwd=folder)

@@ -1,0 +1,171 @@
+"""The phases every peer goes through, the side-by-side table, and the ratios against targets.
+
+Phases, each `seconds` long after a warm-up of its own, with wrk (load.py) for every peer alike:
+GET by id at 32 connections (a random seeded id per request), the list of 1,000 at one connection
+and at 32, then POST at 32. Peers take turns phase by phase (GET for every peer, then the list for
+every peer, ...), so that drift on a shared machine does not favour whoever ran first. CPU is read
+from /proc before and after each measured run: the peer's own processes, and the database's when
+it is a separate process (jongodb).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from peers.load import Driver, Load
+from peers.procstat import cpu_seconds
+from peers.target import Target, check, seed
+
+SECONDS = float(os.environ.get("BENCH_PEER_SECONDS", "5"))
+WARMUP = 1.0
+COUNT = int(os.environ.get("BENCH_PEER_COUNT", "3000"))
+POSTS = int(os.environ.get("BENCH_PEER_POSTS", "500"))
+# Rounds of each timed phase (peers in turn each round); each peer keeps its best round, which on a
+# machine shared with other work is the one least disturbed.
+ROUNDS = int(os.environ.get("BENCH_PEER_ROUNDS", "2"))
+CONNECTIONS = 32
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One measured figure: `count` > 0 makes it a counted run (POST), otherwise a timed one."""
+
+    key: str
+    mode: str
+    connections: int
+    label: str
+    unit: str  # req/s (higher is better) or ms/page (lower is better)
+    count: int = 0
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.unit == "req/s"
+
+
+GET = Phase("get", "get", CONNECTIONS, f"GET by id, c{CONNECTIONS}", "req/s")
+LIST1 = Phase("list1", "list", 1, "list of 1,000, one client", "ms/page")
+LIST32 = Phase("list32", "list", CONNECTIONS, f"list of 1,000, c{CONNECTIONS}", "ms/page")
+# A fixed number of POSTs, not a fixed time: every peer's store then grows by the same number of
+# documents, so a database whose insert slows with its size weighs the same on each.
+POST = Phase("post", "post", CONNECTIONS, f"POST x {POSTS:,}, c{CONNECTIONS}", "req/s", POSTS)
+READS = [GET, LIST1, LIST32]
+PHASES = [*READS, POST]
+Figures = dict[str, dict[str, float]]  # peer name -> figure key -> value
+
+
+def prepare(targets: list[Target], count: int = COUNT) -> dict[str, float]:
+    """Seed `count` entities into each peer through its own API, then check its answers; seconds each."""
+    taken = {}
+    for target in targets:
+        taken[target.name] = asyncio.run(seed(target, count))
+        if count >= 1000:
+            check(target)
+    return taken
+
+
+def _run(driver: Driver, phase: Phase, warmup: bool) -> Load:
+    if phase.count:  # warm up with a few, measure `count`, each within a generous time limit
+        return driver.run(phase.mode, phase.connections, 120, count=2 * phase.connections if warmup else phase.count)
+    return driver.run(phase.mode, phase.connections, WARMUP) if warmup else \
+        driver.measure(phase.mode, phase.connections, SECONDS)
+
+
+def measure(targets: list[Target], phases: list[Phase], db_pids: list[int] | None = None,
+            figures: Figures | None = None, rounds: int = ROUNDS) -> Figures:
+    """Each phase for every peer in turn, `rounds` times; per peer its best round's rate or ms per page,
+    with that round's CPU ms per request (of the peer's processes, and of the database's when it runs
+    apart: `db_pids`)."""
+    figures = figures if figures is not None else {}
+    drivers = [Driver(t) for t in targets]
+    try:
+        for phase in phases:
+            for _ in range(rounds):
+                for driver in drivers:
+                    _phase(driver, phase, db_pids or [], figures.setdefault(driver.target.name, {}))
+    finally:
+        for driver in drivers:
+            driver.close()
+    return figures
+
+
+def _phase(driver: Driver, phase: Phase, db_pids: list[int], out: dict[str, float]) -> None:
+    _run(driver, phase, warmup=True)
+    cpu, db_cpu = cpu_seconds(driver.target.pids), cpu_seconds(db_pids)
+    load = _run(driver, phase, warmup=False)
+    value = load.rate if phase.higher_is_better else load.ms_each
+    if phase.key in out and (value < out[phase.key] if phase.higher_is_better else value > out[phase.key]):
+        return  # an earlier round was better
+    out[phase.key] = value
+    out[f"{phase.key}_cpu_ms"] = (cpu_seconds(driver.target.pids) - cpu) * 1000 / load.requests
+    if db_pids:
+        out[f"{phase.key}_db_cpu_ms"] = (cpu_seconds(db_pids) - db_cpu) * 1000 / load.requests
+
+
+def table(figures: Figures, db_name: str | None = None) -> None:
+    names = list(figures)
+    width = max(14, *(len(n) + 2 for n in names))
+    print(f"  {'':<38}" + "".join(f"{n:>{width}}" for n in names))
+
+    def row(label: str, key: str, fmt: str) -> None:
+        cells = [fmt.format(figures[n][key]) if key in figures[n] else "-" for n in names]
+        print(f"  {label:<38}" + "".join(f"{c:>{width}}" for c in cells))
+
+    for phase in PHASES:
+        row(f"{phase.label} ({phase.unit})", phase.key, "{:,.0f}" if phase.higher_is_better else "{:,.1f}")
+        row("   server CPU, ms per request", f"{phase.key}_cpu_ms", "{:.2f}")
+        if db_name:
+            row(f"   {db_name} CPU, ms per request", f"{phase.key}_db_cpu_ms", "{:.2f}")
+
+
+@dataclass
+class Ratio:
+    """ours / theirs for one figure, against a target: at least `target` for rates, at most for times."""
+
+    phase: Phase
+    ours: str
+    theirs: str
+    target: float
+
+    def value(self, figures: Figures) -> float | None:
+        key = self.phase.key
+        if key not in figures.get(self.ours, {}) or key not in figures.get(self.theirs, {}):
+            return None
+        return figures[self.ours][key] / figures[self.theirs][key]
+
+    def describe(self) -> tuple[str, str]:
+        higher = self.phase.higher_is_better
+        return (f"{self.phase.label}: {self.ours} / {self.theirs} {'req/s' if higher else 'time'}",
+                (">= " if higher else "<= ") + f"{self.target}")
+
+    def ok(self, value: float) -> bool:
+        return value >= self.target if self.phase.higher_is_better else value <= self.target
+
+
+def ratios(figures: Figures, wanted: list[Ratio]) -> list[dict[str, Any]]:
+    """Print one line per ratio, `ok` or a loud `MISSED`; the same as dicts for the @result line."""
+    out = []
+    for ratio in wanted:
+        what, target = ratio.describe()
+        value = ratio.value(figures)
+        if value is None:
+            print(f"  {what:<62} {'-':>7}    (not measured)")
+            continue
+        ok = ratio.ok(value)
+        mark = "ok" if ok else "!!! MISSED !!!"
+        print(f"  {what:<62} {value:>6.2f}x   target {target:<6} {mark}")
+        out.append({"ratio": what, "value": round(value, 3), "target": target, "ok": ok})
+    missed = [r for r in out if not r["ok"]]
+    if missed:
+        print(f"  !!! {len(missed)} of {len(out)} targets MISSED !!!")
+    return out
+
+
+def result_line(figures: Figures, ratio_rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    if os.environ.get("BENCH_JSON"):
+        flat = {f"{peer}.{key}": round(value, 3) for peer, values in figures.items() for key, value in values.items()}
+        print("@result " + json.dumps({**flat, **extra, "ratios": ratio_rows,
+                                       "missed": sum(not r["ok"] for r in ratio_rows)}), flush=True)

@@ -1,0 +1,70 @@
+"""storeengine next to Parse Server, Eve and the floor on one jongodb wire server, in the same run
+(issue 21; POST next to Eve: issue 20).
+
+jongodb (npm) is a fast in-memory MongoDB-wire server: unlike mongoeco, its own cost does not pull
+every ratio toward 1. Reads: one jongodb, each peer a database of its own on it, 3,000 entities
+seeded through each peer's own API as its one authenticated non-admin user (the floor has no
+users), then GET by id and the list of 1,000 with wrk, phase by phase in turn (peers/compare.py).
+Writes: jongodb's insert slows with the collection's size (0.3 ms at 200 documents, 9 ms at 1,200:
+see peers/jongodb.py), which on a seeded store would time jongodb, not the servers; so POST runs on
+a second, fresh jongodb where every peer starts empty, and each makes the same number of entities.
+
+Prints the table, each server's CPU per request beside wall time (and jongodb's), and a line per
+target of issue 21, `ok` or `!!! MISSED !!!`; `@result {json}` with BENCH_JSON=1.
+BENCH_PEER_SECONDS (default 5) per timed run, BENCH_PEER_COUNT (3000) entities, BENCH_PEER_POSTS (1000).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from peers.compare import (COUNT, GET, LIST1, LIST32, POST, READS, ROUNDS, SECONDS, Figures, Ratio, measure, prepare,
+                           ratios, result_line, table)
+from peers.engine import storeengine
+from peers.eve import eve_server
+from peers.floor import floor
+from peers.jongodb import jongodb
+from peers.parse import parse_server
+from peers.target import Target
+
+ENGINE, PARSE, EVE, FLOOR = "storeengine", "Parse Server", "Eve", "floor"
+TARGETS = [
+    Ratio(LIST1, ENGINE, PARSE, 1.0), Ratio(LIST32, ENGINE, PARSE, 1.0),
+    Ratio(LIST1, ENGINE, FLOOR, 1.3), Ratio(LIST32, ENGINE, FLOOR, 1.3),
+    Ratio(GET, ENGINE, PARSE, 2.5), Ratio(GET, ENGINE, FLOOR, 0.95),
+    Ratio(POST, ENGINE, EVE, 0.8), Ratio(POST, ENGINE, PARSE, 1.0),
+]
+
+
+def start_all(stack: contextlib.ExitStack, uri: str) -> list[Target]:
+    return [stack.enter_context(storeengine(uri)), stack.enter_context(parse_server(uri)),
+            stack.enter_context(eve_server(uri)), stack.enter_context(floor(uri))]
+
+
+def main() -> int:
+    print(f"vs_parse: storeengine, Parse Server, Eve and the floor on jongodb (MongoDB wire), same run; wrk,\n"
+          f"  one thread, peers in turn phase by phase. Reads: one jongodb, {COUNT:,} entities each, seeded\n"
+          f"  through each server's API; best of {ROUNDS} rounds of {SECONDS:.0f} s after 1 s of warm-up. POST: a\n"
+          f"  second, fresh jongodb, every peer from empty, {POST.count:,} POSTs each after "
+          f"{2 * POST.connections} of warm-up", flush=True)
+    figures: Figures = {}
+    with jongodb() as (uri, db_pid), contextlib.ExitStack() as stack:
+        targets = start_all(stack, uri)
+        for target in targets:
+            print(f"  {target.name:<14} {target.setup}", flush=True)
+        seeded = prepare(targets)
+        print("  seeding through the API, 16 in flight: " +
+              ", ".join(f"{name} {COUNT / s:,.0f}/s" for name, s in seeded.items()), flush=True)
+        measure(targets, READS, db_pids=[db_pid], figures=figures)
+    with jongodb("jongodb-posts") as (uri, db_pid), contextlib.ExitStack() as stack:
+        measure(start_all(stack, uri), [POST], db_pids=[db_pid], figures=figures, rounds=1)
+    table(figures, db_name="jongodb")
+    print("  targets of issue 21 (and of issue 20: POST next to Eve):")
+    rows = ratios(figures, TARGETS)
+    result_line(figures, rows, {"count": COUNT})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
