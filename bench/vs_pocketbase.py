@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 
+from peers._base import stop_on_sigterm
 from peers.compare import (COUNT, GET, LIST1, LIST32, POST, READS, ROUNDS, SECONDS, Figures, Ratio, measure, prepare,
                            ratios, result_line, table)
 from peers.engine import storeengine
@@ -38,13 +40,16 @@ def start(stack: contextlib.ExitStack) -> list[Target]:
     try:
         targets.append(stack.enter_context(storeengine(None, workers=2, name=WORKERS)))
     except RuntimeError as exc:
-        print(f"  {WORKERS:<16} not measured: `storeengine serve --workers 2` on the embedded database did not "
-              f"start ({str(exc).splitlines()[0][-60:]})", flush=True)
+        code = re.search(r"exited with (-?\d+)", str(exc))
+        print(f"  {WORKERS:<16} NOT MEASURED: `storeengine serve --workers 2` on the embedded database "
+              f"{'refused to start (exit ' + code[1] + ', its reason on stderr)' if code else 'failed: ' + str(exc)}",
+              flush=True)
     targets.append(stack.enter_context(pocketbase()))
     return targets
 
 
 def main() -> int:
+    stop_on_sigterm()
     # The embedded default is what this compares: never a MongoDB server from the caller's environment.
     os.environ.pop("STORE_MONGODB_URI", None)
     print(f"vs_pocketbase: storeengine's embedded default and PocketBase out of the box, same run; wrk, one\n"

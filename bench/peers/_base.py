@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -70,6 +71,11 @@ def process(cmd: list[str], name: str, env: dict[str, str] | None = None,
             yield proc
         finally:
             stop_process(proc)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the script through its `finally` blocks, so that every peer it started is stopped."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def say(text: str) -> None:

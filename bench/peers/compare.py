@@ -1,11 +1,12 @@
 """The phases every peer goes through, the side-by-side table, and the ratios against targets.
 
-Phases, each `seconds` long after a warm-up of its own, with wrk (load.py) for every peer alike:
-GET by id at 32 connections (a random seeded id per request), the list of 1,000 at one connection
-and at 32, then POST at 32. Peers take turns phase by phase (GET for every peer, then the list for
-every peer, ...), so that drift on a shared machine does not favour whoever ran first. CPU is read
-from /proc before and after each measured run: the peer's own processes, and the database's when
-it is a separate process (jongodb).
+Phases, with wrk (load.py) for every peer alike: GET by id at 32 connections (a random seeded id
+per request), the list of 1,000 at one connection and at 32, and POST at 32. Each measured run is a
+counted one after a warm-up of its own: about BENCH_PEER_SECONDS' worth of answers at the warm-up's
+rate (POST: a fixed number). Peers take turns phase by phase (GET for every peer, then the list for
+every peer, ...), each phase BENCH_PEER_ROUNDS times, each peer keeping its best round, so that drift
+on a shared machine favours no one. CPU is read from /proc before and after each measured run: the
+peer's own processes, and the database's when it is a separate process (jongodb).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from peers.load import Driver, Load
+from peers.load import Driver
 from peers.procstat import cpu_seconds
-from peers.target import Target, check, seed
+from peers.seeding import check, in_database, through_api
+from peers.target import LIST_SIZE, Target
 
 SECONDS = float(os.environ.get("BENCH_PEER_SECONDS", "5"))
-WARMUP = 1.0
 COUNT = int(os.environ.get("BENCH_PEER_COUNT", "3000"))
 POSTS = int(os.environ.get("BENCH_PEER_POSTS", "500"))
 # Rounds of each timed phase (peers in turn each round); each peer keeps its best round, which on a
@@ -57,21 +59,20 @@ PHASES = [*READS, POST]
 Figures = dict[str, dict[str, float]]  # peer name -> figure key -> value
 
 
-def prepare(targets: list[Target], count: int = COUNT) -> dict[str, float]:
-    """Seed `count` entities into each peer through its own API, then check its answers; seconds each."""
+def prepare(targets: list[Target], count: int = COUNT, uri: str | None = None) -> dict[str, float]:
+    """Seed `count` entities into each peer, in the database at `uri` where the peer has a MongoDB
+    collection, else through its own API (seeding.py); check its answers; seconds each."""
     taken = {}
     for target in targets:
-        taken[target.name] = asyncio.run(seed(target, count))
-        if count >= 1000:
+        start = time.perf_counter()
+        if uri and target.stored_in:
+            target.ids = in_database(target, uri, count)
+        else:
+            target.ids = asyncio.run(through_api(target, count))
+        taken[target.name] = time.perf_counter() - start
+        if count >= LIST_SIZE:
             check(target)
     return taken
-
-
-def _run(driver: Driver, phase: Phase, warmup: bool) -> Load:
-    if phase.count:  # warm up with a few, measure `count`, each within a generous time limit
-        return driver.run(phase.mode, phase.connections, 120, count=2 * phase.connections if warmup else phase.count)
-    return driver.run(phase.mode, phase.connections, WARMUP) if warmup else \
-        driver.measure(phase.mode, phase.connections, SECONDS)
 
 
 def measure(targets: list[Target], phases: list[Phase], db_pids: list[int] | None = None,
@@ -93,16 +94,41 @@ def measure(targets: list[Target], phases: list[Phase], db_pids: list[int] | Non
 
 
 def _phase(driver: Driver, phase: Phase, db_pids: list[int], out: dict[str, float]) -> None:
-    _run(driver, phase, warmup=True)
+    """Warm up, then a counted run: `phase.count` answers, or about SECONDS' worth at the warm-up's rate.
+    CPU is read before it and once the peer is idle again after it, and shared among every request it
+    handled: the counted ones and the connections - 1 still in flight when wrk stopped."""
+    mode, connections = phase.mode, phase.connections
+    if phase.count:
+        driver.run(mode, connections, 120, count=2 * connections)
+        count = phase.count
+    else:
+        warm = driver.run(mode, connections, 1)
+        count = max(2 * connections, round(warm.rate * SECONDS))
+    settle(driver.target.pids + db_pids)
     cpu, db_cpu = cpu_seconds(driver.target.pids), cpu_seconds(db_pids)
-    load = _run(driver, phase, warmup=False)
+    load = driver.run(mode, connections, max(60, 4 * SECONDS), count=count)
+    settle(driver.target.pids + db_pids)
+    handled = load.requests + connections - 1
     value = load.rate if phase.higher_is_better else load.ms_each
     if phase.key in out and (value < out[phase.key] if phase.higher_is_better else value > out[phase.key]):
         return  # an earlier round was better
     out[phase.key] = value
-    out[f"{phase.key}_cpu_ms"] = (cpu_seconds(driver.target.pids) - cpu) * 1000 / load.requests
+    out[f"{phase.key}_cpu_ms"] = (cpu_seconds(driver.target.pids) - cpu) * 1000 / handled
     if db_pids:
-        out[f"{phase.key}_db_cpu_ms"] = (cpu_seconds(db_pids) - db_cpu) * 1000 / load.requests
+        out[f"{phase.key}_db_cpu_ms"] = (cpu_seconds(db_pids) - db_cpu) * 1000 / handled
+
+
+def settle(pids: list[int], longest: float = 15) -> None:
+    """Wait until these processes use under 2 % of a core over 0.2 s (the requests a stopped run left in
+    flight are done), so that they neither spill into the next peer's run nor miss from this one's CPU."""
+    deadline = time.monotonic() + longest
+    before = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(pids)
+        if now - before < 0.004:
+            return
+        before = now
 
 
 def table(figures: Figures, db_name: str | None = None) -> None:

@@ -70,7 +70,7 @@ def storeengine(mongodb_uri: str | None = None, workers: int = 1, database: str 
             yield Target(name=name, base=base, headers={"Authorization": f"Bearer {_user_token(base)}"},
                          item_prefix="/api/v1/items/", list_path=f"/api/v1/items?limit={LIST_SIZE}",
                          create_path="/api/v1/items", body=body, new_id=lambda answer: str(answer["_id"]),
-                         listed=len, pids=[pid],
+                         listed=len, pids=[pid], stored_in=(database, "items") if mongodb_uri else None,
                          setup=f"storeengine serve --workers {workers} ({database_name}); bearer token of a "
                                "normal user; read rule: owner (the default)")
     finally:

@@ -46,5 +46,5 @@ def eve_server(mongodb_uri: str, database: str = "bench_eve") -> Iterator[Target
         yield Target(name="Eve", base=base, headers=headers, item_prefix="/items/",
                      list_path=f"/items?max_results={LIST_SIZE}", create_path="/items", body=body,
                      new_id=lambda answer: str(answer["_id"]), listed=lambda answer: len(answer["_items"]),
-                     pids=[proc.pid],
+                     pids=[proc.pid], stored_in=(database, "items"),
                      setup=f"gunicorn, 1 process x {THREADS} threads; bearer token (cached), auth_field=owner")

@@ -31,5 +31,5 @@ def floor(mongodb_uri: str, database: str = "bench_floor") -> Iterator[Target]:
 
         yield Target(name="floor", base=base, headers={}, item_prefix="/items/",
                      list_path=f"/items?limit={LIST_SIZE}", create_path="/items", body=body,
-                     new_id=lambda answer: str(answer["_id"]), listed=len, pids=[pid],
+                     new_id=lambda answer: str(answer["_id"]), listed=len, pids=[pid], stored_in=(database, "items"),
                      setup="Starlette + AsyncMongoClient + orjson under uvicorn; no auth, no checks")

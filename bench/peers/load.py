@@ -1,7 +1,8 @@
 """The one load tool for every peer: wrk (Debian's `wrk`) with wrk.lua, one thread, N connections.
 
-A run is `seconds` long after a warm-up of its own; any connection error, timeout or answer that is
-not 2xx/3xx fails the run (a fast error page must never pass for a fast server).
+A measured run is a counted one (a number of answers, timed from the first request to the last
+answer) after a warm-up of its own; any connection error, timeout or answer of 400 or more fails the
+run (a fast error page must never pass for a fast server).
 """
 
 from __future__ import annotations
@@ -75,14 +76,3 @@ class Driver:
             raise RuntimeError(f"{self.target.name}, {mode} at c{connections}: {errors} "
                                f"of {result['requests']} requests")
         return Load(result["requests"], result["duration_us"] / 1e6)
-
-    def measure(self, mode: str, connections: int, seconds: float, longest: float = 30) -> Load:
-        """A run long enough for 4 answers per connection (wrk counts only the answers that arrived in time:
-        with few, the ones still in flight at the end would weigh), up to `longest` seconds."""
-        load = self.run(mode, connections, seconds)
-        enough = 4 * connections
-        if load.requests < enough and seconds < longest:
-            load = self.run(mode, connections, min(longest, seconds * enough / max(load.requests, 1)))
-        if not load.requests:
-            raise RuntimeError(f"{self.target.name}, {mode} at c{connections}: no answer in {load.seconds:.0f} s")
-        return load

@@ -64,6 +64,6 @@ def parse_server(mongodb_uri: str, database: str = "bench_parse") -> Iterator[Ta
                      headers={"X-Parse-Application-Id": APP_ID, "X-Parse-Session-Token": token},
                      item_prefix="/parse/classes/Item/", list_path=f"/parse/classes/Item?limit={LIST_SIZE}",
                      create_path="/parse/classes/Item", body=body, new_id=lambda answer: str(answer["objectId"]),
-                     listed=lambda answer: len(answer["results"]), pids=[proc.pid],
+                     listed=lambda answer: len(answer["results"]), pids=[proc.pid], stored_in=(database, "Item"),
                      setup="class-level permissions: authenticated; session token of a normal user; "
                            "objects with that user's ACL")

@@ -2,8 +2,9 @@
 --   WRK_MODE     get (a random id of WRK_IDS per request), list (WRK_PATH as is), post (WRK_BODIES in turn)
 --   WRK_PATH     the path, or the prefix an id is appended to
 --   WRK_HEADERS  a file of "Name: value" lines (authentication, application ids)
---   WRK_COUNT    post only, optional: stop after that many answers (every peer then ends a run with
---                the same number of documents), timed here from the first request to the last answer
+--   WRK_COUNT    optional: stop after that many answers, timed here from the first request to the
+--                last answer (a timed run counts only the answers that arrive within its time, so the
+--                requests still in flight at the end are lost; a counted run has no such edge)
 -- Either way one "@wrk {json}" line reports the counts load.py reads.
 local mode = os.getenv("WRK_MODE")
 local path = os.getenv("WRK_PATH")
@@ -33,33 +34,32 @@ function init(args)
   math.randomseed(os.time())
 end
 
+-- wrk's own duration is the -d it was given, so a counted run times itself (LuaJIT's ffi) and ends
+-- wrk once the last answer is in, printing what done() would have.
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clock, bench_timespec *out);
+]]
+local function now()
+  local t = ffi.new("bench_timespec")
+  ffi.C.clock_gettime(1, t) -- CLOCK_MONOTONIC
+  return tonumber(t.tv_sec) + tonumber(t.tv_nsec) / 1e9
+end
 local first = nil
-local now = nil
 
 function request()
+  if count > 0 and not first then first = now() end
   if mode == "get" then
     return wrk.format(nil, path .. ids[math.random(#ids)])
   elseif mode == "post" then
-    if count > 0 and not first then first = now() end
     n = n + 1
     return wrk.format(nil, path, nil, bodies[(n % #bodies) + 1])
   end
   return wrk.format(nil, path)
 end
 
-if mode == "post" and count > 0 then
-  -- wrk's own duration is the -d it was given, so a counted run times itself (LuaJIT's ffi) and ends
-  -- wrk once the last answer is in, printing what done() would have.
-  local ffi = require("ffi")
-  ffi.cdef [[
-    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-    int clock_gettime(int clock, bench_timespec *out);
-  ]]
-  now = function()
-    local t = ffi.new("bench_timespec")
-    ffi.C.clock_gettime(1, t) -- CLOCK_MONOTONIC
-    return tonumber(t.tv_sec) + tonumber(t.tv_nsec) / 1e9
-  end
+if count > 0 then
   local answers, failed = 0, 0
   function response(status, headers, body)
     answers = answers + 1
