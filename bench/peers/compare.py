@@ -162,6 +162,13 @@ class Ratio:
             return None
         return figures[self.ours][key] / figures[self.theirs][key]
 
+    def cpu(self, figures: Figures) -> float | None:
+        """ours / theirs for the server's CPU per request in the same phase: steadier than wall time
+        on a machine shared with other work."""
+        key = f"{self.phase.key}_cpu_ms"
+        ours, theirs = figures.get(self.ours, {}).get(key), figures.get(self.theirs, {}).get(key)
+        return ours / theirs if ours and theirs else None
+
     def describe(self) -> tuple[str, str]:
         higher = self.phase.higher_is_better
         return (f"{self.phase.label}: {self.ours} / {self.theirs} {'req/s' if higher else 'time'}",
@@ -182,8 +189,11 @@ def ratios(figures: Figures, wanted: list[Ratio]) -> list[dict[str, Any]]:
             continue
         ok = ratio.ok(value)
         mark = "ok" if ok else "!!! MISSED !!!"
-        print(f"  {what:<62} {value:>6.2f}x   target {target:<6} {mark}")
-        out.append({"ratio": what, "value": round(value, 3), "target": target, "ok": ok})
+        cpu = ratio.cpu(figures)
+        print(f"  {what:<62} {value:>6.2f}x   target {target:<6} {mark:<15}" +
+              (f"(server CPU per request {cpu:.2f}x theirs)" if cpu else ""))
+        out.append({"ratio": what, "value": round(value, 3), "target": target, "ok": ok,
+                    "cpu_ratio": round(cpu, 3) if cpu else None})
     missed = [r for r in out if not r["ok"]]
     if missed:
         print(f"  !!! {len(missed)} of {len(out)} targets MISSED !!!")
