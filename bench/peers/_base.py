@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from _common import stop_process
 
 BENCH = Path(__file__).resolve().parent.parent
 ROOT = BENCH.parent
@@ -62,8 +63,6 @@ def answers(url: str, ok: tuple[int, ...] = (200,)) -> Callable[[], bool]:
 def process(cmd: list[str], name: str, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """A peer's process, its output in its log file; stopped (this one only) at the end."""
-    from _common import stop_process
-
     with log_file(name) as log:
         proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=cwd)
