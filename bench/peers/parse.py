@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,11 +47,14 @@ def parse_server(mongodb_uri: str, database: str = "bench_parse") -> Iterator[Ta
     node_modules = npm_install({"parse-server": "9", "express": "5"})
     port, master = free_port(), secrets.token_hex(16)
     db_uri = mongodb_uri.replace("/?", f"/{database}?", 1)
+    # Parse writes its logs under ./logs before it reads logsFolder: both go to a folder of their own.
+    logs = Path(tempfile.mkdtemp(prefix="bench-parse-logs-"))
     env = {"NODE_PATH": str(node_modules), "PARSE_PORT": str(port), "PARSE_DATABASE_URI": db_uri,
-           "PARSE_APP_ID": APP_ID, "PARSE_MASTER_KEY": master, "PARSE_LOGS": tempfile.mkdtemp(prefix="parse-logs-"),
-           "NODE_ENV": "production"}
+           "PARSE_APP_ID": APP_ID, "PARSE_MASTER_KEY": master, "PARSE_LOGS": str(logs), "NODE_ENV": "production"}
     script = str(Path(__file__).resolve().parent / "apps" / "parse_server.js")
-    with process(["node", script], "parse", env) as proc:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, logs, True)
+        proc = cleanup.enter_context(process(["node", script], "parse", env, cwd=logs))
         base = f"http://127.0.0.1:{port}"
         wait_until(answers(base + "/parse/health"), proc, "parse")
         user, token = _setup(base, master)
