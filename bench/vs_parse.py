@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from peers import compare
 from peers._base import stop_on_sigterm
-from peers.compare import (COUNT, GET, LIST1, LIST32, POST, READS, ROUNDS, SECONDS, Figures, Ratio, measure, prepare,
-                           ratios, result_line, table)
+from peers.compare import Figures, Ratio
 from peers.engine import storeengine
 from peers.eve import eve_server
 from peers.floor import floor
@@ -34,10 +34,10 @@ from peers.target import Target
 
 ENGINE, PARSE, EVE, FLOOR = "storeengine", "Parse Server", "Eve", "floor"
 TARGETS = [
-    Ratio(LIST1, ENGINE, PARSE, 1.0), Ratio(LIST32, ENGINE, PARSE, 1.0),
-    Ratio(LIST1, ENGINE, FLOOR, 1.3), Ratio(LIST32, ENGINE, FLOOR, 1.3),
-    Ratio(GET, ENGINE, PARSE, 2.5), Ratio(GET, ENGINE, FLOOR, 0.95),
-    Ratio(POST, ENGINE, EVE, 0.8), Ratio(POST, ENGINE, PARSE, 1.0),
+    Ratio(compare.LIST1, ENGINE, PARSE, 1.0), Ratio(compare.LIST32, ENGINE, PARSE, 1.0),
+    Ratio(compare.LIST1, ENGINE, FLOOR, 1.3), Ratio(compare.LIST32, ENGINE, FLOOR, 1.3),
+    Ratio(compare.GET, ENGINE, PARSE, 2.5), Ratio(compare.GET, ENGINE, FLOOR, 0.95),
+    Ratio(compare.POST, ENGINE, EVE, 0.8), Ratio(compare.POST, ENGINE, PARSE, 1.0),
 ]
 
 
@@ -48,26 +48,24 @@ def start_all(stack: contextlib.ExitStack, uri: str) -> list[Target]:
 
 def main() -> int:
     stop_on_sigterm()
-    print(f"vs_parse: storeengine, Parse Server, Eve and the floor on jongodb (MongoDB wire), same run; wrk,\n"
-          f"  one thread, peers in turn phase by phase. Reads: one jongodb, {COUNT:,} entities each, seeded\n"
-          f"  in the database; best of {ROUNDS} rounds of {SECONDS:.0f} s after 1 s of warm-up. POST: a\n"
-          f"  second, fresh jongodb, every peer from empty, {POST.count:,} POSTs each after "
-          f"{2 * POST.connections} of warm-up", flush=True)
+    print("vs_parse: storeengine, Parse Server, Eve and the floor on jongodb (MongoDB wire), same run;\n"
+          f"  reads on one jongodb, {compare.COUNT:,} entities each, seeded in the database; POST on a second,\n"
+          f"  fresh jongodb, every peer from empty;\n  {compare.method()}", flush=True)
     figures: Figures = {}
     with jongodb() as (uri, db_pid), contextlib.ExitStack() as stack:
         targets = start_all(stack, uri)
         for target in targets:
             print(f"  {target.name:<14} {target.setup}", flush=True)
-        seeded = prepare(targets, uri=uri)
+        seeded = compare.prepare(targets, uri=uri)
         print("  seeded in the database (one entity through the API, then copies of its stored document): " +
               ", ".join(f"{name} {s:.0f} s" for name, s in seeded.items()), flush=True)
-        measure(targets, READS, db_pids=[db_pid], figures=figures)
+        compare.measure(targets, compare.READS, db_pids=[db_pid], figures=figures)
     with jongodb("jongodb-posts") as (uri, db_pid), contextlib.ExitStack() as stack:
-        measure(start_all(stack, uri), [POST], db_pids=[db_pid], figures=figures, rounds=1)
-    table(figures, db_name="jongodb")
+        compare.measure(start_all(stack, uri), [compare.POST], db_pids=[db_pid], figures=figures, rounds=1)
+    compare.table(figures, db_name="jongodb")
     print("  targets of issue 21 (and of issue 20: POST next to Eve):")
-    rows = ratios(figures, TARGETS)
-    result_line(figures, rows, {"count": COUNT})
+    rows = compare.ratios(figures, TARGETS)
+    compare.result_line(figures, rows, {"count": compare.COUNT})
     return 0
 
 

@@ -20,9 +20,9 @@ import os
 import re
 import sys
 
+from peers import compare
 from peers._base import stop_on_sigterm
-from peers.compare import (COUNT, GET, LIST1, LIST32, POST, READS, ROUNDS, SECONDS, Figures, Ratio, measure, prepare,
-                           ratios, result_line, table)
+from peers.compare import Figures, Ratio
 from peers.engine import storeengine
 from peers.pocketbase import pocketbase
 from peers.target import Target
@@ -31,8 +31,8 @@ ENGINE, WORKERS, POCKETBASE = "storeengine", "storeengine x2", "PocketBase"
 
 
 def targets_for(ours: str) -> list[Ratio]:
-    return [Ratio(GET, ours, POCKETBASE, 1.0), Ratio(LIST1, ours, POCKETBASE, 1.0),
-            Ratio(LIST32, ours, POCKETBASE, 1.0), Ratio(POST, ours, POCKETBASE, 1.0)]
+    return [Ratio(compare.GET, ours, POCKETBASE, 1.0), Ratio(compare.LIST1, ours, POCKETBASE, 1.0),
+            Ratio(compare.LIST32, ours, POCKETBASE, 1.0), Ratio(compare.POST, ours, POCKETBASE, 1.0)]
 
 
 def start(stack: contextlib.ExitStack) -> list[Target]:
@@ -52,24 +52,22 @@ def main() -> int:
     stop_on_sigterm()
     # The embedded default is what this compares: never a MongoDB server from the caller's environment.
     os.environ.pop("STORE_MONGODB_URI", None)
-    print(f"vs_pocketbase: storeengine's embedded default and PocketBase out of the box, same run; wrk, one\n"
-          f"  thread, peers in turn phase by phase; {COUNT:,} entities each, seeded through each server's API;\n"
-          f"  best of {ROUNDS} rounds of {SECONDS:.0f} s after 1 s of warm-up; then {POST.count:,} POSTs each "
-          f"after {2 * POST.connections} of warm-up", flush=True)
+    print("vs_pocketbase: storeengine's embedded default and PocketBase out of the box, same run;\n"
+          f"  {compare.COUNT:,} entities each, seeded through each server's API;\n  {compare.method()}", flush=True)
     figures: Figures = {}
     with contextlib.ExitStack() as stack:
         targets = start(stack)
         for target in targets:
             print(f"  {target.name:<16} {target.setup}", flush=True)
-        seeded = prepare(targets)
+        seeded = compare.prepare(targets)
         print("  seeding through the API, 16 in flight: " +
-              ", ".join(f"{name} {COUNT / s:,.0f}/s" for name, s in seeded.items()), flush=True)
-        measure(targets, READS, figures=figures)
-        measure(targets, [POST], figures=figures, rounds=1)
-    table(figures)
+              ", ".join(f"{name} {compare.COUNT / s:,.0f}/s" for name, s in seeded.items()), flush=True)
+        compare.measure(targets, compare.READS, figures=figures)
+        compare.measure(targets, [compare.POST], figures=figures, rounds=1)
+    compare.table(figures)
     print("  targets of issue 26 (÷ PocketBase out of the box):")
-    rows = ratios(figures, targets_for(ENGINE) + (targets_for(WORKERS) if WORKERS in figures else []))
-    result_line(figures, rows, {"count": COUNT})
+    rows = compare.ratios(figures, targets_for(ENGINE) + (targets_for(WORKERS) if WORKERS in figures else []))
+    compare.result_line(figures, rows, {"count": compare.COUNT})
     return 0
 
 

@@ -59,6 +59,13 @@ PHASES = [*READS, POST]
 Figures = dict[str, dict[str, float]]  # peer name -> figure key -> value
 
 
+def method() -> str:
+    """The load's description, for the scripts' headers."""
+    return (f"wrk, one thread, peers in turn phase by phase, best of {ROUNDS} rounds of about {SECONDS:.0f} s\n"
+            f"  (counted runs, each after its own 1 s warm-up); POST: {POST.count:,} each after "
+            f"{2 * POST.connections} of warm-up")
+
+
 def prepare(targets: list[Target], count: int = COUNT, uri: str | None = None) -> dict[str, float]:
     """Seed `count` entities into each peer, in the database at `uri` where the peer has a MongoDB
     collection, else through its own API (seeding.py); check its answers; seconds each."""
