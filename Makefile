@@ -13,7 +13,7 @@ export WIRE_VENV  # tests/wire/conftest.py and bench/_wire.py look there
 WIRE_STAMP := $(WIRE_VENV)/.installed
 WIRE_REQS  := tests/wire/requirements.txt
 
-.PHONY: run test check install bench clean wire-env screenshots
+.PHONY: run test check install bench bench-peers clean wire-env screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ screenshots: $(STAMP)
 
 bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py
+
+# Only the peer benchmarks (issues 21 and 26): storeengine next to PocketBase, and next to Parse Server,
+# Eve and the floor on jongodb. Each peer installs itself on first use into bench/.peers/ (npm, pip);
+# the load tool is Debian's wrk.
+bench-peers: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench-peers needs wrk: apt-get install -y wrk" >&2; exit 1; }
+	$(BIN)/python bench/vs_pocketbase.py
+	$(BIN)/python bench/vs_parse.py
 
 clean:
 	rm -rf $(VENV) $(WIRE_VENV) .pytest_cache build *.egg-info

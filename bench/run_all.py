@@ -1,15 +1,19 @@
 """Run every benchmark in turn (`make bench`): on the MongoDB-wire server (mongoeco, when .venv-wire
-exists) and on the embedded fake, then a table of the list / GET figures in both columns.
+exists) and on the embedded fake, then a table of the list / GET figures in both columns; then the
+peer benchmarks (storeengine next to PocketBase, and next to Parse Server, Eve and the floor on
+jongodb: bench/peers/), ending with every peer target, `ok` or MISSED.
 A failing script's stderr is shown, others' is not (it only holds the server's start-up warnings)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from _wire import wire_server
 
@@ -19,6 +23,10 @@ FAKE = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", 
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
 # (quadratic): it runs on the fake only. The wire list uses 3,000 entities for the same reason.
 WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py"]
+# Peers (issues 21 and 26): each starts its own servers (installed on first use into bench/.peers/)
+# and drives them with wrk (Debian's package) and Node (Parse Server, jongodb from npm).
+PEERS = ["vs_pocketbase.py", "vs_parse.py"]
+PEER_TOOLS = ["wrk", "node", "npm"]
 WIRE_ENV = {"BENCH_LIST_COUNT": "3000",
             # 400 GETs a round, not 50: a 50-GET round on the wire lasts ~60 ms, and its ratio
             # swung 0.85-0.99 from run to run; at 400 the runs agree within a few per cent.
@@ -34,12 +42,12 @@ ROWS = [("entities listed", "count", "{:.0f}"), ("list: storeengine (ms)", "list
         ("GET by id: ratio (target >= 0.9)", "get_ratio", "{:.2f}")]
 
 
-def run(script: str, env: dict[str, str]) -> tuple[bool, dict[str, float]]:
+def run(script: str, env: dict[str, str]) -> tuple[bool, dict[str, Any]]:
     start = time.perf_counter()
     base = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}  # the fake unless `env` says
     done = subprocess.run([sys.executable, str(HERE / script)], env={**base, **env, "BENCH_JSON": "1"},
                           capture_output=True, text=True, check=False)
-    result: dict[str, float] = {}
+    result: dict[str, Any] = {}
     for text in done.stdout.splitlines():
         if text.startswith("@result "):
             result = json.loads(text[len("@result "):])
@@ -51,7 +59,7 @@ def run(script: str, env: dict[str, str]) -> tuple[bool, dict[str, float]]:
     return not done.returncode, result
 
 
-def table(columns: dict[str, dict[str, float]]) -> None:
+def table(columns: dict[str, dict[str, Any]]) -> None:
     print("== list and GET by id, side by side with their floors")
     print(f"  {'':<36}" + "".join(f"{name:>18}" for name in columns))
     for label, key, fmt in ROWS:
@@ -59,9 +67,32 @@ def table(columns: dict[str, dict[str, float]]) -> None:
         print(f"  {label:<36}" + "".join(f"{cell:>18}" for cell in cells))
 
 
+def peers(failed: list[str]) -> None:
+    """The peer benchmarks, then every target of theirs in one list (a MISSED one is shouted, not failed:
+    these are measurements, and a script fails only when it could not measure)."""
+    missing = [tool for tool in PEER_TOOLS if shutil.which(tool) is None]
+    if missing:
+        print(f"!!! {', '.join(missing)} not installed (wrk: `apt-get install -y wrk`): the peer benchmarks are"
+              f" SKIPPED !!!\n", flush=True)
+        return
+    summary: list[tuple[str, dict[str, Any]]] = []
+    for script in PEERS:
+        print(f"== {script} (peers)", flush=True)
+        ok, result = run(script, {})
+        failed += [] if ok else [script]
+        summary += [(script, row) for row in result.get("ratios", [])]
+    print("== peer targets")
+    for script, row in summary:
+        mark = "ok" if row["ok"] else "!!! MISSED !!!"
+        print(f"  {script:<17} {row['ratio']:<62} {row['value']:>6.2f}x  {row['target']:<7} {mark}")
+    missed = sum(not row["ok"] for _, row in summary)
+    if missed:
+        print(f"  !!! {missed} of {len(summary)} peer targets MISSED !!!")
+
+
 def main() -> int:
     failed: list[str] = []
-    columns: dict[str, dict[str, float]] = {}
+    columns: dict[str, dict[str, Any]] = {}
     with wire_server() as uri:
         if uri is None:
             print("!!! no .venv-wire (Python >= 3.13 + mongoeco): the MongoDB-wire column is SKIPPED;"
@@ -79,6 +110,8 @@ def main() -> int:
         if result:
             columns["fake (mongomock)"] = result
     table(columns)
+    print(flush=True)
+    peers(failed)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
