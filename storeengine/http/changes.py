@@ -17,6 +17,7 @@ from storeengine.http.entities import context_and_store, entity_response
 from storeengine.http.requests import authenticate, read_json
 from storeengine.http.responses import json_response
 from storeengine.model.access import Principal
+from storeengine.model.query import parse_filter
 from storeengine.model.schema import StoreSchema
 from storeengine.store import history
 from storeengine.store.feed import PAGE, Feed, cursor, parse_cursor, view
@@ -25,6 +26,7 @@ from storeengine.store.tail import Stream
 MAX_LIMIT, DEFAULT_LIMIT = 10000, 1000
 SCAN_PAGES = 10  # bound on the changes one request examines (the rest: `more`)
 KEEP_ALIVE_SECONDS = 15
+_PARAMS = {"since", "limit", "filter"}
 
 
 async def changes(request: Request, principal: Principal) -> Response:
@@ -33,16 +35,18 @@ async def changes(request: Request, principal: Principal) -> Response:
     if not feed.enabled:
         raise NotFound("The change feed is switched off")
     params = request.query_params
-    if unknown := sorted(set(params) - {"since", "limit"}) or [k for k in params if len(params.getlist(k)) > 1]:
+    if unknown := sorted(set(params) - _PARAMS) or [k for k in params if len(params.getlist(k)) > 1]:
         raise BadRequest(f"Unknown or repeated parameter: {unknown[0]}")
+    # API.md 14: the changes through a filter, checked as `GET ?filter=` checks it for this caller.
+    query = parse_filter(params["filter"], store.seen_by(principal)) if "filter" in params else None
     since_text = request.headers.get("last-event-id") or params.get("since")
     since = parse_cursor(store.name, since_text) if since_text else None
     if "text/event-stream" in request.headers.get("accept", ""):
         assert ctx.tail is not None  # built whenever the feed is enabled
         stream = await ctx.tail.open(store, since)  # 410 / 400 come before the stream starts
-        return EventSourceResponse(_events(request, stream, store), ping=KEEP_ALIVE_SECONDS)
+        return EventSourceResponse(_events(request, stream, store, query), ping=KEEP_ALIVE_SECONDS)
     limit = _limit(params.get("limit"))
-    shown, position, more = await _page(feed, principal, store, since, limit)
+    shown, position, more = await _page(feed, principal, store, since, limit, query)
     return json_response({"changes": shown, "cursor": cursor(store.name, position), "more": more})
 
 
@@ -55,7 +59,7 @@ def _limit(raw: str | None) -> int:
 
 
 async def _page(feed: Feed, principal: Principal, store: StoreSchema, since: int | None,
-                limit: int) -> tuple[list[Doc], int, bool]:
+                limit: int, query: Doc | None) -> tuple[list[Doc], int, bool]:
     """Up to `limit` changes the caller may see, the cursor after them, and whether more follow.
     The cursor passes changes the caller may not see, so a reader never rescans them."""
     shown: list[Doc] = []
@@ -63,7 +67,7 @@ async def _page(feed: Feed, principal: Principal, store: StoreSchema, since: int
     for _ in range(SCAN_PAGES):
         page = await feed.read(store, position, PAGE)
         for record in page.records:
-            if (change := view(principal, store, record)) is not None:
+            if (change := view(principal, store, record, query)) is not None:
                 if len(shown) == limit:
                     return shown, last, True
                 shown.append(change)
@@ -74,7 +78,8 @@ async def _page(feed: Feed, principal: Principal, store: StoreSchema, since: int
     return shown, page.position, True
 
 
-async def _events(request: Request, stream: Stream, store: StoreSchema) -> AsyncIterator[ServerSentEvent]:
+async def _events(request: Request, stream: Stream, store: StoreSchema,
+                  query: Doc | None) -> AsyncIterator[ServerSentEvent]:
     try:
         while True:
             batch = await stream.batch()
@@ -86,7 +91,7 @@ async def _events(request: Request, stream: Stream, store: StoreSchema) -> Async
             except StoreError:
                 return
             for record in batch:
-                if (change := view(principal, store, record)) is not None:
+                if (change := view(principal, store, record, query)) is not None:
                     yield ServerSentEvent(dumps(change).decode(), event="change", id=change["seq"])
     finally:
         stream.close()

@@ -5,28 +5,77 @@ the access fields changed are the sockets of the rooms before and after compared
 after only: enter, before only: leave). No database read per socket. In a store with `x-read`
 properties, subscribers also sit in one room per view (access.view_rooms): a change is encoded
 once per distinct view among its recipients, never once per subscriber.
+
+Filtered subscriptions (API.md 14) are grouped by their filter: the sockets of one filter sit in
+that filter's own copies of the access rooms (`filtered_rooms`) instead of the plain ones, so a
+change costs one in-memory match of the entity before and after per distinct filter, then the
+same room emits as for everyone else (update / enter / leave by filter and access alike).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import socketio
 
 from storeengine.core.errors import BadRequest
-from storeengine.core.jsonio import to_json_form
+from storeengine.core.jsonio import dumps, to_json_form
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
+from storeengine.model.matcher import matches
+from storeengine.model.query import parse_filter
 from storeengine.model.schema import StoreSchema
 from storeengine.realtime.transport.direct import send_event
 from storeengine.store.feed import access_of, cursor, parse_cursor, view
 from storeengine.store.tail import FeedTail, Follower, Stream
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveFilter:
+    """A subscription's checked filter, and its key: subscribers whose filters parse to the same
+    query share one group (one match per change, one set of rooms)."""
+
+    key: str
+    query: Doc
+
+
+def parse_live_filter(raw: Any, store: StoreSchema) -> LiveFilter | None:
+    """`subscribe`'s "filter": the JSON of `GET ?filter=` (as an object or as its text), checked
+    exactly as the list checks it; `store` is the store as the caller may query it (`seen_by`)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        text = raw
+    elif isinstance(raw, dict):
+        try:
+            text = orjson.dumps(raw).decode()
+        except orjson.JSONEncodeError:
+            raise BadRequest("filter: a number is out of range") from None
+    else:
+        raise BadRequest("filter must be a JSON object")
+    query = parse_filter(text, store)
+    return LiveFilter(hashlib.sha256(dumps(query)).hexdigest()[:16], query)
+
+
+def filtered_rooms(key: str, rooms: list[str]) -> list[str]:
+    """A filter group's copies of access rooms: `?<key>|<room>`."""
+    return [f"?{key}|{room}" for room in rooms]
+
+
+@dataclass
+class _Group:
+    query: Doc
+    members: set[str] = field(default_factory=set)
+
 
 
 class SocketDelivery:
@@ -39,6 +88,8 @@ class SocketDelivery:
         self.settle = settle
         self.sockets: dict[str, set[str]] = {}  # store -> subscribed local sockets (joined rooms)
         self.catching_up: dict[str, dict[str, Follower]] = {}  # store -> sockets replaying: skipped by emits
+        self.groups: dict[str, dict[str, _Group]] = {}  # store -> filter key -> its subscribers
+        self.filter_of: dict[str, dict[str, LiveFilter]] = {}  # store -> socket -> its filter
         self._tasks: set[asyncio.Task[Any]] = set()
         tail.consumers.append(self)
 
@@ -49,12 +100,18 @@ class SocketDelivery:
         if self.sockets.get(store.name):
             await self.fan_out(store, record, list(self.catching_up.get(store.name, ())))
 
-    async def subscribe(self, sid: str, store: StoreSchema, since_text: Any,
+    async def subscribe(self, sid: str, store: StoreSchema, since_text: Any, live_filter: LiveFilter | None,
                         join: Callable[[], Awaitable[None]], principal: Callable[[], Awaitable[Principal]]) -> None:
-        """Join the rooms; with `since`, replay first (in a task) and go live without a gap."""
+        """Join the rooms; with `since`, replay first (in a task) and go live without a gap. A
+        subscription replaces the socket's earlier one to the store (its filter, its replay)."""
         if since_text is not None and not isinstance(since_text, str):
             raise BadRequest("since must be a cursor string")
         since = None if since_text is None else parse_cursor(store.name, since_text)
+        self.forget(sid, store.name)
+        if live_filter is not None:  # known to fan_out before the socket enters the group's rooms
+            self.filter_of.setdefault(store.name, {})[sid] = live_filter
+            group = self.groups.setdefault(store.name, {}).setdefault(live_filter.key, _Group(live_filter.query))
+            group.members.add(sid)
         tailer = self.tail.tailer(store)
         if since is None:
             self.sockets.setdefault(store.name, set()).add(sid)
@@ -65,50 +122,82 @@ class SocketDelivery:
         self.catching_up.setdefault(store.name, {})[sid] = stream.follower  # skipped by room emits
         self.sockets.setdefault(store.name, set()).add(sid)
         await join()
-        task = asyncio.create_task(self._replay(sid, stream, principal))
+        query = None if live_filter is None else live_filter.query
+        task = asyncio.create_task(self._replay(sid, stream, principal, query))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _replay(self, sid: str, stream: Stream,
-                      principal: Callable[[], Awaitable[Principal]]) -> None:
+    async def _replay(self, sid: str, stream: Stream, principal: Callable[[], Awaitable[Principal]],
+                      query: Doc | None) -> None:
+        name = stream.tailer.store.name
         try:
-            while True:
+            while self.catching_up.get(name, {}).get(sid) is stream.follower:  # not replaced meanwhile
                 batch = await stream.batch()
                 if not batch and not stream.follower.buffer:
                     return  # caught up: from here on the room emits reach this socket
                 who = await principal()
                 for record in batch:
-                    if (shown := view(who, stream.tailer.store, record)) is not None:
+                    if (shown := view(who, stream.tailer.store, record, query)) is not None:
                         shown.pop("by")  # a socket event has no `by` (API.md 8)
                         await send_event(self.sio, sid, "change", shown)
         except Exception:
             log.exception("replay to %s failed", sid)
         finally:
             stream.close()
-            self.catching_up.get(stream.tailer.store.name, {}).pop(sid, None)
+            if self.catching_up.get(name, {}).get(sid) is stream.follower:
+                del self.catching_up[name][sid]
 
     def forget(self, sid: str, store: str | None = None) -> None:
         """A socket left a store (None: every store)."""
         for name in [store] if store is not None else list(self.sockets):
             self.sockets.get(name, set()).discard(sid)
             self.catching_up.get(name, {}).pop(sid, None)
+            if (old := self.filter_of.get(name, {}).pop(sid, None)) is not None:
+                groups = self.groups.get(name, {})
+                groups[old.key].members.discard(sid)
+                if not groups[old.key].members:
+                    del groups[old.key]
 
     # --- Socket.IO fan-out -----------------------------------------------------------------
 
     async def fan_out(self, store: StoreSchema, record: Doc, skip: list[str]) -> None:
         if self.settle is not None:
             await self.settle()
-        rules, op = store.acl["read"], record["op"]
+        op = record["op"]
         before, after = record.get("before"), (None if op == "delete" else record["entity"])
-        if before is None or after is None or access_of(after) == before:
-            rooms = acl.rooms_for_entity(store.name, rules, after if after is not None else before)  # type: ignore[arg-type]
-            await self._emit(store, record, op, rooms, skip)
+        moved = before is not None and after is not None and access_of(after) != access_of(before)
+        await self._route(store, record, "", before, after, moved, skip)  # the unfiltered subscribers
+        # One match per distinct filter: the group sees the entity where it matches, and the
+        # group's rooms then decide by access, as the plain rooms do.
+        for key, group in list(self.groups.get(store.name, {}).items()):
+            was = before if before is not None and matches(before, group.query) else None
+            now = after if after is not None and matches(after, group.query) else None
+            await self._route(store, record, key, was, now, moved, skip)
+
+    async def _route(self, store: StoreSchema, record: Doc, key: str, before: Mapping[str, Any] | None,
+                     after: Mapping[str, Any] | None, moved: bool, skip: list[str]) -> None:
+        """Emit one change to the (filter group's) rooms of the entity before and after: an op
+        of its own where both or neither side is known, else update / enter / leave by socket."""
+        rules, op = store.acl["read"], record["op"]
+
+        def rooms(entity: Mapping[str, Any]) -> list[str]:
+            found = acl.rooms_for_entity(store.name, rules, entity)
+            return filtered_rooms(key, found) if key else found
+
+        if after is None and before is None:
             return
-        was = self._local_sockets(acl.rooms_for_entity(store.name, rules, before))
-        now = self._local_sockets(acl.rooms_for_entity(store.name, rules, after))
-        for shown, sids in (("update", was & now), ("enter", now - was), ("leave", was - now)):
-            if sids:
-                await self._emit(store, record, shown, list(sids), skip)
+        if after is None:
+            assert before is not None
+            await self._emit(store, record, op if op == "delete" else "leave", rooms(before), skip)
+        elif before is None:
+            await self._emit(store, record, op if op == "create" else "enter", rooms(after), skip)
+        elif not moved:
+            await self._emit(store, record, op, rooms(after), skip)
+        else:
+            was, now = self._local_sockets(rooms(before)), self._local_sockets(rooms(after))
+            for shown, sids in ((op, was & now), ("enter", now - was), ("leave", was - now)):
+                if sids:
+                    await self._emit(store, record, shown, list(sids), skip)
 
     def _local_sockets(self, rooms: list[str]) -> set[str]:
         return {sid for sid, _ in self.sio.manager.get_participants("/", rooms)}

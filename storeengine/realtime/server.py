@@ -23,6 +23,7 @@ from storeengine.model import access as acl
 from storeengine.model.access import Principal
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import RedisBus
+from storeengine.realtime.live import filtered_rooms, parse_live_filter
 from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.realtime.transport.fanout import GcPolicy, manager
 from storeengine.realtime.transport.legacy import LegacyAsyncServer
@@ -123,7 +124,7 @@ class Realtime:
                     store = self.registry.get(name)
                 except StoreError:
                     continue
-                if _rooms(store, principal) != rooms:
+                if _rooms(store, principal, session["filters"].get(name)) != rooms:
                     await self._join(sid, session, store, principal)
         return True
 
@@ -137,7 +138,8 @@ class Realtime:
             expires_at = await self.auth.expires_at(**creds)
         except StoreError:
             raise socketio.exceptions.ConnectionRefusedError("Unauthorized") from None
-        await self.sio.save_session(sid, {"principal": principal, "rooms": {}})
+        # rooms: store -> the rooms joined; filters: store -> the key of its filter (live.py)
+        await self.sio.save_session(sid, {"principal": principal, "rooms": {}, "filters": {}})
         self.watch.add(sid, creds, principal, expires_at, seen=seen)
         self.gc.connected()
 
@@ -149,18 +151,27 @@ class Realtime:
     async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             store = self.registry.get(self._store_name(data))
+            # Checked as `GET ?filter=` checks it, over the properties this caller may query.
+            live_filter = parse_live_filter(data.get("filter"), store.seen_by(await self._principal(sid)))
+            key = None if live_filter is None else live_filter.key
             if self.live is not None:
-                await self.live.subscribe(sid, store, data.get("since"), lambda: self._join_now(sid, store),
-                                          lambda: self._principal(sid))
+                await self.live.subscribe(sid, store, data.get("since"), live_filter,
+                                          lambda: self._join_now(sid, store, key), lambda: self._principal(sid))
+            elif key is not None:
+                raise BadRequest("filter: filtered subscriptions need the change feed")
             else:
-                await self._join_now(sid, store)
+                await self._join_now(sid, store, None)
             self.watch.subscribed(sid, store.name)
         except StoreError as exc:
             return exc.body()
         return {"success": True}
 
-    async def _join_now(self, sid: str, store: StoreSchema) -> None:
+    async def _join_now(self, sid: str, store: StoreSchema, key: str | None) -> None:
         async with self.sio.session(sid) as session:
+            if key is None:
+                session["filters"].pop(store.name, None)
+            else:
+                session["filters"][store.name] = key
             await self._join(sid, session, store, session["principal"])
 
     async def _principal(self, sid: str) -> Principal:
@@ -168,7 +179,7 @@ class Realtime:
         return principal
 
     async def _join(self, sid: str, session: dict[str, Any], store: StoreSchema, principal: Principal) -> None:
-        rooms = _rooms(store, principal)
+        rooms = _rooms(store, principal, session["filters"].get(store.name))
         for room in set(session["rooms"].get(store.name, ())) - set(rooms):
             await self.sio.leave_room(sid, room)
         for room in rooms:
@@ -180,6 +191,7 @@ class Realtime:
             name = self._store_name(data)
             async with self.sio.session(sid) as session:
                 rooms = session["rooms"].pop(name, None)
+                session["filters"].pop(name, None)
             if self.live is not None:
                 self.live.forget(sid, name)
             if rooms is None:
@@ -199,6 +211,8 @@ class Realtime:
         return name
 
 
-def _rooms(store: StoreSchema, principal: Principal) -> list[str]:
-    """A subscriber's rooms in a store: those of its read rules, and those of its view."""
-    return [*acl.rooms_for_principal(store.name, store.acl["read"], principal), *acl.view_rooms(store, principal)]
+def _rooms(store: StoreSchema, principal: Principal, key: str | None) -> list[str]:
+    """A subscriber's rooms in a store: those of its read rules (a filtered subscriber: its filter
+    group's copies of them), and those of its view."""
+    rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
+    return [*(filtered_rooms(key, rooms) if key else rooms), *acl.view_rooms(store, principal)]

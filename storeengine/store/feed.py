@@ -45,6 +45,7 @@ from storeengine.core.formats import utcnow
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
+from storeengine.model.matcher import matches
 from storeengine.model.schema import StoreSchema
 from storeengine.storage.api import StorageAPI
 
@@ -83,14 +84,17 @@ def access_of(doc: Mapping[str, Any] | None) -> Doc | None:
     return None if doc is None else {k: doc.get(k) for k in _BEFORE_FIELDS}
 
 
-def view(principal: Principal, store: StoreSchema, record: Mapping[str, Any]) -> Doc | None:
+def view(principal: Principal, store: StoreSchema, record: Mapping[str, Any],
+         query: Mapping[str, Any] | None = None) -> Doc | None:
     """The change as this reader sees it, by its current rights and the store's current read
-    rules on the access fields before and after: its own op, `enter`, `leave`, or None. The entity
-    is the reader's view of it (properties whose `x-read` they fail left out)."""
+    rules on the entity before and after, and (a filtered reader, API.md 14) by whether each of
+    them matches `query` (a checked filter): its own op, `enter`, `leave`, or None. Decided in
+    memory from the record (which carries the entity before the write), never by a database read.
+    The entity is the reader's view of it (properties whose `x-read` they fail left out)."""
     rules, op = store.acl["read"], record["op"]
     before, after = record.get("before"), (None if op == "delete" else record["entity"])
-    could = before is not None and acl.can(principal, rules, before)
-    can = after is not None and acl.can(principal, rules, after)
+    could = before is not None and acl.can(principal, rules, before) and (query is None or matches(before, query))
+    can = after is not None and acl.can(principal, rules, after) and (query is None or matches(after, query))
     if could == can:
         shown = op if could else None
     else:
@@ -180,10 +184,14 @@ class Feed:
         entity = pending.after if pending.after is not None else before
         assert entity is not None
         entity = {k: v for k, v in entity.items() if k not in store.hidden}
+        # `before`: the stored entity before the write (None for a create), so that a filtered
+        # reader's match before the write is decided from the record (API.md 14). Records written
+        # before this carried only the access fields: a filter on other fields finds them missing.
+        was = None if before is None else {k: v for k, v in before.items() if k not in store.hidden}
         # Never before the version it carries (`updatedAt` may run ahead of the clock by a few ms).
         now = max(utcnow(), entity.get("updatedAt") or utcnow())
         doc: Doc = {"_id": _key(store.name, pending.seq), "store": store.name, "seq": pending.seq, "op": op,
-                    "id": entity["_id"], "entity": entity, "before": access_of(before), "version": version(entity),
+                    "id": entity["_id"], "entity": entity, "before": was, "version": version(entity),
                     "at": now, "by": principal.user_id}
         if not store.history:
             doc["expireAt"] = now + self.retention
