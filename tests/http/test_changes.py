@@ -222,10 +222,10 @@ class SSE:
 
 
 @contextlib.asynccontextmanager
-async def sse(api: Api, token: str, store: str = "orders", **headers: str) -> AsyncIterator[SSE]:
+async def sse(api: Api, token: str, store: str = "orders", query: str = "", **headers: str) -> AsyncIterator[SSE]:
     hdrs = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream", **headers}
     async with httpx.AsyncClient(base_url=api.url, timeout=WAIT) as http, \
-            http.stream("GET", f"/api/v1/{store}/_changes", headers=hdrs) as response:
+            http.stream("GET", f"/api/v1/{store}/_changes{query}", headers=hdrs) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         yield SSE(response)
