@@ -32,7 +32,7 @@ from storeengine.realtime import Realtime
 from storeengine.schemas import Registry, StoreSchema
 from storeengine.service import EntityService
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Storage
+from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
 from storeengine.watchbus import MongoBus
 
@@ -100,7 +100,7 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
         secret = secrets.token_urlsafe(32)
         log.warning("STORE_SECRET is not set: using a random secret; tokens die with this process, "
                     "and several processes need one STORE_SECRET")
-    storage = storage or Storage.connect(settings)
+    storage = storage or connect(settings)
     registry = Registry(settings.schema_dir)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     throttle = LoginThrottle(storage.collection("_login_failures"), settings.login_max_failures,
@@ -110,8 +110,9 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
         session_ttl=settings.session_ttl_seconds, refresh_ttl=settings.refresh_ttl_seconds,
         cache_seconds=settings.auth_cache_seconds,
     )
-    # Without Redis, processes sharing a MongoDB tell each other about revocations through it.
-    shared_db = settings.mongodb_uri is not None and not settings.socketio_queue
+    # Without Redis, processes sharing a database (MongoDB, or the embedded one under `serve --workers
+    # N`) tell each other about revocations through it.
+    shared_db = not storage.embedded and not settings.socketio_queue
     bus = MongoBus(storage.collection("_auth_changes")) if shared_db else None
     realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
                         ping_interval=settings.socketio_ping_interval_seconds,

@@ -39,7 +39,7 @@ from storeengine.sendqueue import BoundedSendQueue
 
 log = logging.getLogger("storeengine.live")
 CHANNEL = "storeengine-feed"
-# Larger pages for replays: on the embedded database every page read scans the whole feed.
+# Larger pages for replays: fewer round trips for a subscriber resuming far back.
 REPLAY_PAGE = 10000
 
 
@@ -153,8 +153,8 @@ class LiveHub:
         # Before each fan-out: sockets first follow revocations and room changes made earlier.
         self.settle = settle
         self.queue_url = queue_url
-        # Polling finds other processes' changes; the embedded database has no other process (and
-        # a read there scans the whole feed), so it only polls as a safety net.
+        # Polling finds other processes' changes; an embedded database owned by one process has no
+        # other process, so there it only polls as a safety net (its workers, sharing it, poll).
         self.poll_seconds = poll_seconds or (30.0 if feed.storage.embedded else 1.0 if queue_url else 0.25)
         self.tailers: dict[str, Tailer] = {}
         self._redis: aioredis.Redis | None = aioredis.Redis.from_url(queue_url) if queue_url else None

@@ -1,4 +1,5 @@
-"""Shared fixtures: an app over mongomock-motor driven in-process, users, and real servers."""
+"""Shared fixtures: an app over the embedded database (SQLite, in memory) driven in-process, users,
+and real servers (each on an embedded database folder of its own unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ import redis
 from storeengine.app import create_app
 from storeengine.settings import Settings
 
+# The storage conformance suite lives in the package (storeengine/storage/testing.py): show its
+# failed asserts as pytest shows a test module's (nothing imported above loads it).
+pytest.register_assert_rewrite("storeengine.storage.testing")
+
 HERE = Path(__file__).parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ADMIN_LOGIN, ADMIN_PASSWORD = "admin", "admin-password-1"
@@ -37,7 +42,7 @@ def schema_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(schema_dir: Path) -> Settings:
     return Settings(schema_dir=schema_dir, secret="test-secret-of-at-least-32-bytes!!", admin_password=ADMIN_PASSWORD,
-                    schema_poll_seconds=0.1, **FAST_HASH)
+                    schema_poll_seconds=0.1, data_dir=":memory:", **FAST_HASH)
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +133,7 @@ class Server:
 def start_server(schema_dir: Path, log: Path, *, env: dict[str, str] | None = None, workers: int = 1) -> Server:
     port = free_port()
     full_env = {**os.environ, "STORE_SECRET": "test-secret-of-at-least-32-bytes!!",
-                "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_DATA_DIR": str(log.parent / f"{log.stem}-data"),
                 "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64", **(env or {})}
     cmd = [sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas", str(schema_dir),
            "--workers", str(workers), "--log-level", "warning"]

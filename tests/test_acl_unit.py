@@ -1,4 +1,5 @@
-"""Unit tests of storeengine/acl.py: rules -> MongoDB filters, can(), restrict() and Socket.IO rooms agree."""
+"""Unit tests of storeengine/acl.py: rules -> MongoDB filters, can(), restrict() and Socket.IO rooms agree.
+The filters are run by the embedded database's query compiler (storage.testing.matches)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import itertools
 
 import pytest
 from bson import ObjectId
-from mongomock.filtering import filter_applies
 
 from storeengine import acl, schemas
 from storeengine.acl import NOTHING, Principal, can, query_filter, restrict, rooms_for_entity, rooms_for_principal
 from storeengine.errors import Forbidden
 from storeengine.schemas import DEFAULT_ACL
+from storeengine.storage.testing import matches as filter_applies
 
 OWNER, LISTED, OTHER = ObjectId(), ObjectId(), ObjectId()
 G_OWNER, G_LISTED, G_BRANCH, G_OTHER = ObjectId(), ObjectId(), ObjectId(), ObjectId()

@@ -38,6 +38,8 @@ class DataDirError(Unavailable):
 
 
 def prepare_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise DataDirError(f"STORE_DATA_DIR {folder} is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

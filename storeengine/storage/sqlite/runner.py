@@ -105,11 +105,9 @@ class Runner:
             raise Unavailable("The query took too long")
 
     def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn` on the writer thread, waiting for it here (start-up only: blocks the caller)."""
-        try:
-            return self._writer.submit(lambda: fn(self.connection())).result()
-        except sqlite3.Error as exc:
-            raise translate(exc) from None
+        """`fn` on the writer thread, waiting for it here (start-up and tests: blocks the caller;
+        SQLite's own errors are the caller's to explain)."""
+        return self._writer.submit(lambda: fn(self.connection())).result()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T], timeout_ms: int) -> T:
         def job() -> T:

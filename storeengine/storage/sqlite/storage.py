@@ -42,10 +42,15 @@ class SqliteStorage:
         self._next_sweep = 0.0
         try:
             self.runner.run_now(lambda conn: check_database(conn, target))
-        except sqlite3.DatabaseError as exc:  # the file was unreadable before our check ran
+        except sqlite3.DatabaseError as exc:  # unreadable before our check could run (connecting)
             self.close()
             raise DataDirError(f"{target} is not an SQLite database ({exc}): it is corrupt or another program's "
-                               "file. Move it away or restore a backup") from None
+                               "file. Move it away (the server then starts with an empty database) or restore "
+                               "a backup") from None
+        except sqlite3.Error as exc:
+            self.close()
+            raise DataDirError(f"{target}: cannot open the database ({exc}); check the folder's free space and "
+                               "permissions") from None
         except BaseException:
             self.close()
             raise
