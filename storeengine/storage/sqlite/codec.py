@@ -57,8 +57,7 @@ Doc = dict[str, Any]
 def _date_text(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return (f"{DATE}{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
-            f"{value.second:02d}.{value.microsecond // 1000:03d}")
+    return DATE + value.isoformat(timespec="milliseconds")  # fixed width: years are zero-padded to 4
 
 
 def _refuse(value: Any) -> BadRequest:
@@ -102,9 +101,7 @@ def encode_value(value: Any, arrays: set[str] | None = None, path: str = "") -> 
     if kind is dict:
         return _encode_dict(value, arrays, path)
     if kind is list or kind is tuple:
-        if arrays is not None:
-            arrays.add(path)
-        return [encode_value(item, arrays, path) for item in value]
+        return _encode_list(value, arrays, path)
     if isinstance(value, datetime):
         return _date_text(value)
     if isinstance(value, Mapping):
@@ -112,12 +109,19 @@ def encode_value(value: Any, arrays: set[str] | None = None, path: str = "") -> 
     raise _refuse(value)
 
 
+def _encode_list(value: list[Any] | tuple[Any, ...], arrays: set[str] | None, path: str) -> list[Any]:
+    if arrays is not None:
+        arrays.add(path)
+    return [encode_value(item, arrays, path) for item in value]
+
+
 def _encode_dict(value: Mapping[str, Any], arrays: set[str] | None, path: str) -> Doc:
     out: Doc = {}
     for key, item in value.items():
         if type(key) is not str:
             raise BadRequest("A value cannot be stored (document keys must be strings)")
-        out[key] = encode_value(item, arrays, f"{path}.{key}" if path else key)
+        scalar = _SCALARS.get(type(item))  # the common case, without building the item's path
+        out[key] = scalar(item) if scalar is not None else encode_value(item, arrays, f"{path}.{key}" if path else key)
     return out
 
 
@@ -141,7 +145,7 @@ def untag(text: str) -> Any:
     """A string as stored -> its value (only strings starting at or above ESC are tagged)."""
     tag = text[0]
     if tag == OID:
-        return ObjectId(text[1:])
+        return ObjectId(bytes.fromhex(text[1:]))  # from bytes: a fifth of the cost of from hex text
     if tag == DATE:
         return datetime.fromisoformat(text[1:])
     if tag == BOOL:
@@ -149,23 +153,36 @@ def untag(text: str) -> Any:
     return text[1:]  # ESC: an escaped plain string
 
 
-def _decode_in_place(node: Any) -> Any:
-    """Untag the strings of a parsed object or array, in place."""
-    items = node.items() if type(node) is dict else enumerate(node)
-    for key, item in items:
-        kind = type(item)
+def _decode_dict(node: dict[str, Any]) -> dict[str, Any]:
+    """Untag the strings of a parsed object, in place (the hot path of every read)."""
+    for key, item in node.items():
+        kind = item.__class__
         if kind is str:
             if item and item[0] >= ESC:
                 node[key] = untag(item)
-        elif kind is dict or kind is list:
-            _decode_in_place(item)
+        elif kind is dict:
+            _decode_dict(item)
+        elif kind is list and item:
+            _decode_list(item)
+    return node
+
+
+def _decode_list(node: list[Any]) -> list[Any]:
+    for index, item in enumerate(node):
+        kind = item.__class__
+        if kind is str:
+            if item and item[0] >= ESC:
+                node[index] = untag(item)
+        elif kind is dict:
+            _decode_dict(item)
+        elif kind is list and item:
+            _decode_list(item)
     return node
 
 
 def decode(text: str | bytes) -> Doc:
     """JSON text as stored -> the document."""
-    doc: Doc = _decode_in_place(orjson.loads(text))
-    return doc
+    return _decode_dict(orjson.loads(text))
 
 
 def decode_value(text: str | bytes) -> Any:
@@ -173,7 +190,9 @@ def decode_value(text: str | bytes) -> Any:
     value = orjson.loads(text)
     if type(value) is str:
         return untag(value) if value and value[0] >= ESC else value
-    return _decode_in_place(value)
+    if type(value) is dict:
+        return _decode_dict(value)
+    return _decode_list(value) if type(value) is list else value
 
 
 def decode_atom(atom: Any) -> Any:
