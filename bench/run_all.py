@@ -1,5 +1,5 @@
 """Run every benchmark in turn (`make bench`): on the MongoDB-wire server (mongoeco, when .venv-wire
-exists) and on the embedded fake, then a table of the list / GET figures in both columns.
+exists) and on the embedded database (SQLite), then a table of the list / GET figures in both columns.
 A failing script's stderr is shown, others' is not (it only holds the server's start-up warnings)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 from _wire import wire_server
 
 HERE = Path(__file__).resolve().parent
-FAKE = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
+EMBEDDED = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
         "console.py"]
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
-# (quadratic): it runs on the fake only. The wire list uses 3,000 entities for the same reason.
+# (quadratic): it runs on the embedded database only. The wire list uses 3,000 entities for the same reason.
 WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py"]
 WIRE_ENV = {"BENCH_LIST_COUNT": "3000",
             # 400 GETs a round, not 50: a 50-GET round on the wire lasts ~60 ms, and its ratio
@@ -36,7 +36,7 @@ ROWS = [("entities listed", "count", "{:.0f}"), ("list: storeengine (ms)", "list
 
 def run(script: str, env: dict[str, str]) -> tuple[bool, dict[str, float]]:
     start = time.perf_counter()
-    base = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}  # the fake unless `env` says
+    base = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}  # embedded unless `env` says
     done = subprocess.run([sys.executable, str(HERE / script)], env={**base, **env, "BENCH_JSON": "1"},
                           capture_output=True, text=True, check=False)
     result: dict[str, float] = {}
@@ -72,12 +72,12 @@ def main() -> int:
             failed += [] if ok else [f"{script} (wire)"]
             if result:
                 columns["wire (mongoeco)"] = result
-    for script in FAKE:
-        print(f"== {script} (embedded fake: mongomock-motor)", flush=True)
+    for script in EMBEDDED:
+        print(f"== {script} (embedded database: SQLite)", flush=True)
         ok, result = run(script, {})
-        failed += [] if ok else [f"{script} (fake)"]
+        failed += [] if ok else [f"{script} (embedded)"]
         if result:
-            columns["fake (mongomock)"] = result
+            columns["embedded (SQLite)"] = result
     table(columns)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
