@@ -163,8 +163,11 @@ class Feed:
             # database's, and costs no write. (`serve --workers N` shares the embedded database:
             # there `embedded` is False and the counter is the database's, as on MongoDB.)
             if store not in self._local_seq:
+                # Go on from the last change kept (the embedded database keeps the feed across
+                # restarts, but this counter only in memory): one read of the (store, seq) index.
                 counter = await self.counters.find_one({"_id": store}) or {}
-                self._local_seq.setdefault(store, int(counter.get("seq", 0)))
+                last = await self.changes.find_one({"store": store}, {"seq": 1}, [("seq", -1)]) or {}
+                self._local_seq.setdefault(store, max(int(counter.get("seq", 0)), int(last.get("seq", 0))))
             self._local_seq[store] += 1
             return self._local_seq[store]
         for _ in range(3):  # two first upserts of one counter may race on its _id

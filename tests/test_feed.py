@@ -339,6 +339,37 @@ async def test_numbers_stay_dense_and_ordered_under_concurrent_writers(two_feeds
     assert sorted(r["entity"]["n"] for r in page.records) == [n for n in range(60) if n % 5]
 
 
+def count_inserts(collection: Any) -> list[int]:
+    """A list that gets a 1 for each `insert` into the collection from now on."""
+    inserts: list[int] = []
+    insert = collection.insert
+
+    async def counted(doc: dict[str, Any]) -> None:
+        inserts.append(1)
+        await insert(doc)
+
+    collection.insert = counted
+    return inserts
+
+
+async def test_numbering_goes_on_after_a_restart_on_the_embedded_database(settings: Settings, tmp_path: Path) -> None:
+    """One process owns the embedded database and numbers in memory: after a restart it must go on
+    from the last change kept on disk, not start again at 1."""
+    on_disk = settings.model_copy(update={"data_dir": str(tmp_path / "data")})
+    seen: list[list[int]] = []
+    for _ in range(2):
+        app = create_app(on_disk)
+        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                    base_url="http://t") as client:
+            admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+            inserts = count_inserts(ctx_of(app).storage.collection("_changes"))
+            for _ in range(3):
+                assert (await client.post("/api/v1/orders", json=ORDER, headers=admin)).status_code == 201
+            assert inserts == [1, 1, 1]  # each change inserted once: no number taken twice
+            seen.append([parse_cursor("orders", c["seq"]) for c in await everything(client, admin)])
+    assert seen == [[1, 2, 3], [1, 2, 3, 4, 5, 6]]
+
+
 # --- retention ---------------------------------------------------------------------------
 
 async def test_expired_changes_are_removed_and_their_cursors_are_410(settings: Settings) -> None:
