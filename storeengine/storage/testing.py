@@ -38,11 +38,11 @@ def matches(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     try:
         functions.register(conn)
         schema.create_table(conn, "m")
-        paths: set[str] = set()
+        seen = codec.Shapes()
         doc = {"_id": doc.get("_id", 0), **doc}
         conn.execute(f"INSERT INTO {schema.table('m')} (id, doc) VALUES (?, ?)",
-                     (codec.encode_value(doc["_id"]), codec.encode(doc, paths)))
-        where, params = compile_where(query, paths.__contains__)
+                     (codec.encode_value(doc["_id"]), codec.encode(doc, seen)))
+        where, params = compile_where(query, seen.may_be_array)
         return bool(conn.execute(f"SELECT count(*) FROM {schema.table('m')} WHERE {where}", params).fetchone()[0])
     finally:
         conn.close()

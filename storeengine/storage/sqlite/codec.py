@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,35 @@ TEXT_RANGES: dict[str, tuple[str, str | None]] = {
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 Doc = dict[str, Any]
+
+
+class Shapes:
+    """The dotted paths at which a collection's documents have held arrays and objects (array
+    elements share their array's path; the document itself is not counted). The compiler writes
+    array branches only where an array was seen (MongoDB's "multikey"), and a sort on a path that
+    never held an object or array is a plain, index-friendly ORDER BY of the field's value."""
+
+    def __init__(self, arrays: Iterable[str] = (), objects: Iterable[str] = ()) -> None:
+        self.arrays, self.objects = set(arrays), set(objects)
+
+    def may_be_array(self, path: str) -> bool:
+        return path in self.arrays
+
+    def may_be_object(self, path: str) -> bool:
+        return path in self.objects
+
+    def __le__(self, other: Shapes) -> bool:
+        return self.arrays <= other.arrays and self.objects <= other.objects
+
+
+class AnyShape(Shapes):
+    """Nothing known: any path may hold anything (a query on one row, or on a value given)."""
+
+    def may_be_array(self, path: str) -> bool:
+        return True
+
+    def may_be_object(self, path: str) -> bool:
+        return True
 
 
 def _date_text(value: datetime) -> str:
@@ -91,44 +120,40 @@ _SCALARS: dict[type, Any] = {
 }
 
 
-def encode_value(value: Any, arrays: set[str] | None = None, path: str = "") -> Any:
-    """A Python/BSON value -> its JSON-ready form (tagged strings). `arrays` collects the dotted
-    paths at which an array occurs (array elements share their array's path)."""
+def encode_value(value: Any, shapes: Shapes | None = None, path: str = "") -> Any:
+    """A Python/BSON value -> its JSON-ready form (tagged strings); `shapes` collects the paths
+    of its arrays and objects."""
     kind = type(value)
     scalar = _SCALARS.get(kind)
     if scalar is not None:
         return scalar(value)
-    if kind is dict:
-        return _encode_dict(value, arrays, path)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        if shapes is not None and path:
+            shapes.objects.add(path)
+        return _encode_dict(value, shapes, path)
     if kind is list or kind is tuple:
-        return _encode_list(value, arrays, path)
+        if shapes is not None:
+            shapes.arrays.add(path)
+        return [encode_value(item, shapes, path) for item in value]
     if isinstance(value, datetime):
         return _date_text(value)
-    if isinstance(value, Mapping):
-        return _encode_dict(dict(value), arrays, path)
     raise _refuse(value)
 
 
-def _encode_list(value: list[Any] | tuple[Any, ...], arrays: set[str] | None, path: str) -> list[Any]:
-    if arrays is not None:
-        arrays.add(path)
-    return [encode_value(item, arrays, path) for item in value]
-
-
-def _encode_dict(value: Mapping[str, Any], arrays: set[str] | None, path: str) -> Doc:
+def _encode_dict(value: Mapping[str, Any], shapes: Shapes | None, path: str) -> Doc:
     out: Doc = {}
     for key, item in value.items():
         if type(key) is not str:
             raise BadRequest("A value cannot be stored (document keys must be strings)")
         scalar = _SCALARS.get(type(item))  # the common case, without building the item's path
-        out[key] = scalar(item) if scalar is not None else encode_value(item, arrays, f"{path}.{key}" if path else key)
+        out[key] = scalar(item) if scalar is not None else encode_value(item, shapes, f"{path}.{key}" if path else key)
     return out
 
 
-def encode(doc: Mapping[str, Any], arrays: set[str] | None = None) -> str:
+def encode(doc: Mapping[str, Any], shapes: Shapes | None = None) -> str:
     """A document -> JSON text."""
     try:
-        return orjson.dumps(_encode_dict(doc, arrays, "")).decode()
+        return orjson.dumps(_encode_dict(doc, shapes, "")).decode()
     except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in a string
         raise BadRequest("A value cannot be stored (invalid string)") from exc
 

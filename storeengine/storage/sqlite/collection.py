@@ -16,7 +16,8 @@ from bson import ObjectId
 
 from storeengine.errors import BadRequest
 from storeengine.storage.sqlite import codec, schema
-from storeengine.storage.sqlite.compiler import Arrays, Compiler, every_path, pins_id
+from storeengine.storage.sqlite.codec import AnyShape, Shapes
+from storeengine.storage.sqlite.compiler import Compiler, pins_id
 from storeengine.storage.sqlite.projection import project
 from storeengine.storage.sqlite.runner import transaction
 from storeengine.storage.sqlite.sorting import order_by
@@ -50,7 +51,7 @@ class SqliteCollection:
         self._runner = storage.runner
         self._table = schema.table(name)
         self._created = False  # the table exists (made by this process's writer)
-        self._known_arrays: set[str] = set()  # array paths this writer has recorded
+        self._known = Shapes()  # the array and object paths this writer has recorded
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -64,10 +65,10 @@ class SqliteCollection:
         query, sort = dict(query), list(sort or ())
 
         def run(conn: sqlite3.Connection) -> list[Doc]:
-            def select(arrays: Arrays) -> list[Doc]:
-                compiler = Compiler(arrays)
+            def select(shapes: Shapes) -> list[Doc]:
+                compiler = Compiler(shapes.may_be_array)
                 where = compiler.query(query)
-                order = f" ORDER BY {order_by(sort, arrays)}" if sort else ""
+                order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
                 sql = f"SELECT doc FROM {self._table} WHERE {where}{order} LIMIT :limit OFFSET :skip"
                 cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
                 docs: list[Doc] = []
@@ -76,7 +77,23 @@ class SqliteCollection:
                     docs += [project(codec.decode(row[0]), projection) for row in rows]
                 return docs
 
-            return self._read(conn, query, select, [], needs_arrays=any(k != "_id" for k, _ in sort))
+            return self._read(conn, query, select, [], needs_shapes=any(k != "_id" for k, _ in sort))
+
+        return await self._runner.read(run, self._storage.query_timeout_ms)
+
+    async def explain(self, query: Mapping[str, Any], sort: Sort | None = None) -> list[str]:
+        """SQLite's plan for `find(query, sort=sort)` (EXPLAIN QUERY PLAN lines; not in the seam:
+        for tests and for looking into a slow list)."""
+        query, sort = dict(query), list(sort or ())
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            def plan(shapes: Shapes) -> list[str]:
+                compiler = Compiler(shapes.may_be_array)
+                order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
+                sql = f"EXPLAIN QUERY PLAN SELECT doc FROM {self._table} WHERE {compiler.query(query)}{order} LIMIT 10"
+                return [str(row[3]) for row in conn.execute(sql, compiler.params)]
+
+            return self._read(conn, query, plan, [], needs_shapes=bool(sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
@@ -84,8 +101,8 @@ class SqliteCollection:
         query = dict(query)
 
         def run(conn: sqlite3.Connection) -> int:
-            def select(arrays: Arrays) -> int:
-                compiler = Compiler(arrays)
+            def select(shapes: Shapes) -> int:
+                compiler = Compiler(shapes.may_be_array)
                 sql = f"SELECT count(*) FROM {self._table} WHERE {compiler.query(query)}"
                 return int(conn.execute(sql, compiler.params).fetchone()[0])
 
@@ -93,15 +110,15 @@ class SqliteCollection:
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
-    def _read(self, conn: sqlite3.Connection, query: Mapping[str, Any], select: Callable[[Arrays], R],
-                 empty: R, needs_arrays: bool = False) -> R:
-        """`select` with the array paths it needs, in one read transaction; `empty` if the
-        collection has no table yet."""
+    def _read(self, conn: sqlite3.Connection, query: Mapping[str, Any], select: Callable[[Shapes], R],
+              empty: R, needs_shapes: bool = False) -> R:
+        """`select` with the collection's shapes, read in the same read transaction (they then cover
+        every document the read can see); `empty` if the collection has no table yet."""
         try:
-            if not needs_arrays and (pins_id(query) or not any(k != "_id" for k in _fields(query))):
-                return select(every_path)  # at most one row, or no field that could hold an array
+            if not needs_shapes and (pins_id(query) or not any(k != "_id" for k in _fields(query))):
+                return select(AnyShape())  # at most one row, or no field that could hold an array
             with transaction(conn, "BEGIN"):
-                return select(schema.array_paths(conn, self.name).__contains__)
+                return select(schema.shapes(conn, self.name))
         except sqlite3.OperationalError as exc:
             if _missing_table(exc):
                 return empty
@@ -114,29 +131,27 @@ class SqliteCollection:
             schema.create_table(conn, self.name)
             self._created = True
 
-    def _note_arrays(self, conn: sqlite3.Connection, paths: set[str]) -> None:
-        new = paths - self._known_arrays
-        if new:
-            schema.record_array_paths(conn, self.name, new)
-            self._known_arrays |= new
-
-    def _arrays(self, conn: sqlite3.Connection) -> Arrays:
-        return schema.array_paths(conn, self.name).__contains__
+    def _note_shapes(self, conn: sqlite3.Connection, seen: Shapes) -> None:
+        new = Shapes(seen.arrays - self._known.arrays, seen.objects - self._known.objects)
+        if new.arrays or new.objects:
+            schema.record_shapes(conn, self.name, new)
+            self._known.arrays |= new.arrays
+            self._known.objects |= new.objects
 
     async def insert(self, doc: Doc) -> None:
         if "_id" not in doc:
             doc["_id"] = ObjectId()  # as the driver does, the caller's document gets its id
 
         def run(conn: sqlite3.Connection) -> None:
-            paths: set[str] = set()
+            seen = Shapes()
             # `_id` first, as MongoDB stores it (the driver moves it to the front).
-            text, key = codec.encode({"_id": doc["_id"], **doc}, paths), _key(doc)
-            if self._created and paths <= self._known_arrays:  # one statement, its own transaction
+            text, key = codec.encode({"_id": doc["_id"], **doc}, seen), _key(doc)
+            if self._created and seen <= self._known:  # one statement, its own transaction
                 conn.execute(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", (key, text))
                 return
             with transaction(conn):
                 self._ensure_table(conn)
-                self._note_arrays(conn, paths)
+                self._note_shapes(conn, seen)
                 conn.execute(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", (key, text))
 
         await self._runner.write(run)
@@ -149,9 +164,9 @@ class SqliteCollection:
         def run(conn: sqlite3.Connection) -> None:
             with transaction(conn):
                 self._ensure_table(conn)
-                paths: set[str] = set()
-                rows = [(_key(doc), codec.encode({"_id": doc["_id"], **doc}, paths)) for doc in docs]
-                self._note_arrays(conn, paths)
+                seen = Shapes()
+                rows = [(_key(doc), codec.encode({"_id": doc["_id"], **doc}, seen)) for doc in docs]
+                self._note_shapes(conn, seen)
                 conn.executemany(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", rows)
 
         await self._runner.write(run)
@@ -176,7 +191,7 @@ class SqliteCollection:
         def run(conn: sqlite3.Connection) -> tuple[int, Doc | None]:
             with transaction(conn):
                 self._ensure_table(conn)
-                compiler = Compiler(self._arrays(conn))
+                compiler = Compiler(schema.shapes(conn, self.name).may_be_array)
                 where = compiler.query(query)
                 limit = "" if many else " LIMIT 1"
                 rows = conn.execute(f"SELECT rowid, doc FROM {self._table} WHERE {where}{limit}",
@@ -197,17 +212,17 @@ class SqliteCollection:
         return await self._runner.write(run)
 
     def _encode(self, conn: sqlite3.Connection, doc: Doc) -> str:
-        paths: set[str] = set()
-        text = codec.encode(doc, paths)
-        self._note_arrays(conn, paths)
+        seen = Shapes()
+        text = codec.encode(doc, seen)
+        self._note_shapes(conn, seen)
         return text
 
     async def delete(self, query: Mapping[str, Any]) -> int:
         query = dict(query)
 
         def run(conn: sqlite3.Connection) -> int:
-            def remove(arrays: Arrays) -> int:
-                compiler = Compiler(arrays)
+            def remove(shapes: Shapes) -> int:
+                compiler = Compiler(shapes.may_be_array)
                 return conn.execute(f"DELETE FROM {self._table} WHERE {compiler.query(query)}",
                                     compiler.params).rowcount
 
@@ -219,8 +234,8 @@ class SqliteCollection:
         query = dict(query)
 
         def run(conn: sqlite3.Connection) -> Doc | None:
-            def remove(arrays: Arrays) -> Doc | None:
-                compiler = Compiler(arrays)
+            def remove(shapes: Shapes) -> Doc | None:
+                compiler = Compiler(shapes.may_be_array)
                 row = conn.execute(f"DELETE FROM {self._table} WHERE rowid = (SELECT rowid FROM {self._table} "
                                    f"WHERE {compiler.query(query)} LIMIT 1) RETURNING doc", compiler.params).fetchone()
                 return None if row is None else codec.decode(row[0])
@@ -229,13 +244,13 @@ class SqliteCollection:
 
         return await self._runner.write(run)
 
-    def _write_where(self, conn: sqlite3.Connection, query: Mapping[str, Any], write: Callable[[Arrays], R],
+    def _write_where(self, conn: sqlite3.Connection, query: Mapping[str, Any], write: Callable[[Shapes], R],
                         empty: R) -> R:
         try:
             if pins_id(query):
-                return write(every_path)  # one statement, its own transaction
+                return write(AnyShape())  # one statement, its own transaction
             with transaction(conn):
-                return write(self._arrays(conn))
+                return write(schema.shapes(conn, self.name))
         except sqlite3.OperationalError as exc:
             if _missing_table(exc):
                 return empty
@@ -276,7 +291,7 @@ def _puller(conn: sqlite3.Connection, text: str) -> PullMatcher:
     """$pull's matcher: the positions of the elements its condition matches, found by SQL over
     the stored JSON (the same compiler as every query: MongoDB's semantics for the condition)."""
     def positions(path: str, cond: Any) -> set[int]:
-        compiler = Compiler(every_path)
+        compiler = Compiler(AnyShape().may_be_array)
         element = Leaf.element("d.doc", "p", None)
         if isinstance(cond, Mapping) and cond and not any(str(k).startswith("$") for k in cond):
             assert element.node is not None

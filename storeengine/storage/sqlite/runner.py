@@ -150,6 +150,11 @@ class Runner:
             raise translate(exc) from None
         except (OverflowError, UnicodeEncodeError):
             raise BadRequest("A value cannot be stored (integers must fit in signed 64 bits)") from None
+        except StoreError:
+            raise
+        except Exception:  # only StoreErrors leave the storage (as mongo.guard() does)
+            log.exception("embedded database call failed")
+            raise StoreError() from None
 
     def close(self) -> None:
         """Stop reads in progress, let the current write finish, close every connection (the

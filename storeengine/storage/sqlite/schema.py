@@ -4,8 +4,9 @@ One table per collection, `"c:<name>"(id PRIMARY KEY, doc TEXT)`: `id` is the `_
 (the codec's encoding, so ObjectIds sort by time and `id = ?` is one B-tree search), `doc` the
 whole document as JSON text. Bookkeeping tables start with `_se_`:
 
-- `_se_arrays(coll, path)`: every dotted path at which a document of the collection has held
-  an array. The query compiler emits array branches only for those (MongoDB's "multikey").
+- `_se_paths(coll, path, kind)`: every dotted path at which a document of the collection has
+  held an array or an object (codec.Shapes). The query compiler emits array branches only for
+  those (MongoDB's "multikey"), and a sort on a path that held neither uses the field's index.
   It is written in the same transaction as the document, so a reader that sees the document
   sees the path too.
 - `_se_ttl(coll, field, seconds)`: TTL indexes (`expire_after`), swept by the writer.
@@ -26,6 +27,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from storeengine.storage.sqlite.codec import Shapes
 from storeengine.storage.sqlite.sql import Node, identifier
 
 APPLICATION_ID = 0x53544F52  # "STOR": marks a file as ours (PRAGMA application_id)
@@ -33,8 +35,8 @@ FORMAT_VERSION = 1  # PRAGMA user_version
 TABLE_PREFIX = "c:"
 
 BOOKKEEPING = (
-    "CREATE TABLE IF NOT EXISTS _se_arrays (coll TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (coll, path)) "
-    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _se_paths (coll TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, "
+    "PRIMARY KEY (coll, path, kind)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _se_ttl (coll TEXT NOT NULL, field TEXT NOT NULL, seconds INTEGER NOT NULL, "
     "PRIMARY KEY (coll, field)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _se_indexes (coll TEXT NOT NULL, keys TEXT NOT NULL, uniq INTEGER NOT NULL, "
@@ -94,14 +96,14 @@ def indexes(conn: sqlite3.Connection, collection: str) -> list[tuple[list[tuple[
     return [([(field, direction) for field, direction in json.loads(keys)], bool(uniq)) for keys, uniq in rows]
 
 
-def array_paths(conn: sqlite3.Connection, collection: str) -> frozenset[str]:
-    rows = conn.execute("SELECT path FROM _se_arrays WHERE coll = ?", (collection,)).fetchall()
-    return frozenset(row[0] for row in rows)
+def shapes(conn: sqlite3.Connection, collection: str) -> Shapes:
+    rows = conn.execute("SELECT path, kind FROM _se_paths WHERE coll = ?", (collection,)).fetchall()
+    return Shapes((p for p, k in rows if k == "array"), (p for p, k in rows if k == "object"))
 
 
-def record_array_paths(conn: sqlite3.Connection, collection: str, paths: Iterable[str]) -> None:
-    conn.executemany("INSERT OR IGNORE INTO _se_arrays (coll, path) VALUES (?, ?)",
-                     [(collection, path) for path in paths])
+def record_shapes(conn: sqlite3.Connection, collection: str, new: Shapes) -> None:
+    rows = [*((collection, p, "array") for p in new.arrays), *((collection, p, "object") for p in new.objects)]
+    conn.executemany("INSERT OR IGNORE INTO _se_paths (coll, path, kind) VALUES (?, ?, ?)", rows)
 
 
 def record_ttl(conn: sqlite3.Connection, collection: str, field: str, seconds: int) -> None:

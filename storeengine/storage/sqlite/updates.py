@@ -26,18 +26,19 @@ def apply_update(doc: Doc, update: Mapping[str, Any], *, inserting: bool, pull: 
     for op, fields in update.items():
         if not isinstance(fields, Mapping):
             raise BadRequest(f"{op} takes an object")
+        if op == "$pull":
+            for path, cond in fields.items():
+                _pull(doc, path, pull(path, cond))
+            continue
         apply_one = _OPERATORS.get(op)
         if apply_one is None:
             raise BadRequest(f"update operator not supported: {op}")
         if op == "$setOnInsert" and not inserting:
             continue
         for path, value in fields.items():
-            if path == "_id" and op not in ("$setOnInsert",) and not inserting:
+            if path == "_id" and not inserting:
                 raise BadRequest("_id cannot be changed")
-            if op == "$pull":
-                _pull(doc, path, pull(path, value))
-            else:
-                apply_one(doc, path, value)
+            apply_one(doc, path, value)
     return doc
 
 
@@ -137,13 +138,9 @@ def _pull(doc: Doc, path: str, positions: set[int]) -> None:
         current[:] = [item for index, item in enumerate(current) if index not in positions]
 
 
-def _never(doc: Doc, path: str, value: Any) -> None:  # $pull is applied through its positions
-    raise AssertionError("unreachable")
-
-
 _OPERATORS: dict[str, Callable[[Doc, str, Any], None]] = {
     "$set": _set, "$setOnInsert": _set, "$unset": _unset, "$inc": _inc, "$push": _push,
-    "$max": _extreme(True), "$min": _extreme(False), "$pull": _never,
+    "$max": _extreme(True), "$min": _extreme(False),
 }
 
 
