@@ -29,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ from storeengine.storage.sqlite.collection import SqliteCollection
 COUNT = int(os.environ.get("BENCH_SCALE_COUNT", "1000000"))
 SMALL = 1000
 GETS = int(os.environ.get("BENCH_SCALE_GETS", "4000"))  # per store, over ROUNDS alternating rounds
-ROUNDS = 8
+ROUNDS = 16
 POSTS = 1000
 BATCH = 20_000
 SCHEMA = json.dumps({"type": "object", "properties": {
@@ -166,22 +167,24 @@ def serve_start(schemas: Path, data: str) -> tuple[float, float]:
     port = free_port()
     env = {**os.environ, "STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "STORE_DATA_DIR": data, "STORE_SCHEMA_DIR": str(schemas)}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--log-level",
-                             "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {proc.returncode}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return time.perf_counter() - start, cpu_seconds(proc.pid)
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--log-level",
+                                 "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"serve exited with {proc.returncode}:\n{log.read().decode(errors='replace')}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        return time.perf_counter() - start, cpu_seconds(proc.pid)
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 async def main() -> None:
