@@ -71,7 +71,7 @@ class SqliteStorage:
         lock = None if shared or owner == os.getpid() else FolderLock(folder).acquire()
         try:
             storage = cls(str(folder / DB_FILE), name=f"sqlite:{folder}", embedded=not shared,
-                          query_timeout_ms=settings.query_timeout_ms, lock=lock)
+                          query_timeout_ms=settings.query_timeout_ms, lock=lock, readers=READERS)
         except BaseException:
             if lock is not None:
                 lock.release()
