@@ -8,7 +8,10 @@ statement's start (every transaction committed before it, none half-done) and ne
 nor is blocked by the writer. So a slow list does not hold up a GET by id or a POST (with one
 thread it would, for up to STORE_QUERY_TIMEOUT_MS), and a write that returned is visible to the
 next read on any thread. An in-memory database is private to its connection, so there one
-thread does everything.
+thread does everything. Measured (bench/embedded_readers.py, 10,000 entities, one client listing
+10,000 in a loop while four GET by id and one POSTs): GET 153 req/s, p99 131 ms and POST 26 req/s,
+p99 155 ms with the reader threads, against 73 req/s, p99 716 ms and 9 req/s, p99 1,031 ms with
+one thread for every call (with lists of 1,000: GET 284 against 223 req/s, POST 37 against 28).
 
 A read runs with a deadline: SQLite calls the progress handler every few thousand virtual
 machine steps, and past the deadline the handler interrupts the statement (SQLITE_INTERRUPT:
