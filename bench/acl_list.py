@@ -63,8 +63,8 @@ async def main() -> None:
     if not os.environ.get("STORE_MONGODB_URI"):
         print("  note: on the embedded database the admin's page is a walk of the _id index that stops after\n"
               "  the page; the reader's $or over owner/group/access/branch is served by the owner and group\n"
-              "  indexes, but access and branch are arrays (SQLite has no multikey index), so its test of\n"
-              "  them reads every entity.")
+              "  indexes and by the partial indexes of non-empty access / branch lists (SQLite has no\n"
+              "  multikey index: the entities listed there are each examined).")
 
 
 if __name__ == "__main__":

@@ -75,3 +75,20 @@ async def test_a_field_that_holds_arrays_is_matched_through_its_index_and_its_ar
     plan = await items.explain({"access": OWNER})
     assert "MULTI-INDEX OR" in plan, plan
     assert [d["_id"] for d in await items.find({"access": OWNER})] == [1]
+
+
+async def test_a_non_admin_s_list_is_served_by_indexes(items: SqliteCollection) -> None:
+    """The default read rules (owner, group, access, branch) of a user who owns a tenth of the
+    store and is listed in one entity's `access`: the owner and group indexes, and the partial
+    indexes of non-empty `access` / `branch` lists; never a walk of the whole store."""
+    from storeengine import acl
+    from storeengine.schemas import DEFAULT_ACL
+
+    group = ObjectId()
+    shared = {"_id": 2, "access": [OWNER], "branch": [], "owner": ObjectId(), "group": None}
+    await items.insert(shared)
+    where = acl.restrict({}, acl.Principal(OWNER, (group,)), DEFAULT_ACL["read"])
+    plan = await items.explain(where, [("_id", 1)])
+    assert "MULTI-INDEX OR" in plan and not scans(plan), plan
+    found = await items.find(where, {"_id": 1}, [("_id", 1)])
+    assert len(found) == 201 and found[0]["_id"] == 2

@@ -200,11 +200,15 @@ class Compiler:
         return or_([one(leaf), self._some_element(leaf, one)])
 
     def _some_element(self, leaf: Leaf, one: Predicate) -> str:
+        """One element of the leaf (an array) satisfies `one`. The first two terms are those of the
+        field's partial index of non-empty arrays (schema.py), so SQLite looks up only the
+        documents that have elements there (an `access: []` is not one of them)."""
         assert leaf.node is not None
         alias = self._alias()
         element = Leaf.element(leaf.node.src, alias, leaf.at)
-        return (f"({leaf.type} = 'array' AND EXISTS (SELECT 1 FROM json_each({leaf.node.src}, {leaf.node.path}) "
-                f"AS {alias} WHERE {one(element)}))")
+        node = leaf.node
+        return (f"({leaf.type} = 'array' AND json_array_length({node.src}, {node.path}) > 0 AND EXISTS (SELECT 1 "
+                f"FROM json_each({node.src}, {node.path}) AS {alias} WHERE {one(element)}))")
 
     def _eq(self, leaf: Leaf, value: Any) -> str:
         if value is None:

@@ -14,9 +14,12 @@ whole document as JSON text. Bookkeeping tables start with `_se_`:
 
 An index over fields [f, g] is `json_extract(doc, '$.f'), json_extract(doc, '$.g')`, the very
 expressions the compiler writes, so SQLite uses it for equality, ranges and `IN`. Each field
-also gets a small partial index of the documents where it holds an array, so that a query's
+also gets a partial index of the documents where it holds a non-empty array, so that a query's
 "or one of its elements" branch is an index lookup too (SQLite then unions the two: MULTI-INDEX
-OR). A unique index is partial on the fields existing (as on MongoDB) and compares values by
+OR). SQLite has no multikey index: the documents of that partial index are each examined
+(json_each), so an access rule on `access` / `branch` costs what the shared entities number,
+not the store's size, as long as most entities leave those lists empty. A unique index on a
+field holding arrays compares whole arrays (MongoDB: each element), which the engine never asks. A unique index is partial on the fields existing (as on MongoDB) and compares values by
 MongoDB's equality: 1 == 1.0, two nulls collide, a string never equals an object or array.
 """
 
@@ -75,9 +78,9 @@ def index_statements(collection: str, keys: Sequence[tuple[str, int]], unique: b
                           f"({', '.join(columns)})")
     for field in fields:
         if field != "_id":
-            kind = Node.root().child_path(field).type
-            statements.append(f"CREATE INDEX IF NOT EXISTS {_name(collection, 'arrays', [field])} ON {on} ({kind}) "
-                              f"WHERE {kind} = 'array'")
+            node = Node.root().child_path(field)
+            statements.append(f"CREATE INDEX IF NOT EXISTS {_name(collection, 'elements', [field])} ON {on} "
+                              f"({node.type}) WHERE {node.type} = 'array' AND json_array_length({node.src}, {node.path}) > 0")
     if unique and fields != ["_id"]:
         values = ["id" if f == "_id" else _unique_value(f) for f in fields]
         present = " AND ".join(f"{Node.root().child_path(f).type} IS NOT NULL" for f in fields if f != "_id")
