@@ -236,16 +236,16 @@ class SqliteCollection:
         def run(conn: sqlite3.Connection) -> Doc | None:
             def remove(shapes: Shapes) -> Doc | None:
                 compiler = Compiler(shapes.may_be_array)
-                row = conn.execute(f"DELETE FROM {self._table} WHERE rowid = (SELECT rowid FROM {self._table} "
-                                   f"WHERE {compiler.query(query)} LIMIT 1) RETURNING doc", compiler.params).fetchone()
-                return None if row is None else codec.decode(row[0])
+                rows = conn.execute(f"DELETE FROM {self._table} WHERE rowid = (SELECT rowid FROM {self._table} "
+                                    f"WHERE {compiler.query(query)} LIMIT 1) RETURNING doc", compiler.params).fetchall()
+                return codec.decode(rows[0][0]) if rows else None  # fetchall: the statement ends, and commits
 
             return self._write_where(conn, query, remove, None)
 
         return await self._runner.write(run)
 
     def _write_where(self, conn: sqlite3.Connection, query: Mapping[str, Any], write: Callable[[Shapes], R],
-                        empty: R) -> R:
+                     empty: R) -> R:
         try:
             if pins_id(query):
                 return write(AnyShape())  # one statement, its own transaction

@@ -18,9 +18,12 @@ also gets a partial index of the documents where it holds a non-empty array, so 
 "or one of its elements" branch is an index lookup too (SQLite then unions the two: MULTI-INDEX
 OR). SQLite has no multikey index: the documents of that partial index are each examined
 (json_each), so an access rule on `access` / `branch` costs what the shared entities number,
-not the store's size, as long as most entities leave those lists empty. A unique index on a
-field holding arrays compares whole arrays (MongoDB: each element), which the engine never asks. A unique index is partial on the fields existing (as on MongoDB) and compares values by
-MongoDB's equality: 1 == 1.0, two nulls collide, a string never equals an object or array.
+not the store's size, as long as most entities leave those lists empty.
+
+A unique index is partial on the fields existing (as on MongoDB) and compares values by
+MongoDB's equality: 1 == 1.0, two nulls collide, a string never equals an object or array. On
+a field holding arrays it compares whole arrays (MongoDB: each element), which the engine
+never asks for.
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ def index_statements(collection: str, keys: Sequence[tuple[str, int]], unique: b
     for field in fields:
         if field != "_id":
             node = Node.root().child_path(field)
+            non_empty = f"{node.type} = 'array' AND json_array_length({node.src}, {node.path}) > 0"
             statements.append(f"CREATE INDEX IF NOT EXISTS {_name(collection, 'elements', [field])} ON {on} "
-                              f"({node.type}) WHERE {node.type} = 'array' AND json_array_length({node.src}, {node.path}) > 0")
+                              f"({node.type}) WHERE {non_empty}")
     if unique and fields != ["_id"]:
         values = ["id" if f == "_id" else _unique_value(f) for f in fields]
         present = " AND ".join(f"{Node.root().child_path(f).type} IS NOT NULL" for f in fields if f != "_id")
