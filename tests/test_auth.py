@@ -454,7 +454,7 @@ async def test_bootstrap_admin_from_the_environment(schema_dir, seen, monkeypatc
     monkeypatch.delenv("STORE_MONGODB_URI", raising=False)
     monkeypatch.setenv("STORE_ADMIN_LOGIN", "root")
     monkeypatch.setenv("STORE_ADMIN_PASSWORD", NEW_PASSWORD)
-    app = create_app(Settings(schema_dir=schema_dir, secret=SECRET, **FAST_HASH))
+    app = create_app(Settings(schema_dir=schema_dir, secret=SECRET, data_dir=":memory:", **FAST_HASH))
     async with lifespan(app), recording(app, seen) as c:
         root = await token_for(c, "root", NEW_PASSWORD)
         me = (await c.get("/api/v1/auth/me", headers=root)).json()
