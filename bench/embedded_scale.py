@@ -47,7 +47,7 @@ from storeengine.storage.sqlite.collection import SqliteCollection
 COUNT = int(os.environ.get("BENCH_SCALE_COUNT", "1000000"))
 SMALL = 1000
 GETS = int(os.environ.get("BENCH_SCALE_GETS", "4000"))  # per store, over ROUNDS alternating rounds
-ROUNDS = 16
+ROUNDS = 40
 POSTS = 800  # per store, over ROUNDS alternating rounds
 BATCH = 20_000
 SCHEMA = json.dumps({"type": "object", "properties": {
@@ -69,27 +69,30 @@ class Run:
                                  data_dir=data, **FAST_HASH)  # type: ignore[arg-type]
         self.ids: dict[str, list[str]] = {"small": [], "items": []}
 
-    async def gets(self, client: httpx.AsyncClient, headers: dict[str, str], store: str, count: int) -> float:
-        """GETs by random ids of `store`, one at a time: requests per second."""
+    async def gets(self, client: httpx.AsyncClient, headers: dict[str, str], store: str,
+                   count: int) -> tuple[float, float]:
+        """GETs by random ids of `store`, one at a time: requests per second, and this process's CPU
+        seconds per request (every thread's; unlike wall time, not inflated by other work on a
+        shared machine)."""
         picks = [random.choice(self.ids[store]) for _ in range(count)]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for entity_id in picks:
             r = await client.get(f"/api/v1/{store}/{entity_id}", headers=headers)
             if r.status_code != 200:
                 raise RuntimeError(f"GET: {r.status_code} {r.text}")
-        return count / (time.perf_counter() - start)
+        return count / (time.perf_counter() - start), (time.process_time() - cpu) / count
 
-    async def get_rates(self, client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[float, float]:
-        """Medians over alternating rounds on the small store and the large one, so that drift on a
-        shared machine favours neither (each round: GETS / ROUNDS calls, after a warm-up)."""
+    async def get_rates(self, client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, float]:
+        """Medians over many short alternating rounds on the small store and the large one, so that
+        drift on a shared machine favours neither (after a warm-up of each)."""
         for store in ("small", "items"):
             await self.gets(client, headers, store, 200)
-        small: list[float] = []
-        large: list[float] = []
+        rounds: dict[str, list[tuple[float, float]]] = {"small": [], "items": []}
         for _ in range(ROUNDS):
-            small.append(await self.gets(client, headers, "small", GETS // ROUNDS))
-            large.append(await self.gets(client, headers, "items", GETS // ROUNDS))
-        return statistics.median(small), statistics.median(large)
+            for store in ("small", "items"):
+                rounds[store].append(await self.gets(client, headers, store, GETS // ROUNDS))
+        return {f"get_{store}": statistics.median(r for r, _ in found) for store, found in rounds.items()} | {
+            f"cpu_{store}": statistics.median(c for _, c in found) for store, found in rounds.items()}
 
     async def posts(self, client: httpx.AsyncClient, headers: dict[str, str], store: str, count: int) -> float:
         """POSTs into `store`, one at a time: requests per second."""
@@ -140,7 +143,7 @@ async def grow(run: Run) -> dict[str, float]:
         out["bulk_s"] = time.perf_counter() - start
         tenth = max(1, len(rates) // 10)
         out["bulk_early"], out["bulk_late"] = statistics.mean(rates[:tenth]), statistics.mean(rates[-tenth:])
-        out["get_small"], out["get_large"] = await run.get_rates(client, headers)
+        out |= await run.get_rates(client, headers)
         out["post_small"], out["post_large"] = await run.post_rates(client, headers)
     return out
 
@@ -207,9 +210,12 @@ async def main() -> None:
         size_mb = folder_mb(data)
         app_s = await app_start(run)
         serve_full = serve_start(schemas, data)
-    line(f"GET by id, store of {SMALL:,}", f"{figures['get_small']:8.0f} req/s")
-    line(f"GET by id, store of {COUNT:,}", f"{figures['get_large']:8.0f} req/s")
-    line(f"GET ratio {COUNT:,} / {SMALL:,} (target >= 0.9)", f"{figures['get_large'] / figures['get_small']:8.2f}")
+    line(f"GET by id, store of {SMALL:,}", f"{figures['get_small']:8.0f} req/s, "
+         f"{figures['cpu_small'] * 1e6:.0f} us CPU each")
+    line(f"GET by id, store of {COUNT:,}", f"{figures['get_items']:8.0f} req/s, "
+         f"{figures['cpu_items'] * 1e6:.0f} us CPU each")
+    line(f"GET ratio {COUNT:,} / {SMALL:,} (target >= 0.9)", f"{figures['get_items'] / figures['get_small']:8.2f} "
+         f"(by CPU per request: {figures['cpu_small'] / figures['cpu_items']:.2f})")
     line(f"POST into the store of {SMALL:,}", f"{figures['post_small']:8.0f} req/s")
     line(f"POST into the store of {COUNT:,}", f"{figures['post_large']:8.0f} req/s")
     line(f"POST ratio {COUNT:,} / {SMALL:,}", f"{figures['post_large'] / figures['post_small']:8.2f}")

@@ -96,8 +96,10 @@ def connect(target: str) -> sqlite3.Connection:
     (journaled every 100 ms)."""
     conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
                            timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=256)
+    # mmap: pages are read from the OS's page cache in place, shared by every connection, up to
+    # SQLite's default ceiling (2 GB of address space, not of memory).
     for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "synchronous = NORMAL", "cache_size = -8000",
-                   "mmap_size = 268435456", "temp_store = MEMORY"):
+                   "mmap_size = 2147418112", "temp_store = MEMORY"):
         conn.execute(f"PRAGMA {pragma}")
     functions.register(conn)
     return conn
