@@ -139,9 +139,9 @@ async def _slow_collection(storage: SqliteStorage, count: int) -> None:
 
 
 async def test_a_read_past_the_timeout_is_interrupted_and_never_holds_up_other_reads(folder: Path) -> None:
-    storage = SqliteStorage.open(settings(folder, query_timeout_ms=300))
+    storage = SqliteStorage.open(settings(folder, query_timeout_ms=200))
     try:
-        await _slow_collection(storage, 60_000)
+        await _slow_collection(storage, 150_000)
         await storage.collection("small").insert({"_id": 1})
         # A sort on a sub-field through arrays computes a key per document (in Python): seconds.
         slow = asyncio.create_task(storage.collection("big").find({}, None, [("o.x", 1)], 0, 10))
