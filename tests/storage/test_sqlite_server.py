@@ -45,6 +45,19 @@ def test_a_second_server_on_the_same_folder_is_refused_clearly(schema_dir: Path,
         stop_server(first)
 
 
+def test_serve_on_a_corrupt_database_stops_at_once_with_the_reason(schema_dir: Path, tmp_path: Path) -> None:
+    """Before any worker starts: one message and exit status 2, not a worker crash loop."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "storeengine.db").write_bytes(b"\x00garbage" * 1000)
+    env = {**os.environ, "STORE_DATA_DIR": str(data), "STORE_SECRET": "test-secret-of-at-least-32-bytes!!"}
+    result = subprocess.run([sys.executable, "-m", "storeengine", "serve", "--workers", "2", "--port",
+                             str(free_port()), "--schemas", str(schema_dir)], env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not an SQLite database" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_acknowledged_writes_survive_kill_9_and_the_feed_matches(schema_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = serve(schema_dir, tmp_path, data, "before")
