@@ -37,6 +37,7 @@ $(WIRE_STAMP): $(WIRE_REQS)
 
 wire-env: $(WIRE_STAMP)
 
+# The embedded database keeps its data in ./data between runs (STORE_DATA_DIR; git ignores it).
 run: $(STAMP)
 	$(BIN)/storeengine serve $(ARGS)
 

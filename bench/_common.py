@@ -1,7 +1,8 @@
 """Shared bench helpers: an in-process app and its lifespan, timing, percentiles, output lines.
 
-The database is the embedded mongomock-motor unless STORE_MONGODB_URI is set (Settings reads it
-from the environment); each run then uses a fresh database of its own and drops it at the end.
+The database is the embedded one (SQLite, in a fresh temporary STORE_DATA_DIR) unless
+STORE_MONGODB_URI is set (Settings reads it from the environment); each run then uses a fresh
+database of its own and drops it at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import httpx
 from storeengine.app import create_app
 from storeengine.http.context import Context
 from storeengine.settings import Settings
+from storeengine.storage import connect
 from storeengine.storage.mongo import Collection, Storage
+from storeengine.storage.sqlite.collection import SqliteCollection
 
 SECRET = "bench-secret-of-at-least-32-bytes!!"
 ADMIN_PASSWORD = "bench-admin-password"
@@ -32,7 +35,17 @@ FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
 
 def database_note() -> str:
     uri = os.environ.get("STORE_MONGODB_URI")
-    return f"database: MongoDB at {uri}" if uri else "database: embedded mongomock-motor (STORE_MONGODB_URI unset)"
+    return f"database: MongoDB at {uri}" if uri else "database: embedded SQLite in a temporary folder"
+
+
+@contextlib.contextmanager
+def data_dir() -> Iterator[str]:
+    """A fresh STORE_DATA_DIR for one run (removed afterwards)."""
+    folder = tempfile.mkdtemp(prefix="storeengine-bench-data-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def schema_folder(schemas: dict[str, str]) -> Path:
@@ -62,29 +75,70 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         await task
 
 
+class _SeamCursor:
+    """The little of motor's cursor the benchmarks chain: find(...).sort(k, d).limit(n).to_list()."""
+
+    def __init__(self, coll: SqliteCollection, query: dict[str, Any], projection: dict[str, Any] | None) -> None:
+        self.coll, self.query, self.projection = coll, query, projection
+        self.keys: list[tuple[str, int]] = []
+        self.count = 0
+
+    def sort(self, key: str, direction: int) -> _SeamCursor:
+        self.keys.append((key, direction))
+        return self
+
+    def limit(self, count: int) -> _SeamCursor:
+        self.count = count
+        return self
+
+    async def to_list(self, length: int | None) -> list[dict[str, Any]]:
+        return await self.coll.find(self.query, self.projection, self.keys, 0, self.count)
+
+
+class EmbeddedRaw:
+    """For the embedded database, what `driver_collection` gives: its own collection (SQLite is the
+    driver) with motor's spelling of bulk inserts and cursors."""
+
+    def __init__(self, coll: SqliteCollection) -> None:
+        self.coll = coll
+
+    async def insert_many(self, docs: list[dict[str, Any]]) -> None:
+        await self.coll.insert_many(docs)
+
+    def find(self, query: dict[str, Any], projection: dict[str, Any] | None = None) -> _SeamCursor:
+        return _SeamCursor(self.coll, query, projection)
+
+    async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
+        return await self.coll.find_one(query)
+
+
 def driver_collection(ctx: Context, name: str) -> Any:
-    """The motor collection under the app's storage, for bulk loads and floors."""
-    assert isinstance(ctx.storage, Storage)
-    return ctx.storage.collection(name).raw
+    """The driver's collection under the app's storage, for bulk loads and floors."""
+    if isinstance(ctx.storage, Storage):
+        return ctx.storage.collection(name).raw
+    coll = ctx.storage.collection(name)
+    assert isinstance(coll, SqliteCollection)
+    return EmbeddedRaw(coll)
 
 
 @contextlib.asynccontextmanager
 async def running_app(schemas: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Context]]:
     """The whole app in-process: an httpx client over ASGITransport and the app's context."""
     folder = schema_folder(schemas)
-    settings = Settings(schema_dir=folder, secret=SECRET, admin_password=ADMIN_PASSWORD,
-                        database=f"bench_{os.getpid()}_{int(time.time())}", **FAST_HASH)  # type: ignore[arg-type]
-    storage = Storage.connect(settings)
-    app: Any = create_app(settings, storage=storage)
-    ctx: Context = app.other_asgi_app.app.state.ctx  # socketio.ASGIApp -> BodyLimit -> Starlette
-    try:
-        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                    base_url="http://bench") as client:
-            yield client, ctx
-            if settings.mongodb_uri:  # leave no bench database behind on a real server
-                await storage.client.drop_database(settings.database)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with data_dir() as data:
+        settings = Settings(schema_dir=folder, secret=SECRET, admin_password=ADMIN_PASSWORD, data_dir=data,
+                            database=f"bench_{os.getpid()}_{int(time.time())}", **FAST_HASH)  # type: ignore[arg-type]
+        storage = connect(settings)
+        app: Any = create_app(settings, storage=storage)
+        ctx: Context = app.other_asgi_app.app.state.ctx  # socketio.ASGIApp -> BodyLimit -> Starlette
+        try:
+            async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                        base_url="http://bench") as client:
+                yield client, ctx
+                if isinstance(storage, Storage):  # leave no bench database behind on a real server
+                    await storage.client.drop_database(settings.database)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 async def bearer(client: httpx.AsyncClient, login: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
@@ -131,8 +185,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end.
+    On the embedded database it gets a fresh STORE_DATA_DIR of its own."""
+    data = tempfile.mkdtemp(prefix="storeengine-bench-data-")
+    proc = subprocess.Popen(cmd, env={**os.environ, "STORE_DATA_DIR": data, **(env or {})}, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -147,24 +203,27 @@ def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None)
         yield url, proc.pid
     finally:
         stop_process(proc)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def counting_calls(names: Iterable[str]) -> Iterator[dict[str, int]]:
-    """Count the calls (database round trips) of these storage.Collection methods while inside."""
+    """Count the calls (database round trips) of these collection methods while inside (the
+    backend's: MongoDB's Collection, or the embedded database's)."""
     counts = dict.fromkeys(names, 0)
-    originals = {name: getattr(Collection, name) for name in counts}
+    kind: type[Any] = Collection if os.environ.get("STORE_MONGODB_URI") else SqliteCollection
+    originals = {name: getattr(kind, name) for name in counts}
 
     def wrap(name: str) -> Any:
-        async def counted(self: Collection, *args: Any, **kwargs: Any) -> Any:
+        async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
             counts[name] += 1
             return await originals[name](self, *args, **kwargs)
         return counted
 
     for name in counts:
-        setattr(Collection, name, wrap(name))
+        setattr(kind, name, wrap(name))
     try:
         yield counts
     finally:
         for name, original in originals.items():
-            setattr(Collection, name, original)
+            setattr(kind, name, original)

@@ -35,7 +35,8 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "STORE_SECRET": "bench-secret-of-at-least-32-bytes!!", "STORE_ADMIN_PASSWORD": PASSWORD,
-           "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64"}
+           "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64",
+           "STORE_DATA_DIR": str(folder / "data")}  # the embedded database, removed with the folder
     proc = subprocess.Popen([sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas",
                              str(folder), "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -26,7 +26,17 @@ import httpx
 import pymongo
 import realtime_fanout
 import socketio
-from _common import ADMIN_PASSWORD, FAST_HASH, SECRET, counting_calls, database_note, lifespan, line, schema_folder
+from _common import (
+    ADMIN_PASSWORD,
+    FAST_HASH,
+    SECRET,
+    counting_calls,
+    data_dir,
+    database_note,
+    lifespan,
+    line,
+    schema_folder,
+)
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
@@ -39,13 +49,15 @@ CALLS = ("find_one", "find", "count", "insert", "update_if", "update", "delete",
 
 @contextlib.asynccontextmanager
 async def app_client(folder: Path, feed: bool) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(schema_dir=folder, secret=SECRET, admin_password=ADMIN_PASSWORD, changes_feed=feed,
-                        database=f"bench_feed_{feed}_{os.getpid()}", **FAST_HASH)  # type: ignore[arg-type]
-    app = create_app(settings)
-    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
-        yield c
-        if settings.mongodb_uri:
-            await app.other_asgi_app.app.state.ctx.storage.client.drop_database(settings.database)  # type: ignore[attr-defined]
+    with data_dir() as data:
+        settings = Settings(schema_dir=folder, secret=SECRET, admin_password=ADMIN_PASSWORD, changes_feed=feed,
+                            data_dir=data, database=f"bench_feed_{feed}_{os.getpid()}",
+                            **FAST_HASH)  # type: ignore[arg-type]
+        app = create_app(settings)
+        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
+            yield c
+            if settings.mongodb_uri:
+                await app.other_asgi_app.app.state.ctx.storage.client.drop_database(settings.database)  # type: ignore[attr-defined]
 
 
 async def token(client: httpx.AsyncClient) -> dict[str, str]:

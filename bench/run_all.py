@@ -1,7 +1,7 @@
 """Run every benchmark in turn (`make bench`): on the MongoDB-wire server (mongoeco, when .venv-wire
-exists) and on the embedded fake, then a table of the list / GET figures in both columns; then the
-peer benchmarks (storeengine next to PocketBase, and next to Parse Server, Eve and the floor on
-jongodb: bench/peers/), ending with every peer target, `ok` or MISSED.
+exists) and on the embedded database (SQLite), then a table of the list / GET figures in both columns;
+then the peer benchmarks (storeengine next to PocketBase, and next to Parse Server, Eve and the floor
+on jongodb: bench/peers/), ending with every peer target, `ok` or MISSED.
 A failing script's stderr is shown, others' is not (it only holds the server's start-up warnings)."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 from _wire import wire_server
 
 HERE = Path(__file__).resolve().parent
-FAKE = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
-        "console.py", "references.py"]
+EMBEDDED = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
+            "console.py", "references.py"]
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
-# (quadratic): it runs on the fake only. The wire list uses 3,000 entities for the same reason.
+# (quadratic): it runs on the embedded database only. The wire list uses 3,000 entities for the same reason.
 WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py"]
 # Peers (issues 21 and 26): each starts its own servers (installed on first use into bench/.peers/)
 # and drives them with wrk (Debian's package) and Node (Parse Server, jongodb from npm).
@@ -44,7 +44,7 @@ ROWS = [("entities listed", "count", "{:.0f}"), ("list: storeengine (ms)", "list
 
 def run(script: str, env: dict[str, str]) -> tuple[bool, dict[str, Any]]:
     start = time.perf_counter()
-    base = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}  # the fake unless `env` says
+    base = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}  # embedded unless `env` says
     done = subprocess.run([sys.executable, str(HERE / script)], env={**base, **env, "BENCH_JSON": "1"},
                           capture_output=True, text=True, check=False)
     result: dict[str, Any] = {}
@@ -103,12 +103,12 @@ def main() -> int:
             failed += [] if ok else [f"{script} (wire)"]
             if result:
                 columns["wire (mongoeco)"] = result
-    for script in FAKE:
-        print(f"== {script} (embedded fake: mongomock-motor)", flush=True)
+    for script in EMBEDDED:
+        print(f"== {script} (embedded database: SQLite)", flush=True)
         ok, result = run(script, {})
-        failed += [] if ok else [f"{script} (fake)"]
+        failed += [] if ok else [f"{script} (embedded)"]
         if result:
-            columns["fake (mongomock)"] = result
+            columns["embedded (SQLite)"] = result
     table(columns)
     print(flush=True)
     peers(failed)

@@ -24,7 +24,7 @@ from storeengine.core.formats import utcnow
 from storeengine.model.access import Principal
 from storeengine.model.schema import compile_schema
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Storage
+from storeengine.storage import connect
 from storeengine.store.checks import check_entities
 
 RAW = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer", "minimum": 0},
@@ -38,7 +38,7 @@ def rss_mb() -> float:
 
 async def check_bench(uri: str | None, n: int) -> None:
     settings = Settings(mongodb_uri=uri, database=f"bench{ObjectId()}")
-    storage = Storage.connect(settings)
+    storage = connect(settings)
     store = compile_schema("things", RAW)
     coll = storage.collection("things")
     now = utcnow()

@@ -32,8 +32,8 @@ from storeengine.realtime.authbus import MongoBus
 from storeengine.realtime.live import SocketDelivery
 from storeengine.realtime.server import Realtime
 from storeengine.settings import Settings
+from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
-from storeengine.storage.mongo import Storage
 from storeengine.store.feed import Feed
 from storeengine.store.service import EntityService
 from storeengine.store.tail import FeedTail
@@ -102,7 +102,7 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
         secret = secrets.token_urlsafe(32)
         log.warning("STORE_SECRET is not set: using a random secret; tokens die with this process, "
                     "and several processes need one STORE_SECRET")
-    storage = storage or Storage.connect(settings)
+    storage = storage or connect(settings)
     registry = Registry(settings.schema_dir)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     throttle = LoginThrottle(storage.collection("_login_failures"), settings.login_max_failures,
@@ -112,8 +112,9 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
         session_ttl=settings.session_ttl_seconds, refresh_ttl=settings.refresh_ttl_seconds,
         cache_seconds=settings.auth_cache_seconds,
     )
-    # Without Redis, processes sharing a MongoDB tell each other about revocations through it.
-    shared_db = settings.mongodb_uri is not None and not settings.socketio_queue
+    # Without Redis, processes sharing a database (MongoDB, or the embedded one under `serve --workers
+    # N`) tell each other about revocations through it.
+    shared_db = not storage.embedded and not settings.socketio_queue
     bus = MongoBus(storage.collection("_auth_changes")) if shared_db else None
     realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
                         ping_interval=settings.socketio_ping_interval_seconds,

@@ -21,18 +21,28 @@ from storeengine.settings import Settings
 if TYPE_CHECKING:
     from storeengine.model.schema import StoreSchema
     from storeengine.storage.api import StorageAPI
+    from storeengine.storage.sqlite.folder import FolderLock
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from storeengine.core.errors import StoreError
+
+    lock = None
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "schema_dir": args.schemas}.items() if v}
     settings = Settings(**overrides)
-    if args.workers > 1:
-        if settings.mongodb_uri is None:
-            print("storeengine: --workers > 1 needs STORE_MONGODB_URI: the embedded database lives inside "
-                  "one process, so each worker would have its own private data", file=sys.stderr)
+    if settings.mongodb_uri is None:
+        if args.workers > 1 and settings.data_dir == ":memory:":
+            print("storeengine: --workers > 1 needs a STORE_DATA_DIR folder (or STORE_MONGODB_URI): with "
+                  "STORE_DATA_DIR=:memory: each worker would have its own private data", file=sys.stderr)
             return 2
+        try:
+            lock = _claim_data_dir(settings)  # held until this function returns (the server stopped)
+        except StoreError as exc:
+            print(f"storeengine: {exc.message}", file=sys.stderr)
+            return 2
+    if args.workers > 1:
         if not settings.secret:
             # One secret for every worker, made once here, so a token from one is valid at all.
             os.environ["STORE_SECRET"] = secrets.token_urlsafe(32)
@@ -46,7 +56,25 @@ def _serve(args: argparse.Namespace) -> int:
     # extra ping per socket every 20 s would double the idle cost of many subscribers.
     uvicorn.run("storeengine.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=args.workers, log_level=args.log_level, proxy_headers=False, ws_ping_interval=None)
+    if lock is not None:
+        lock.release()
     return 0
+
+
+def _claim_data_dir(settings: Settings) -> FolderLock | None:
+    """Lock STORE_DATA_DIR for this server and check its database before anything starts (a
+    problem is one clear message, never a crash loop of workers); the app and every worker learn
+    through STORE_DATA_DIR_OWNER that this process holds it. None for `:memory:`."""
+    from storeengine.storage.sqlite import SqliteStorage
+
+    lock = SqliteStorage.claim(settings)
+    if lock is not None:
+        folder = lock.path.parent
+        os.environ["STORE_DATA_DIR"] = str(folder)
+        os.environ["STORE_DATA_DIR_OWNER"] = str(os.getpid())
+        print(f"storeengine: embedded database (SQLite) in {folder} (STORE_DATA_DIR); it keeps its data "
+              "between runs", flush=True)
+    return lock
 
 
 def _front_door(settings: Settings) -> None:
@@ -150,11 +178,15 @@ def _user_create(args: argparse.Namespace) -> int:
     from storeengine.core.jsonio import dumps
 
     settings = Settings()
-    if settings.mongodb_uri is None:
-        print("storeengine: STORE_MONGODB_URI is not set; a user in the embedded database would be lost "
-              "at once. Use STORE_ADMIN_LOGIN / STORE_ADMIN_PASSWORD for the embedded server.", file=sys.stderr)
+    if settings.mongodb_uri is None and settings.data_dir == ":memory:":
+        print("storeengine: STORE_DATA_DIR=:memory:: a user in an in-memory database would be lost at once. "
+              "Use STORE_ADMIN_LOGIN / STORE_ADMIN_PASSWORD for such a server.", file=sys.stderr)
         return 2
-    ctx, _ = build_context(settings)
+    try:
+        ctx, _ = build_context(settings)  # the embedded database: refused while a server holds it
+    except StoreError as exc:
+        print(f"storeengine: {exc.message}", file=sys.stderr)
+        return 2
 
     async def run() -> None:
         for store in ctx.registry.all():
@@ -167,6 +199,8 @@ def _user_create(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"storeengine: {json.dumps(exc.body())}", file=sys.stderr)
         return 1
+    finally:
+        ctx.storage.close()
     return 0
 
 

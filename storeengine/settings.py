@@ -14,6 +14,10 @@ class Settings(BaseSettings):
 
     mongodb_uri: str | None = None
     database: str = "storeengine"
+    # The embedded database (STORE_MONGODB_URI unset): SQLite files in this folder, or ":memory:".
+    data_dir: str = "./data"
+    # Set by `serve --workers N` for its workers: the pid of the server that holds the folder's lock.
+    data_dir_owner: int | None = None
     schema_dir: Path = Path("schemas")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     host: str = "127.0.0.1"

@@ -1,5 +1,6 @@
-"""Shared fixtures: the app driven in-process (on the embedded database, or on the wire lane for
-modules with LANES: tests/lanes.py), users, and real server processes."""
+"""Shared fixtures: the app driven in-process (on the embedded database, SQLite in memory, or on the
+wire lane for modules with LANES: tests/lanes.py), users, and real server processes (each on an
+embedded database folder of its own unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ import redis
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
+
+# The storage conformance suite lives in the package (storeengine/storage/testing.py): show its
+# failed asserts as pytest shows a test module's (nothing imported above loads it).
+pytest.register_assert_rewrite("storeengine.storage.testing")
 
 HERE = Path(__file__).parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -59,7 +64,7 @@ def settings(schema_dir: Path, lane: str, request: pytest.FixtureRequest) -> Set
         wire_db = request.getfixturevalue("wire_db")
         database = {"mongodb_uri": wire_db.uri, "database": wire_db.name}
     return Settings(schema_dir=schema_dir, secret="test-secret-of-at-least-32-bytes!!", admin_password=ADMIN_PASSWORD,
-                    schema_poll_seconds=0.1, **FAST_HASH, **database)
+                    schema_poll_seconds=0.1, data_dir=":memory:", **FAST_HASH, **database)
 
 
 @contextlib.asynccontextmanager
@@ -150,7 +155,7 @@ class Server:
 def start_server(schema_dir: Path, log: Path, *, env: dict[str, str] | None = None, workers: int = 1) -> Server:
     port = free_port()
     full_env = {**os.environ, "STORE_SECRET": "test-secret-of-at-least-32-bytes!!",
-                "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_DATA_DIR": str(log.parent / f"{log.stem}-data"),
                 "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64", **(env or {})}
     cmd = [sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas", str(schema_dir),
            "--workers", str(workers), "--log-level", "warning"]

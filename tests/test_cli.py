@@ -93,12 +93,11 @@ def test_check_schemas_of_a_missing_folder_fails(tmp_path: Path) -> None:
     assert "nowhere" in result.stdout + result.stderr
 
 
-def test_serve_refuses_several_workers_on_the_embedded_database(tmp_path: Path) -> None:
-    env = clean_env(STORE_SECRET="test-secret-of-at-least-32-bytes!!")
-    assert "STORE_MONGODB_URI" not in env
+def test_serve_refuses_several_workers_on_an_in_memory_database(tmp_path: Path) -> None:
+    env = clean_env(STORE_SECRET="test-secret-of-at-least-32-bytes!!", STORE_DATA_DIR=":memory:")
     result = storeengine("serve", "--workers", "2", "--port", str(free_port()), "--schemas", str(EXAMPLES),
                          cwd=tmp_path, env=env, timeout=20)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "STORE_MONGODB_URI" in output and "workers" in output, output
+    assert "STORE_DATA_DIR" in output and "workers" in output, output
     assert "Traceback" not in output

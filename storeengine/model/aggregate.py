@@ -58,7 +58,7 @@ class Aggregation:
             raise BadRequest(f"more than {MAX_GROUPS} groups: group by fewer fields or a coarser unit, or filter")
         out = []
         for row in rows:
-            if not row.get("count"):  # mongomock answers one `_id: null` group over no documents
+            if not row.get("count"):  # a group over no documents (some servers answer one `_id: null` row)
                 continue
             key = row.get("_id") or {}
             item: Doc = {"group": {_label(p, u): _bucket(key.get(f"g{i}"), u) for i, (p, u) in enumerate(self.group)}}

@@ -1,9 +1,11 @@
 """The storage seam: what the engine asks of a database, as Protocols.
 
-`storage.Storage` / `storage.Collection` (motor, guarded) are the real implementation and the
-only code that touches the driver. `create_app(settings, storage=...)` takes any object with
-these operations, so a test can hand the app a store that fails or is slow, the way httpx
-takes a transport. Every operation raises StoreErrors only (Unavailable, Conflict, StoreError).
+Two implementations: `mongo.Storage` (MongoDB through the driver) and `sqlite.SqliteStorage`
+(the embedded database); `storage.connect(settings)` picks one. `create_app(settings,
+storage=...)` takes any object with these operations, so a test can hand the app a store that
+fails or is slow, the way httpx takes a transport. Queries and updates are MongoDB-shaped
+dicts; storage/testing.py is the conformance suite every implementation passes. Every
+operation raises StoreErrors only (Unavailable, Conflict, BadRequest, StoreError).
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class CollectionAPI(Protocol):
 
 
 class StorageAPI(Protocol):
-    embedded: bool  # the in-process database: one process owns it (the feed counts in memory there)
+    embedded: bool  # one process owns the database (the embedded one, outside `serve --workers N`):
+    # the feed may then count in memory, and nothing needs to poll it for other processes' writes
     database_name: str  # processes sharing a database share its change feed's Redis channel
 
     def collection(self, name: str) -> CollectionAPI: ...

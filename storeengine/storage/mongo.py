@@ -23,7 +23,6 @@ from pymongo.errors import (
 from storeengine.core.errors import BadRequest, Conflict, StoreError, Unavailable
 from storeengine.core.types import Doc, Sort
 from storeengine.settings import Settings
-from storeengine.storage.embedded import Runner, ThreadedCollection
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +57,19 @@ async def guard() -> AsyncIterator[None]:
 class Collection:
     """The few operations the engine needs, each guarded."""
 
-    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int,
-                 threaded: ThreadedCollection | None = None) -> None:
+    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int) -> None:
         self.raw = raw
         self.timeout_ms = timeout_ms  # bounds every read, so one costly filter cannot run on
-        # The embedded database: every call on its worker thread (embedded.py), never on the loop.
-        self.threaded = threaded
 
     async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                        sort: Sort | None = None) -> Doc | None:
         async with guard():
-            if self.threaded:
-                return await self.threaded.find_one(query, projection, sort, self.timeout_ms)
             return await self.raw.find_one(query, projection, sort=list(sort) if sort else None,
                                            max_time_ms=self.timeout_ms)
 
     async def find(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                    sort: Sort | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
         async with guard():
-            if self.threaded:
-                return await self.threaded.find(query, projection, sort, skip, limit, self.timeout_ms)
             cursor = self.raw.find(query, projection, skip=skip, limit=limit, max_time_ms=self.timeout_ms)
             if sort:
                 cursor = cursor.sort(list(sort))
@@ -85,25 +77,19 @@ class Collection:
 
     async def count(self, query: Mapping[str, Any]) -> int:
         async with guard():
-            if self.threaded:
-                return await self.threaded.count(query, self.timeout_ms)
             return await self.raw.count_documents(query, maxTimeMS=self.timeout_ms)
 
     async def aggregate(self, pipeline: Sequence[Mapping[str, Any]], timeout_ms: int | None = None) -> list[Doc]:
         """One pipeline (the stages storage.api documents), bounded by maxTimeMS."""
         timeout = timeout_ms or self.timeout_ms
         async with guard():
-            if self.threaded:
-                return await self.threaded.aggregate(pipeline, timeout)
             cursor = self.raw.aggregate(list(pipeline), maxTimeMS=timeout)
             rows: list[Doc] = await cursor.to_list(None)
             return rows
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A write or index call through the driver (or the embedded worker), guarded."""
+        """A write or index call through the driver, guarded."""
         async with guard():
-            if self.threaded:
-                return await self.threaded.call(method, *args, **kwargs)
             return await getattr(self.raw, method)(*args, **kwargs)
 
     async def insert(self, doc: Doc) -> None:
@@ -150,18 +136,10 @@ class Storage:
         self.database_name = database
         self.embedded = embedded
         self.query_timeout_ms = query_timeout_ms
-        self.runner = Runner() if embedded else None
         self._collections: dict[str, Collection] = {}
 
     @classmethod
     def connect(cls, settings: Settings) -> Storage:
-        if settings.mongodb_uri is None:
-            from mongomock_motor import AsyncMongoMockClient
-
-            log.warning("STORE_MONGODB_URI is not set: using an embedded in-memory database; "
-                        "data is NOT persisted and is lost when the process exits")
-            return cls(AsyncMongoMockClient(tz_aware=False), settings.database, embedded=True,
-                       query_timeout_ms=settings.query_timeout_ms)
         client: AsyncIOMotorClient[Doc] = AsyncIOMotorClient(
             settings.mongodb_uri, tz_aware=False,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
@@ -175,13 +153,10 @@ class Storage:
         # sixth of a GET by id's own time over the wire.
         coll = self._collections.get(name)
         if coll is None:
-            threaded = ThreadedCollection(self.db.delegate[name], self.runner) if self.runner else None
-            coll = self._collections[name] = Collection(self.db[name], self.query_timeout_ms, threaded)
+            coll = self._collections[name] = Collection(self.db[name], self.query_timeout_ms)
         return coll
 
     async def ping(self) -> bool:
-        if self.embedded:
-            return True
         try:
             async with guard():
                 await self.db.command("ping")
@@ -190,7 +165,4 @@ class Storage:
             return False
 
     def close(self) -> None:
-        if self.runner:
-            self.runner.close()
-        if not self.embedded:
-            self.client.close()
+        self.client.close()

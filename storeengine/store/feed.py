@@ -141,10 +141,9 @@ class Feed:
     async def ensure_indexes(self) -> None:
         await self.changes.ensure_index((("store", 1), ("seq", 1)))
         await self.changes.ensure_index((("store", 1), ("id", 1), ("seq", 1)))
-        if not self.storage.embedded:  # (the embedded database would scan every document on every access)
-            # A backstop for when no server runs: the maintenance sweep removes expired changes
-            # (below the floor) long before the database's TTL monitor would.
-            await self.changes.ensure_index((("expireAt", 1),), expire_after=24 * 3600)
+        # A backstop for when no server runs: the maintenance sweep removes expired changes
+        # (below the floor) long before the database's TTL monitor would.
+        await self.changes.ensure_index((("expireAt", 1),), expire_after=24 * 3600)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -167,10 +166,14 @@ class Feed:
     async def _allocate(self, store: str) -> int:
         if self.storage.embedded:
             # One process owns the embedded database, so its memory is as atomic a counter as the
-            # database's (whose find_one_and_update costs more there than the whole entity write).
+            # database's, and costs no write. (`serve --workers N` shares the embedded database:
+            # there `embedded` is False and the counter is the database's, as on MongoDB.)
             if store not in self._local_seq:
+                # Go on from the last change kept (the embedded database keeps the feed across
+                # restarts, but this counter only in memory): one read of the (store, seq) index.
                 counter = await self.counters.find_one({"_id": store}) or {}
-                self._local_seq.setdefault(store, int(counter.get("seq", 0)))
+                last = await self.changes.find_one({"store": store}, {"seq": 1}, [("seq", -1)]) or {}
+                self._local_seq.setdefault(store, max(int(counter.get("seq", 0)), int(last.get("seq", 0))))
             self._local_seq[store] += 1
             return self._local_seq[store]
         for _ in range(3):  # two first upserts of one counter may race on its _id
@@ -230,8 +233,8 @@ class Feed:
         records: list[Doc] = []
         left = limit
         while True:
-            # Numbers are dense, so a bounded range holds the page (and keeps a scan small where
-            # the database has no index: the embedded one copies every match before the limit).
+            # Numbers are dense, so a bounded range holds the page: one range scan of the
+            # (store, seq) index.
             where = {"store": store.name, "seq": {"$gt": position, "$lte": position + left + 1}}
             docs = await self.changes.find(where, _BRIEF if brief else None, [("seq", 1)], 0, left + 1)
             # Read after the page: a deletion the page met had raised the floor before it.

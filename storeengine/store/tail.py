@@ -150,8 +150,8 @@ class FeedTail:
                  poll_seconds: float | None = None) -> None:
         self.feed, self.registry = feed, registry
         self.consumers: list[Consumer] = []
-        # Polling finds other processes' changes; the embedded database has no other process (and
-        # a read there scans the whole feed), so it only polls as a safety net.
+        # Polling finds other processes' changes; an embedded database owned by one process has no
+        # other process, so there it only polls as a safety net (its workers, sharing it, poll).
         self.poll_seconds = poll_seconds or (30.0 if feed.storage.embedded else 1.0 if queue_url else 0.25)
         self.tailers: dict[str, Tailer] = {}
         channel = f"{CHANNEL}:{feed.storage.database_name}"

@@ -483,8 +483,10 @@ ENGINE_FIELDS = ("owner", "group", "access", "branch", "createdAt")
 
 
 async def _indexed_fields(app, store: str) -> set[str]:
-    storage = app.other_asgi_app.app.state.ctx.storage
-    info = await storage.collection(store).raw.index_information()
+    coll = app.other_asgi_app.app.state.ctx.storage.collection(store)
+    if hasattr(coll, "index_keys"):  # the embedded database (SQLite)
+        return {keys[0][0] for keys, _ in await coll.index_keys() if len(keys) == 1}
+    info = await coll.raw.index_information()
     return {spec["key"][0][0] for spec in info.values() if len(spec["key"]) == 1}
 
 

@@ -26,7 +26,7 @@ import pytest
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
-from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, FAST_HASH, lifespan, token_for
+from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, FAST_HASH, lifespan, start_server, stop_server, token_for
 
 # Each test runs on the embedded database and over the MongoDB wire (tests/lanes.py).
 LANES = ("embedded", "wire")
@@ -457,7 +457,7 @@ async def test_bootstrap_admin_from_the_environment(schema_dir, seen, monkeypatc
     monkeypatch.delenv("STORE_MONGODB_URI", raising=False)
     monkeypatch.setenv("STORE_ADMIN_LOGIN", "root")
     monkeypatch.setenv("STORE_ADMIN_PASSWORD", NEW_PASSWORD)
-    app = create_app(Settings(schema_dir=schema_dir, secret=SECRET, **FAST_HASH))
+    app = create_app(Settings(schema_dir=schema_dir, secret=SECRET, data_dir=":memory:", **FAST_HASH))
     async with lifespan(app), recording(app, seen) as c:
         root = await token_for(c, "root", NEW_PASSWORD)
         me = (await c.get("/api/v1/auth/me", headers=root)).json()
@@ -481,13 +481,34 @@ async def test_bootstrap_without_a_password_logs_a_random_one_once(settings, see
     assert not any(password in r.text for r in seen)
 
 
-def test_cli_user_create_refuses_without_a_database_uri():
+def _user_create(data_dir: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}
-    r = subprocess.run([sys.executable, "-m", "storeengine", "user", "create", "--login", "carl",
-                        "--password", NEW_PASSWORD], check=False, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "storeengine", "user", "create", "--login", "carl",
+                           "--password", NEW_PASSWORD], check=False, env={**env, "STORE_DATA_DIR": data_dir},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_user_create_refuses_an_in_memory_database():
+    r = _user_create(":memory:")
     assert r.returncode != 0
-    assert "STORE_MONGODB_URI" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "STORE_DATA_DIR" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert NEW_PASSWORD not in r.stdout + r.stderr
+
+
+def test_cli_user_create_writes_into_the_embedded_database_a_server_then_serves(tmp_path, schema_dir):
+    data = tmp_path / "data"
+    r = _user_create(str(data))
+    assert r.returncode == 0, r.stderr
+    assert NEW_PASSWORD not in r.stdout + r.stderr
+    server = start_server(schema_dir, tmp_path / "server.log", env={"STORE_DATA_DIR": str(data)})
+    try:
+        login = httpx.post(f"{server.url}/api/v1/auth/token", json={"login": "carl", "password": NEW_PASSWORD})
+        assert login.status_code == 200, login.text
+        busy = _user_create(str(data))  # the server holds the folder: refused, with the reason
+        assert busy.returncode != 0 and "in use by another storeengine server" in busy.stderr, busy.stderr
+        assert "Traceback" not in busy.stderr
+    finally:
+        stop_server(server)
 
 
 async def test_create_user_makes_missing_groups(app, client, admin):

@@ -1,5 +1,5 @@
-"""Operations: a real server process (health, embedded-database warning, hot reload), a database
-that cannot be reached, and recovery when it comes back (API.md 9, 5)."""
+"""Operations: a real server process (health, where the embedded database keeps its data, hot
+reload), a database that cannot be reached, and recovery when it comes back (API.md 9, 5)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ import pytest
 from storeengine.app import create_app
 from storeengine.core.errors import Unavailable
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Collection, Storage
+from storeengine.storage import connect
+from storeengine.storage.api import StorageAPI
+from storeengine.storage.mongo import Collection
 from tests.conftest import (
     ADMIN_LOGIN,
     ADMIN_PASSWORD,
@@ -68,10 +70,10 @@ def test_healthz_is_ok(server: Server) -> None:
     assert r.json() == {"status": "ok", "database": "ok"}
 
 
-def test_log_says_the_embedded_database_is_not_persisted(server: Server) -> None:
-    log = server.output().lower()
-    assert "in-memory" in log or "in memory" in log, log
-    assert "not persisted" in log or "lost" in log, log
+def test_log_says_where_the_embedded_database_keeps_its_data(server: Server) -> None:
+    log = server.output()
+    assert "embedded database (SQLite) in" in log and str(server.log.parent) in log, log
+    assert "keeps its data" in log, log
 
 
 def test_schema_files_are_hot_reloaded_without_restart(server: Server, http: httpx.Client, schema_dir: Path) -> None:
@@ -175,9 +177,9 @@ class DeadDriver:
 
 class SwitchableStorage:
     """The app's storage seam (create_app(storage=...)): the real embedded database, whose reads,
-    while `down` is set, run the real guarded Collection code over a driver that raises."""
+    while `down` is set, run MongoDB's real guarded Collection code over a driver that raises."""
 
-    def __init__(self, real: Storage) -> None:
+    def __init__(self, real: StorageAPI) -> None:
         self.real, self.down = real, False
         self.embedded, self.database_name = real.embedded, real.database_name
 
@@ -192,18 +194,18 @@ class SwitchableStorage:
 
 
 class SwitchableCollection:
-    def __init__(self, owner: SwitchableStorage, real: Collection) -> None:
+    def __init__(self, owner: SwitchableStorage, real: Any) -> None:
         self.owner, self.real = owner, real
 
     def __getattr__(self, name: str) -> Any:
         if self.owner.down and name in ("find", "find_one"):
-            return getattr(Collection(DeadDriver(), self.real.timeout_ms), name)
+            return getattr(Collection(DeadDriver(), 1000), name)
         return getattr(self.real, name)
 
 
 @pytest.fixture
 async def switchable(settings: Settings) -> SwitchableStorage:
-    return SwitchableStorage(Storage.connect(settings))
+    return SwitchableStorage(connect(settings))
 
 
 @pytest.fixture

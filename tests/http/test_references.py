@@ -15,7 +15,8 @@ import pytest
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Storage
+from storeengine.storage import connect
+from storeengine.storage.api import StorageAPI
 from tests.conftest import Users, lifespan
 from tests.paths import TESTS
 
@@ -27,7 +28,7 @@ NOT_READABLE = "must be the id of a {} entity you may read"
 class Counting:
     """The app's storage seam, counting every `find` / `find_one` per collection."""
 
-    def __init__(self, real: Storage) -> None:
+    def __init__(self, real: StorageAPI) -> None:
         self.real = real
         self.embedded, self.database_name = real.embedded, real.database_name
         self.calls: list[tuple[str, str, Any]] = []
@@ -71,7 +72,7 @@ def schema_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def counting(settings: Settings) -> Counting:
-    return Counting(Storage.connect(settings))
+    return Counting(connect(settings))
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Unit tests of storeengine/acl.py: rules -> MongoDB filters, can(), restrict() and Socket.IO rooms agree."""
+"""Unit tests of storeengine/acl.py: rules -> MongoDB filters, can(), restrict() and Socket.IO rooms agree.
+The filters are run by the embedded database's query compiler (storage.testing.matches)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import itertools
 
 import pytest
 from bson import ObjectId
-from mongomock.filtering import filter_applies
 
 from storeengine.core.errors import Forbidden
 from storeengine.model import access as acl
@@ -22,6 +22,7 @@ from storeengine.model.access import (
     rooms_for_principal,
 )
 from storeengine.model.schema import DEFAULT_ACL
+from storeengine.storage.testing import matches as filter_applies
 
 OWNER, LISTED, OTHER = ObjectId(), ObjectId(), ObjectId()
 G_OWNER, G_LISTED, G_BRANCH, G_OTHER = ObjectId(), ObjectId(), ObjectId(), ObjectId()

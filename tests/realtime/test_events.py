@@ -28,7 +28,8 @@ from storeengine.model.schema import Registry
 from storeengine.realtime.authbus import MongoBus, RedisBus
 from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Storage
+from storeengine.storage import connect
+from storeengine.storage.api import StorageAPI
 from tests.conftest import Server, start_server, stop_server
 from tests.realtime.test_server import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
 
@@ -169,7 +170,7 @@ class Process:
     """What one server process has for re-checks: its own AuthService (and caches) over the
     shared database, and a Watch on a bus (a Redis channel unique to the test, or the database)."""
 
-    def __init__(self, storage: Storage, settings: Settings, bus: Bus | None) -> None:
+    def __init__(self, storage: StorageAPI, settings: Settings, bus: Bus | None) -> None:
         self.storage = storage
         self.auth = AuthService(
             storage, Passwords(1, 64), TokenIssuer(SECRET, "storeengine", 3600),
@@ -193,7 +194,7 @@ class Process:
 @pytest.fixture(params=["redis", "mongodb"])
 async def processes(request: pytest.FixtureRequest,
                     settings: Settings) -> AsyncIterator[tuple[Process, Process, ObjectId]]:
-    storage = Storage.connect(settings)
+    storage = connect(settings)
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         channel = f"storeengine-auth-test-{uuid.uuid4().hex}"
@@ -208,6 +209,7 @@ async def processes(request: pytest.FixtureRequest,
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    storage.close()
 
 
 async def test_a_revocation_on_one_process_drops_the_socket_on_another(
@@ -255,7 +257,7 @@ async def test_a_group_change_on_one_process_moves_rooms_on_another(
 # --- cost: nothing per socket while idle, only the touched sockets on a change ----------------
 
 async def test_only_the_sockets_a_change_touches_are_re_checked(settings: Settings) -> None:
-    storage = Storage.connect(settings)
+    storage = connect(settings)
     process = Process(storage, settings, None)
     users = [ObjectId() for _ in range(10)]
     for user_id in users:
@@ -276,10 +278,11 @@ async def test_only_the_sockets_a_change_touches_are_re_checked(settings: Settin
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        storage.close()
 
 
 async def test_a_socket_revoked_while_still_connecting_is_dropped_once_connected(settings: Settings) -> None:
-    storage = Storage.connect(settings)
+    storage = connect(settings)
     process = Process(storage, settings, None)
     user_id = ObjectId()
     await storage.collection("users").insert({"_id": user_id, "login": "u", "groups": [], "roles": []})
@@ -306,3 +309,4 @@ async def test_a_socket_revoked_while_still_connecting_is_dropped_once_connected
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        storage.close()

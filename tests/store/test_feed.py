@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from mongomock_motor import AsyncMongoMockClient
 
 from storeengine.app import create_app
 from storeengine.core.errors import Gone
@@ -20,7 +20,7 @@ from storeengine.http.context import Context
 from storeengine.model.access import SYSTEM
 from storeengine.model.schema import SchemaError, compile_schema
 from storeengine.settings import Settings
-from storeengine.storage.mongo import Storage
+from storeengine.storage.sqlite import SqliteStorage
 from storeengine.store.feed import Feed, cursor, parse_cursor
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
 
@@ -255,13 +255,25 @@ async def test_a_reader_whose_groups_change_sees_the_feed_by_current_rights(
 
 # --- numbering across writers: late commits and voids ------------------------------------
 
-def two_feeds(**options: Any) -> tuple[Feed, Feed, Any]:
-    """Two Feed writers over one database, as two server processes would be (so the counters are
-    the database's, as with MongoDB: `embedded=False`)."""
-    client = AsyncMongoMockClient(tz_aware=False)
-    one, two = Storage(client, "feedtest", embedded=False), Storage(client, "feedtest", embedded=False)
-    store = compile_schema("orders", {"type": "object", "properties": {"n": {"type": "integer"}}})
-    return Feed(one, retention_seconds=3600, **options), Feed(two, retention_seconds=3600, **options), store
+TwoFeeds = Callable[..., tuple[Feed, Feed, Any]]
+
+
+@pytest.fixture
+def two_feeds(tmp_path: Path) -> Iterator[TwoFeeds]:
+    """Two Feed writers over one database, as two workers of `serve --workers 2` are: each with its
+    own connections to one SQLite file, so the counters are the database's (`embedded=False`)."""
+    opened: list[SqliteStorage] = []
+
+    def make(**options: Any) -> tuple[Feed, Feed, Any]:
+        target = str(tmp_path / f"feedtest-{len(opened)}.db")
+        one, two = (SqliteStorage(target, name="feedtest", embedded=False) for _ in range(2))
+        opened.extend((one, two))
+        store = compile_schema("orders", {"type": "object", "properties": {"n": {"type": "integer"}}})
+        return Feed(one, retention_seconds=3600, **options), Feed(two, retention_seconds=3600, **options), store
+
+    yield make
+    for storage in opened:
+        storage.close()
 
 
 def entity(n: int) -> dict[str, Any]:
@@ -270,7 +282,7 @@ def entity(n: int) -> dict[str, Any]:
             "createdAt": now, "updatedAt": now}
 
 
-async def test_a_late_commit_below_a_later_one_is_not_skipped() -> None:
+async def test_a_late_commit_below_a_later_one_is_not_skipped(two_feeds: TwoFeeds) -> None:
     early, late, store = two_feeds()
     await early.ensure_indexes()
     seen: list[int] = []
@@ -287,7 +299,7 @@ async def test_a_late_commit_below_a_later_one_is_not_skipped() -> None:
     assert (slow.seq, fast.seq) == (1, 2)
 
 
-async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again() -> None:
+async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again(two_feeds: TwoFeeds) -> None:
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
     async with writer.writing(SYSTEM, store, "create", None) as stalled:  # number 1, "dies" for a while
@@ -302,7 +314,7 @@ async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again(
     assert [(r["seq"], r["entity"]["n"]) for r in page.records] == [(3, 1)]  # seen, later
 
 
-async def test_a_hole_at_the_top_is_closed_too() -> None:
+async def test_a_hole_at_the_top_is_closed_too(two_feeds: TwoFeeds) -> None:
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
     await writer._allocate(store.name)  # a writer that died right after taking number 1
@@ -311,7 +323,7 @@ async def test_a_hole_at_the_top_is_closed_too() -> None:
     assert (await reader.read(store, 0)).position == 1
 
 
-async def test_numbers_stay_dense_and_ordered_under_concurrent_writers() -> None:
+async def test_numbers_stay_dense_and_ordered_under_concurrent_writers(two_feeds: TwoFeeds) -> None:
     one, two, store = two_feeds()
     await one.ensure_indexes()
 
@@ -325,6 +337,37 @@ async def test_numbers_stay_dense_and_ordered_under_concurrent_writers() -> None
     page = await one.read(store, 0, 1000)
     assert page.position == 60
     assert sorted(r["entity"]["n"] for r in page.records) == [n for n in range(60) if n % 5]
+
+
+def count_inserts(collection: Any) -> list[int]:
+    """A list that gets a 1 for each `insert` into the collection from now on."""
+    inserts: list[int] = []
+    insert = collection.insert
+
+    async def counted(doc: dict[str, Any]) -> None:
+        inserts.append(1)
+        await insert(doc)
+
+    collection.insert = counted
+    return inserts
+
+
+async def test_numbering_goes_on_after_a_restart_on_the_embedded_database(settings: Settings, tmp_path: Path) -> None:
+    """One process owns the embedded database and numbers in memory: after a restart it must go on
+    from the last change kept on disk, not start again at 1."""
+    on_disk = settings.model_copy(update={"data_dir": str(tmp_path / "data")})
+    seen: list[list[int]] = []
+    for _ in range(2):
+        app = create_app(on_disk)
+        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                    base_url="http://t") as client:
+            admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+            inserts = count_inserts(ctx_of(app).storage.collection("_changes"))
+            for _ in range(3):
+                assert (await client.post("/api/v1/orders", json=ORDER, headers=admin)).status_code == 201
+            assert inserts == [1, 1, 1]  # each change inserted once: no number taken twice
+            seen.append([parse_cursor("orders", c["seq"]) for c in await everything(client, admin)])
+    assert seen == [[1, 2, 3], [1, 2, 3, 4, 5, 6]]
 
 
 # --- retention ---------------------------------------------------------------------------
@@ -348,7 +391,7 @@ async def test_expired_changes_are_removed_and_their_cursors_are_410(settings: S
         assert await raw.count({"store": "orders", "id": ObjectId(first["_id"])}) == 0
 
 
-async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip() -> None:
+async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip(two_feeds: TwoFeeds) -> None:
     feed, _, store = two_feeds()
     feed.retention = timedelta(seconds=0)
     await feed.ensure_indexes()

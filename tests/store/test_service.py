@@ -4,18 +4,19 @@ without HTTP. The write path is read -> check -> change -> compare-and-swap."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from mongomock_motor import AsyncMongoMockClient
 
 from storeengine.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unavailable
 from storeengine.model.access import Principal
 from storeengine.model.query import parse_list_query
 from storeengine.model.schema import Registry, StoreSchema
-from storeengine.storage.mongo import Collection, Storage
+from storeengine.storage.sqlite import SqliteStorage
+from storeengine.storage.sqlite.collection import SqliteCollection
 from storeengine.store.service import MAX_RETRIES, EntityService, Page, Summary
 from tests.paths import TEST_SCHEMAS
 
@@ -36,7 +37,7 @@ class Racing:
     """A collection whose next `races` compare-and-swaps lose: another writer changes the entity
     (through the real collection) just before each of them."""
 
-    def __init__(self, owner: SeamStorage, real: Collection) -> None:
+    def __init__(self, owner: SeamStorage, real: SqliteCollection) -> None:
         self.owner, self.real = owner, real
 
     def __getattr__(self, name: str) -> Any:
@@ -56,7 +57,7 @@ class SeamStorage:
     """The real embedded storage, with a racing or failing collection swapped in where asked."""
 
     def __init__(self) -> None:
-        self.real = Storage(AsyncMongoMockClient(tz_aware=False), "unit", embedded=True)
+        self.real = SqliteStorage(":memory:", name="unit")
         self.races = 0  # how many compare-and-swaps to lose, from now on
         self.race_set: dict[str, Any] = {"body": "concurrent"}  # what the other writer changes
         self.down = False
@@ -72,7 +73,7 @@ class SeamStorage:
         return not self.down
 
     def close(self) -> None:
-        pass
+        self.real.close()
 
 
 class Down:
@@ -83,7 +84,7 @@ class Down:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> tuple[EntityService, SeamStorage, Events, list[str]]:
+def world(tmp_path: Path) -> Iterator[tuple[EntityService, SeamStorage, Events, list[str]]]:
     schemas = tmp_path / "schemas"
     schemas.mkdir()
     for name in ("notes", "things"):
@@ -96,7 +97,8 @@ def world(tmp_path: Path) -> tuple[EntityService, SeamStorage, Events, list[str]
         hashed.append(value)
         return f"hashed:{value}"
 
-    return EntityService(registry, storage, hasher, events), storage, events, hashed
+    yield EntityService(registry, storage, hasher, events), storage, events, hashed
+    storage.close()
 
 
 async def test_a_lost_race_runs_the_change_again_on_the_fresh_entity_and_hashes_once(world):

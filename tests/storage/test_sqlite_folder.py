@@ -1,0 +1,213 @@
+"""The embedded database's folder and faults, in-process: persistence, the one-server lock, a
+corrupt or foreign file, an unusable folder, a full disk, reads past the query timeout (which
+never hold up other reads), TTL indexes, and the runner's cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from storeengine.core.errors import Unavailable
+from storeengine.core.formats import utcnow
+from storeengine.settings import Settings
+from storeengine.storage.sqlite import DataDirError, SqliteStorage
+from storeengine.storage.sqlite.folder import DB_FILE, LOCK_FILE
+from storeengine.storage.sqlite.runner import Runner
+
+
+def settings(folder: Path, **extra: object) -> Settings:
+    return Settings(data_dir=str(folder), **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+async def test_the_data_outlives_the_storage_and_the_folder_is_made(folder: Path) -> None:
+    first = SqliteStorage.open(settings(folder))
+    assert first.embedded and (folder / DB_FILE).exists() and (folder / LOCK_FILE).exists()
+    await first.collection("notes").insert({"_id": 1, "at": utcnow().replace(microsecond=0)})
+    await first.collection("notes").ensure_index([("at", 1)])
+    first.close()
+    again = SqliteStorage.open(settings(folder))
+    try:
+        assert [d["_id"] for d in await again.collection("notes").find({})] == [1]
+    finally:
+        again.close()
+
+
+async def test_a_second_storage_on_a_held_folder_is_refused_with_the_holder(folder: Path) -> None:
+    first = SqliteStorage.open(settings(folder))
+    try:
+        with pytest.raises(DataDirError) as refused:
+            SqliteStorage.open(settings(folder))
+        assert f"pid {os.getpid()}" in refused.value.message and "another storeengine server" in refused.value.message
+    finally:
+        first.close()
+    SqliteStorage.open(settings(folder)).close()  # released on close
+
+
+def test_the_workers_of_the_holder_share_the_folder(folder: Path) -> None:
+    """`serve --workers N`: the parent holds the lock, its workers (children) open without it."""
+    claimed = SqliteStorage.claim(settings(folder))
+    assert claimed is not None
+    try:
+        worker = SqliteStorage.open(settings(folder, data_dir_owner=os.getppid()))  # as a child of the holder
+        assert not worker.embedded  # shared: the feed counts in the database
+        worker.close()
+        own = SqliteStorage.open(settings(folder, data_dir_owner=os.getpid()))  # `serve` itself, one process
+        assert own.embedded
+        own.close()
+        with pytest.raises(DataDirError):  # anyone else: refused
+            SqliteStorage.open(settings(folder, data_dir_owner=1))
+    finally:
+        claimed.release()
+
+
+def test_a_corrupt_database_file_is_a_clear_error(folder: Path) -> None:
+    folder.mkdir()
+    (folder / DB_FILE).write_bytes(b"this is not a database, " * 200)
+    with pytest.raises(DataDirError) as refused:
+        SqliteStorage.open(settings(folder))
+    assert "not an SQLite database" in refused.value.message and str(folder) in refused.value.message
+    SqliteStorage.open(settings(folder / "other")).close()  # and the lock was released
+
+
+def test_another_program_s_database_is_refused(folder: Path) -> None:
+    folder.mkdir()
+    with sqlite3.connect(folder / DB_FILE) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.close()
+    with pytest.raises(DataDirError) as refused:
+        SqliteStorage.open(settings(folder))
+    assert "another program's SQLite database" in refused.value.message
+
+
+def test_a_folder_that_is_a_file_or_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataDirError) as refused:
+        SqliteStorage.open(settings(tmp_path / "file"))
+    assert "not a folder" in refused.value.message
+    with pytest.raises(DataDirError) as refused:
+        SqliteStorage.open(settings(tmp_path / "file" / "below"))
+    assert "cannot create the folder" in refused.value.message
+
+
+def test_a_folder_that_is_not_writable_is_a_clear_error(folder: Path) -> None:
+    folder.mkdir()
+    folder.chmod(0o500)
+    target = folder
+    if os.access(folder, os.W_OK):  # root writes into any folder, but not into a process's /proc entry
+        target = Path("/proc/1")
+        if os.access(target, os.W_OK):
+            pytest.skip("no folder this user cannot write into")
+    try:
+        with pytest.raises(DataDirError) as refused:
+            SqliteStorage.open(settings(target))
+        assert "not writable" in refused.value.message and str(target) in refused.value.message
+    finally:
+        folder.chmod(0o700)
+
+
+async def test_a_full_disk_makes_writes_503_and_reads_keep_working(folder: Path) -> None:
+    storage = SqliteStorage.open(settings(folder))
+    try:
+        notes = storage.collection("notes")
+        await notes.insert({"_id": 0, "text": "kept"})
+        pages = storage.runner.run_now(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+        storage.runner.run_now(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages + 2}"))
+        with pytest.raises(Unavailable) as full:
+            for n in range(1, 50):
+                await notes.insert({"_id": n, "text": "x" * 20_000})
+        assert "full" in full.value.message
+        assert (await notes.find_one({"_id": 0})) == {"_id": 0, "text": "kept"}
+    finally:
+        storage.close()
+
+
+async def _slow_collection(storage: SqliteStorage, count: int) -> None:
+    await storage.collection("big").insert_many([{"_id": n, "o": [{"x": n % 97, "y": "z" * 50}]} for n in range(count)])
+
+
+async def test_a_read_past_the_timeout_is_interrupted_and_never_holds_up_other_reads(folder: Path) -> None:
+    storage = SqliteStorage.open(settings(folder, query_timeout_ms=200))
+    try:
+        await _slow_collection(storage, 150_000)
+        await storage.collection("small").insert({"_id": 1})
+        # A sort on a sub-field through arrays computes a key per document (in Python): seconds.
+        slow = asyncio.create_task(storage.collection("big").find({}, None, [("o.x", 1)], 0, 10))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        for _ in range(5):
+            assert await storage.collection("small").find_one({"_id": 1}) == {"_id": 1}
+        assert time.monotonic() - started < 0.25  # served by another reader thread meanwhile
+        with pytest.raises(Unavailable) as late:
+            await slow
+        assert "too long" in late.value.message
+        await storage.collection("small").insert({"_id": 2})  # and the writer was never blocked
+    finally:
+        storage.close()
+
+
+async def test_ttl_indexes_remove_what_expired(tmp_path: Path) -> None:
+    storage = SqliteStorage(str(tmp_path / "ttl.db"), name="ttl", ttl_sweep_seconds=0)
+    try:
+        sessions = storage.collection("_sessions")
+        await sessions.ensure_index([("expiresAt", 1)], expire_after=0)
+        now = utcnow()
+        await sessions.insert({"_id": "old", "expiresAt": now - timedelta(seconds=1)})
+        await sessions.insert({"_id": "new", "expiresAt": now + timedelta(hours=1)})
+        await sessions.insert({"_id": "odd", "expiresAt": "not a date"})  # MongoDB leaves these too
+        assert sorted(d["_id"] for d in await sessions.find({})) == ["new", "odd"]
+    finally:
+        storage.close()
+
+
+async def test_a_closed_storage_answers_503(tmp_path: Path) -> None:
+    storage = SqliteStorage(str(tmp_path / "c.db"), name="c")
+    storage.close()
+    assert not await storage.ping()
+    with pytest.raises(Unavailable):
+        await storage.collection("x").find_one({})
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[Runner]:
+    runner = Runner(lambda: sqlite3.connect(tmp_path / "r.db", check_same_thread=False), readers=1)
+    yield runner
+    runner.close()
+
+
+async def test_a_read_within_its_deadline_returns_its_result(runner: Runner) -> None:
+    assert await runner.read(lambda conn: 42, timeout_ms=1000) == 42
+
+
+@pytest.mark.parametrize("reading", [True, False])
+async def test_cancelling_a_caller_whose_job_just_finished_still_cancels_it(runner: Runner, reading: bool) -> None:
+    """The job completes and the caller is cancelled in the same loop turn (as at shutdown, when
+    the maintenance task is cancelled mid-read): the cancellation must not be lost (asyncio.wait_for
+    in Python 3.11 dropped it, and the server never finished shutting down)."""
+    release, finished = threading.Event(), threading.Event()
+
+    def job(conn: sqlite3.Connection) -> int:
+        release.wait(5)
+        finished.set()
+        return 1
+
+    task = asyncio.create_task(runner.read(job, 10_000) if reading else runner.write(job))
+    await asyncio.sleep(0.05)  # the task now waits on the thread
+    release.set()
+    assert finished.wait(5)
+    time.sleep(0.05)  # noqa: ASYNC251 (on purpose: the job's result is queued to the blocked loop)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
