@@ -81,11 +81,19 @@ def _field_list(raw: str, what: str, store: StoreSchema) -> list[str]:
     names = raw.split(",")
     for name in names:
         bare = name[1:] if what == "sort" and name.startswith("-") else name
+        _check_path(bare, what)
         if not bare or not store.knows_field(bare):
             raise BadRequest(f"{what}: unknown or forbidden field {bare!r}")
     if len(set(names)) != len(names):
         raise BadRequest(f"{what}: a field is named twice")
     return names
+
+
+def _check_path(path: str, what: str) -> None:
+    """A dotted path of at most MAX_DEPTH segments: deeper ones would only reach the database's
+    own recursive path handling (a RecursionError in the embedded one), never a stored field."""
+    if path.count(".") >= MAX_DEPTH:
+        raise BadRequest(f"{what}: a field path deeper than {MAX_DEPTH} levels")
 
 
 def _projection(raw: str, store: StoreSchema) -> dict[str, int]:
@@ -183,6 +191,8 @@ def parse_filter(raw: str, store: StoreSchema) -> dict[str, Any]:
         value = loads_exact(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("filter is not valid JSON") from None
+    except BadRequest as exc:
+        raise BadRequest(f"filter: {exc.message[:1].lower()}{exc.message[1:]}") from None
     if not isinstance(value, dict):
         raise BadRequest("filter must be a JSON object")
     _check_depth(value)
@@ -210,6 +220,7 @@ def _query(node: Any, store: StoreSchema, prefix: str | None = None) -> dict[str
             raise BadRequest(f"filter: operator {key} is not allowed here")
         else:
             path = f"{prefix}.{key}" if prefix else key
+            _check_path(path, "filter")
             if prefix is None and not store.knows_field(path):
                 raise BadRequest(f"filter: unknown or forbidden field {key!r}")
             out[key] = _condition(cond, path, store)

@@ -1,7 +1,9 @@
-"""Issue 8 against a real `storeengine serve` process: no request stalls the others.
+"""Issues 8 and 19 against a real `storeengine serve` process: no request stalls the others.
 
 `/healthz` latency is measured from a separate client while another client's costly
-request is in flight; the embedded database runs off the event loop (embedded.py)."""
+request is in flight; the embedded database runs off the event loop (embedded.py). Clients that
+stop reading (SSE, Socket.IO replays) are cut off instead of buffered for, streams per credential
+are capped, and a malformed Socket.IO packet costs one line of log."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server
 
@@ -141,7 +144,12 @@ class RawWebSocket:
     def send(self, text: str) -> None:
         data, mask = text.encode(), os.urandom(4)
         size = len(data)
-        head = bytes([0x81, 0x80 | size]) if size < 126 else bytes([0x81, 0xFE]) + struct.pack("!H", size)
+        if size < 126:
+            head = bytes([0x81, 0x80 | size])
+        elif size < 65536:
+            head = bytes([0x81, 0xFE]) + struct.pack("!H", size)
+        else:
+            head = bytes([0x81, 0xFF]) + struct.pack("!Q", size)
         self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def recv(self) -> str:
@@ -194,4 +202,24 @@ def test_a_socketio_client_that_stops_reading_is_disconnected_not_buffered(serve
     assert closed, f"still connected after {events} of {writes} events\n{server.output()[-1500:]}"
     assert events < writes
     assert "is not reading: disconnected" in server.output()
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+# --- issue 19: a malformed Socket.IO packet ----------------------------------------------------
+
+@pytest.mark.parametrize("depth", [33, 330, 5000, 100_000])
+def test_a_deeply_nested_socketio_packet_costs_one_log_line(server: Server, depth: int) -> None:
+    headers = _admin(server)
+    ws = RawWebSocket(server.port, "/socket.io/?EIO=4&transport=websocket")
+    assert ws.recv().startswith("0")
+    ws.send("40" + json.dumps({"token": headers["Authorization"].split()[1]}))
+    assert ws.recv().startswith("40")
+    before = len(server.output())
+    ws.send('421["subscribe",' + "[" * depth + "]" * depth + "]")
+    _, closed = _read_until_closed(ws, 10)
+    ws.sock.close()
+    logged = server.output()[before:]
+    assert closed, logged
+    assert "Traceback" not in logged and "RecursionError" not in logged, logged[:2000]
+    assert logged.count("\n") == 1 and "malformed packet" in logged, logged
     assert httpx.get(server.url + "/healthz").status_code == 200

@@ -1,0 +1,164 @@
+"""Issue 19 (hardening, round 2), in-process: what one client could do to the others.
+
+Deep nesting anywhere → 400 with one log line at most; a `since` beyond the newest change → 400
+(and no reader's request changes what other readers get); `_versions` pages; the last active
+admin stays; properties named like list parameters; numbers out of float range; the pages'
+security headers. Streams and Socket.IO against real servers: test_fair_service.py, test_changes.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+JOURNAL = {"type": "object", "properties": {"n": {"type": "integer"}, "text": {"type": "string"}},
+           "x-history": True, "x-acl": {"read": ["authenticated"]}}
+# The list parameters of API.md 7, and those of sections 13 and 14 (expand, after, via).
+PARAMETERS = ("offset", "limit", "only", "meta", "from", "to", "begin", "end", "filter", "sort", "expand", "after",
+              "via")
+CLASH = {"type": "object", "properties": {**{name: {"type": "string"} for name in PARAMETERS},
+                                          "limit": {"type": "integer"}, "meta": {"type": "boolean"},
+                                          "price": {"type": "number"}},
+         "x-acl": {"read": ["authenticated"]}}
+DEEP = 330  # past Python's recursion limit for a recursive walk (3 frames a level), under orjson's 1024
+ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
+
+
+@pytest.fixture
+def schema_dir(schema_dir: Path) -> Path:  # conftest's folder plus a history store and a clashing one
+    (schema_dir / "journal.json").write_text(json.dumps(JOURNAL))
+    (schema_dir / "clash.json").write_text(json.dumps(CLASH))
+    return schema_dir
+
+
+def _ctx(app: Any) -> Any:
+    return app.other_asgi_app.app.state.ctx
+
+
+def _error(r: httpx.Response, status: int) -> dict[str, Any]:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    body: dict[str, Any] = r.json()
+    assert body["success"] is False and body["code"] == str(status)
+    return body
+
+
+# --- deep nesting ---------------------------------------------------------------------------
+
+def _arrays(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _objects(depth: int, key: str = "a", leaf: str = "1") -> str:
+    return f'{{"{key}": ' * depth + leaf + "}" * depth
+
+
+def _chain(op: str, depth: int, leaf: str) -> str:
+    return f'{{"{op}": ' * depth + leaf + "}" * depth
+
+
+@pytest.fixture
+async def targets(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, str]:
+    """Entities to aim at (lists must hold some: the database layer only walks paths of stored ones)."""
+    for i in range(3):
+        r = await client.post("/api/v1/things", json={"name": f"t{i}", "nested": {"a": i}, "tags": ["x"]},
+                              headers=admin)
+        assert r.status_code == 201
+    thing = r.json()["_id"]
+    r = await client.post("/api/v1/journal", json={"n": 1}, headers=admin)
+    return {"thing": thing, "journal": r.json()["_id"]}
+
+
+def _bodies(targets: dict[str, str], deep: str) -> list[tuple[str, str, str, bool]]:
+    """(method, path, body, authenticated) for every route that reads a JSON body."""
+    thing, journal = targets["thing"], targets["journal"]
+    return [
+        ("POST", "/api/v1/auth", f'{{"login": {deep}, "password": "x"}}', False),
+        ("POST", "/api/v1/auth/token", f'{{"login": {deep}, "password": "x"}}', False),
+        ("POST", "/api/v1/auth/refresh", f'{{"refreshToken": {deep}}}', False),
+        ("POST", "/api/v1/auth/keys", f'{{"name": {deep}}}', True),
+        ("POST", "/api/v1/things", f'{{"nested": {deep}}}', True),
+        ("PATCH", f"/api/v1/things/{thing}", f'{{"nested": {deep}}}', True),
+        ("PUT", f"/api/v1/things/{thing}", f'{{"nested": {deep}}}', True),
+        ("PUT", f"/api/v1/things/{thing}/acl", f'{{"access": {deep}}}', True),
+        ("POST", f"/api/v1/journal/{journal}/_restore", f'{{"version": {deep}}}', True),
+        ("POST", "/api/v1/users", f'{{"login": "u", "password": "password-1", "groups": {deep}}}', True),
+    ]
+
+
+def _one_line_at_most(caplog: pytest.LogCaptureFixture, what: Any) -> None:
+    """What the server logged for one refused request (the test's own httpx client aside)."""
+    records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    text = "".join(caplog.handler.format(r) for r in records)
+    assert len(records) <= 1 and not any(r.exc_info for r in records), (what, text[:500])
+    assert len(text) < 1000, what
+    caplog.clear()
+
+
+@pytest.mark.parametrize("depth", [33, DEEP, 1000, 5000])
+async def test_deep_json_bodies_are_400_on_every_route_with_one_log_line_at_most(
+        client: httpx.AsyncClient, admin: dict[str, str], targets: dict[str, str], depth: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    for deep in (_arrays(depth), _objects(depth)):
+        for method, path, body, authed in _bodies(targets, deep):
+            headers = {"Content-Type": "application/json", **(admin if authed else {})}
+            r = await client.request(method, path, content=body.encode(), headers=headers)
+            assert "deeper than 32" in _error(r, 400)["message"], (method, path)
+            _one_line_at_most(caplog, (method, path))
+    r = await client.get("/api/v1/things", params={"meta": "true"}, headers=admin)
+    assert r.json()["total"] == 3  # nothing was written
+
+
+def _filters(depth: int) -> list[str]:
+    return [
+        _objects(depth).replace('{"a": ', '{"nested": ', 1),  # a nested object value
+        '{"count": ' + _chain("$not", depth, '{"$eq": 1}') + "}",
+        '{"tags": ' + _chain("$elemMatch", depth, '{"$eq": "x"}') + "}",
+        '{"$and": [' * depth + '{"count": 1}' + "]}" * depth,
+        '{"tags": ' + _arrays(depth) + "}",
+    ]
+
+
+@pytest.mark.parametrize("depth", [33, DEEP, 1000])  # (deeper ones pass orjson's limit, as bodies do above)
+async def test_deep_filters_are_400_with_one_log_line_at_most(
+        client: httpx.AsyncClient, admin: dict[str, str], targets: dict[str, str], depth: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    for flt in _filters(depth):
+        r = await client.get("/api/v1/things", params={"filter": flt}, headers=admin)
+        assert "deeper than 32" in _error(r, 400)["message"], flt[:60]
+        _one_line_at_most(caplog, flt[:60])
+
+
+@pytest.mark.parametrize("segments", [33, 1000, 20000])
+async def test_dotted_paths_of_more_than_32_segments_are_400_with_one_log_line_at_most(
+        client: httpx.AsyncClient, admin: dict[str, str], targets: dict[str, str], segments: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    path = ".".join(["nested"] + ["a"] * (segments - 1))
+    half = ".".join(["b"] * (segments // 2 + 1))
+    for params in ({"only": path}, {"sort": path}, {"sort": "-" + path}, {"only": f"name,{path}"},
+                   {"filter": json.dumps({path: 1})}, {"filter": json.dumps({path: {"$exists": True}})},
+                   {"filter": json.dumps({"tags": {"$elemMatch": {half: {"$elemMatch": {half: 1}}}}})}):
+        r = await client.get("/api/v1/things", params=params, headers=admin)
+        assert "deeper than 32" in _error(r, 400)["message"], params
+        _one_line_at_most(caplog, params)
+
+
+async def test_paths_and_nesting_up_to_32_levels_still_work(client: httpx.AsyncClient, admin: dict[str, str],
+                                                            targets: dict[str, str]) -> None:
+    path = ".".join(["nested"] + ["a"] * 31)
+    for params in ({"only": path}, {"sort": path}, {"filter": json.dumps({path: {"$exists": False}})},
+                   {"filter": '{"nested": {"$ne": ' + _objects(29, "z") + "}}"},
+                   {"filter": '{"tags": ' + _chain("$elemMatch", 29, '{"$eq": "x"}') + "}"}):
+        r = await client.get("/api/v1/things", params=params, headers=admin)
+        assert r.status_code == 200, (params, r.text)
+    body = '{"nested": ' + _objects(31, "z") + "}"
+    r = await client.patch(f"/api/v1/things/{targets['thing']}", content=body.encode(),
+                           headers={**admin, "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
