@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -181,7 +182,10 @@ def _number(key: str, raw: str) -> float | int | None:
     if re.fullmatch(r"-?\d+", raw, re.ASCII):
         return _int64(key, raw)
     if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw, re.ASCII):
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):  # 1e400: out of float range, not infinity
+            raise BadRequest(f"{key}: {raw} is out of the range of a number")
+        return value
     return None
 
 

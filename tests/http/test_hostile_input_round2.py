@@ -162,3 +162,16 @@ async def test_paths_and_nesting_up_to_32_levels_still_work(client: httpx.AsyncC
     r = await client.patch(f"/api/v1/things/{targets['thing']}", content=body.encode(),
                            headers={**admin, "Content-Type": "application/json"})
     assert r.status_code == 200, r.text
+
+
+# --- numbers out of float range ----------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", ["1e400", "-1e400", "1e309", "1.0e999", "-4e308"])
+async def test_a_number_parameter_out_of_float_range_is_400_not_infinity(client: httpx.AsyncClient,
+                                                                         admin: dict[str, str], raw: str) -> None:
+    assert (await client.post("/api/v1/things", json={"score": 1.5e308}, headers=admin)).status_code == 201
+    assert "range" in _error(await client.get("/api/v1/things", params={"score": raw}, headers=admin), 400)["message"]
+    _error(await client.get("/api/v1/clash", params={"price": raw}, headers=admin), 400)
+    _error(await client.get("/api/v1/things", params={"filter": f'{{"score": {raw}}}'}, headers=admin), 400)
+    r = await client.get("/api/v1/things", params={"score": "1.5e308"}, headers=admin)
+    assert r.status_code == 200 and len(r.json()) == 1
