@@ -226,6 +226,9 @@ class Feed:
             docs = await self.changes.find(where, _BRIEF if brief else None, [("seq", 1)], 0, left + 1)
             # Read after the page: a deletion the page met had raised the floor before it.
             counter = await self.counters.find_one({"_id": store.name}) or {}
+            if since is not None and since > self._newest(store.name, counter):
+                # Never a silent wait (API.md 10), and never a position this process remembers.
+                raise BadRequest("since: a cursor beyond the store's newest change")
             if position < counter.get("floor", 0):
                 raise Gone("The cursor is older than the retained changes")
             hole_at: datetime | None = None  # when the number after `position` was allocated, at the latest
@@ -244,6 +247,10 @@ class Feed:
                 hole_at = counter.get("at")  # allocated before the counter's last allocation
             if hole_at is None or not await self._close_if_old(store, position + 1, hole_at):
                 return self._page(store, records, position, False)
+
+    def _newest(self, store: str, counter: Doc) -> int:
+        """The last number handed out (or expired): no cursor of this store lies beyond it."""
+        return max(int(counter.get("seq", 0)), int(counter.get("floor", 0)), self._local_seq.get(store, 0))
 
     def _page(self, store: StoreSchema, records: list[Doc], position: int, more: bool) -> Page:
         self._known[store.name] = max(self._known.get(store.name, 0), position)

@@ -8,6 +8,7 @@ security headers. Streams and Socket.IO against real servers: test_fair_service.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from storeengine.store.feed import cursor, parse_cursor
+from tests.conftest import Users
 
 JOURNAL = {"type": "object", "properties": {"n": {"type": "integer"}, "text": {"type": "string"}},
            "x-history": True, "x-acl": {"read": ["authenticated"]}}
@@ -175,3 +179,44 @@ async def test_a_number_parameter_out_of_float_range_is_400_not_infinity(client:
     _error(await client.get("/api/v1/things", params={"filter": f'{{"score": {raw}}}'}, headers=admin), 400)
     r = await client.get("/api/v1/things", params={"score": "1.5e308"}, headers=admin)
     assert r.status_code == 200 and len(r.json()) == 1
+
+
+# --- a `since` beyond the newest change -----------------------------------------------------------
+
+async def _newest(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
+    r = await client.get("/api/v1/orders/_changes", params={"limit": 10000}, headers=admin)
+    return str(r.json()["changes"][-1]["seq"])
+
+
+async def test_a_since_beyond_the_newest_change_is_400_on_rest_sse_and_last_event_id(
+        client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    for _ in range(2):
+        assert (await client.post("/api/v1/orders", json=ORDER, headers=admin)).status_code == 201
+    newest = await _newest(client, admin)
+    beyond = [cursor("orders", parse_cursor("orders", newest) + n) for n in (1, 10**9)]
+    ok = await client.get("/api/v1/orders/_changes", params={"since": newest}, headers=admin)
+    assert ok.status_code == 200 and ok.json()["changes"] == []  # the newest itself is fine
+    sse = {**admin, "Accept": "text/event-stream"}
+    for since in beyond:
+        r = await client.get("/api/v1/orders/_changes", params={"since": since}, headers=admin)
+        assert "beyond" in _error(r, 400)["message"]
+        # SSE: refused before the stream starts (it used to wait for ever): a timeout here fails
+        r = await asyncio.wait_for(client.get("/api/v1/orders/_changes", params={"since": since}, headers=sse), 10)
+        assert "beyond" in _error(r, 400)["message"]
+        r = await asyncio.wait_for(client.get("/api/v1/orders/_changes", headers={**sse, "Last-Event-ID": since}), 10)
+        assert "beyond" in _error(r, 400)["message"]
+
+
+async def test_a_cursor_beyond_the_newest_change_changes_nothing_for_other_readers(
+        client: httpx.AsyncClient, admin: dict[str, str], users: Users) -> None:
+    _, other = await users.user("other")
+    assert (await client.post("/api/v1/orders", json=ORDER, headers=admin)).status_code == 201
+    newest = await _newest(client, admin)
+    far = cursor("orders", parse_cursor("orders", newest) + 10**12)
+    await client.get("/api/v1/orders/_changes", params={"since": far}, headers=other)
+    listed = await client.get("/api/v1/orders", headers=admin)
+    assert listed.headers["x-change-cursor"] == newest  # not moved past the feed by someone's cursor
+    later = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+    r = await client.get("/api/v1/orders/_changes", params={"since": listed.headers["x-change-cursor"]},
+                         headers=admin)
+    assert [c["_id"] for c in r.json()["changes"]] == [later["_id"]]
