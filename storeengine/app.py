@@ -26,6 +26,7 @@ from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, Traili
 from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
+from storeengine.http.streams import StreamSlots
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import MongoBus
 from storeengine.realtime.live import SocketDelivery
@@ -123,7 +124,8 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
     if tail is not None:
         realtime.live = SocketDelivery(tail, realtime.sio, settle=realtime.settle)
     service.write_hooks.append(auth.on_user_write)
-    return Context(settings, storage, registry, service, auth, tail), realtime
+    streams = StreamSlots(settings.sse_streams_per_credential) if tail is not None else None
+    return Context(settings, storage, registry, service, auth, tail, streams), realtime
 
 
 def create_app(settings: Settings | None = None, *, storage: StorageAPI | None = None) -> ASGIApp:

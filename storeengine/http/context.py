@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from storeengine.auth.service import AuthService
+from storeengine.http.streams import StreamSlots
 from storeengine.model.schema import Registry
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
@@ -22,6 +23,7 @@ class Context:
     service: EntityService
     auth: AuthService
     tail: FeedTail | None = None  # the feed's live tail (SSE streams), None with the feed off
+    streams: StreamSlots | None = None  # the SSE streams open per credential, with the feed
 
 
 def context(conn: HTTPConnection) -> Context:

@@ -26,7 +26,8 @@ ERRORS: dict[int, tuple[str, tuple[str, ...]]] = {
     412: ("If-Match does not match the entity's ETag", ("error_precondition_failed",)),
     413: ("Body larger than the limit", ("error_payload_too_large",)),
     415: ("Content-Type is not JSON", ("error_unsupported_media_type",)),
-    429: ("Too many failed logins (see Retry-After)", ("error_too_many_requests",)),
+    429: ("Too many failed logins, or too many event streams of one credential (see Retry-After)",
+          ("error_too_many_requests",)),
     500: ("Internal error", ("error_internal",)),
     503: ("The database is unavailable", ("error_unavailable",)),
 }
@@ -155,7 +156,7 @@ def changes_op(name: str) -> Op:
             "application/json": {"schema": _ref("Changes")},
             "text/event-stream": {"schema": {"type": "string", "description": "id: <seq>, event: change, "
                                              "data: <change JSON>"}}}}},
-        (400, 404, 410), params=[
+        (400, 404, 410, 429), params=[
             {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000}},

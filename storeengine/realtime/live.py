@@ -20,11 +20,22 @@ from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
 from storeengine.model.schema import StoreSchema
-from storeengine.realtime.transport.sendqueue import BoundedSendQueue
+from storeengine.realtime.transport.sendqueue import BoundedSendQueue, close_now
 from storeengine.store.feed import access_of, cursor, parse_cursor, view
-from storeengine.store.tail import FeedTail, Follower, Stream
+from storeengine.store.tail import FeedTail, Follower, Overflowed, Stream
 
 log = logging.getLogger(__name__)
+YIELD_EVERY = 100  # changes replayed between two yields to other clients
+
+
+class _Reader:
+    """A replaying socket's principal, as of its last check: which live changes to buffer for it."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    def accepts(self, store: StoreSchema, record: Doc) -> bool:
+        return view(self.principal, store, record) is not None
 
 
 class SocketDelivery:
@@ -37,7 +48,9 @@ class SocketDelivery:
         self.settle = settle
         self.sockets: dict[str, set[str]] = {}  # store -> subscribed local sockets (joined rooms)
         self.catching_up: dict[str, dict[str, Follower]] = {}  # store -> sockets replaying: skipped by emits
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._replays: dict[tuple[str, str], asyncio.Task[None]] = {}  # (socket, store) -> its replay
+        self._locks: dict[str, asyncio.Lock] = {}  # one subscribe at a time per socket
+        self._closing: set[asyncio.Future[None]] = set()  # connections being cut off
         tail.consumers.append(self)
 
     def active(self, store: str) -> bool:
@@ -49,41 +62,83 @@ class SocketDelivery:
 
     async def subscribe(self, sid: str, store: StoreSchema, since_text: Any,
                         join: Callable[[], Awaitable[None]], principal: Callable[[], Awaitable[Principal]]) -> None:
-        """Join the rooms; with `since`, replay first (in a task) and go live without a gap."""
+        """Join the rooms; with `since`, replay first (in a task) and go live without a gap.
+        One socket's subscribes are handled one at a time, and a new one replaces the store's replay."""
         if since_text is not None and not isinstance(since_text, str):
             raise BadRequest("since must be a cursor string")
         since = None if since_text is None else parse_cursor(store.name, since_text)
-        tailer = self.tail.tailer(store)
-        if since is None:
+        lock = self._locks.setdefault(sid, asyncio.Lock())
+        async with lock:
+            if not self.sio.manager.is_connected(sid, "/"):
+                return  # it left while waiting its turn
+            self._stop_replay(sid, store.name)
+            tailer = self.tail.tailer(store)
+            if since is None:
+                self.sockets.setdefault(store.name, set()).add(sid)
+                await join()
+                await tailer.ready.wait()  # writes after the ack are past the tailer's starting point
+                return
+            reader = _Reader(await principal())
+            stream = await self.tail.open(store, since, reader.accepts, lambda: self._fell_behind(sid, store.name))
+            self.catching_up.setdefault(store.name, {})[sid] = stream.follower  # skipped by room emits
             self.sockets.setdefault(store.name, set()).add(sid)
             await join()
-            await tailer.ready.wait()  # writes after the ack are past the tailer's starting point
-            return
-        stream = await self.tail.open(store, since)
-        self.catching_up.setdefault(store.name, {})[sid] = stream.follower  # skipped by room emits
-        self.sockets.setdefault(store.name, set()).add(sid)
-        await join()
-        task = asyncio.create_task(self._replay(sid, stream, principal))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            task = asyncio.create_task(self._replay(sid, stream, reader, principal))
+            self._replays[sid, store.name] = task
 
-    async def _replay(self, sid: str, stream: Stream,
+            def finished(_: asyncio.Task[None]) -> None:
+                if self._replays.get((sid, store.name)) is task:
+                    del self._replays[sid, store.name]
+
+            task.add_done_callback(finished)
+
+    def _fell_behind(self, sid: str, store: str) -> None:
+        """Live changes piled up past the bound while this socket's replay waited on its client:
+        end the replay and close the connection (as the send queue does); the client reconnects
+        and subscribes again from its last seq when it reads again."""
+        log.warning("Socket.IO client %s fell too far behind its replay of %s: disconnected", sid, store)
+        self._stop_replay(sid, store)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is not None:
+            closing = asyncio.ensure_future(close_now(socket))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    def _stop_replay(self, sid: str, store: str) -> None:
+        task = self._replays.pop((sid, store), None)
+        if task is not None:
+            task.cancel()  # its `finally` closes its stream
+        self.catching_up.get(store, {}).pop(sid, None)
+
+    async def _replay(self, sid: str, stream: Stream, reader: _Reader,
                       principal: Callable[[], Awaitable[Principal]]) -> None:
+        sent = 0
         try:
             while True:
-                batch = await stream.batch()
+                try:
+                    batch = await stream.batch()
+                except Overflowed:  # (the overflow has cut this socket off already: _fell_behind)
+                    return
                 if not batch and not stream.follower.buffer:
                     return  # caught up: from here on the room emits reach this socket
-                who = await principal()
+                reader.principal = await principal()
                 for record in batch:
-                    if (shown := view(who, stream.tailer.store, record)) is not None:
+                    if (shown := view(reader.principal, stream.tailer.store, record)) is not None:
                         shown.pop("by")  # a socket event has no `by` (API.md 8)
                         await self._send(sid, shown)
+                        sent += 1
+                        if sent % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)  # other clients get their turn during a long replay
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("replay to %s failed", sid)
         finally:
             stream.close()
-            self.catching_up.get(stream.tailer.store.name, {}).pop(sid, None)
+            followers = self.catching_up.get(stream.tailer.store.name, {})
+            if followers.get(sid) is stream.follower:
+                followers.pop(sid)
 
     async def _send(self, sid: str, change: Doc) -> None:
         """A change to one socket: encoded once and handed to its Engine.IO socket, in order.
@@ -100,10 +155,12 @@ class SocketDelivery:
         await self.sio.eio.send(eio_sid, "2" + dumps(["change", change]).decode())
 
     def forget(self, sid: str, store: str | None = None) -> None:
-        """A socket left a store (None: every store)."""
-        for name in [store] if store is not None else list(self.sockets):
+        """A socket left a store (None: every store, and the socket is gone)."""
+        for name in [store] if store is not None else list({*self.sockets, *self.catching_up}):
             self.sockets.get(name, set()).discard(sid)
-            self.catching_up.get(name, {}).pop(sid, None)
+            self._stop_replay(sid, name)
+        if store is None:
+            self._locks.pop(sid, None)
 
     # --- Socket.IO fan-out -----------------------------------------------------------------
 
