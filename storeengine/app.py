@@ -154,7 +154,7 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
     # Outermost first: CORS sees every answer (413 and other refusals get their CORS headers).
     middleware = [Middleware(Cors, allow_origins=list(settings.allowed_origins), allow_credentials=True,
                              allow_methods=["*"], allow_headers=["*"],
-                             expose_headers=["ETag", "Location", "X-Change-Cursor"]),
+                             expose_headers=["ETag", "Location", "X-Change-Cursor", "X-Next-After"]),
                   Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
                   Middleware(TrailingSlash)]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,

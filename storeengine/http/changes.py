@@ -61,11 +61,11 @@ async def changes(request: Request, principal: Principal) -> Response:
     return json_response({"changes": shown, "cursor": cursor(store.name, position), "more": more})
 
 
-def _limit(raw: str | None) -> int:
+def _limit(raw: str | None, default: int = DEFAULT_LIMIT, high: int = MAX_LIMIT) -> int:
     if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer 1..{MAX_LIMIT}")
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= high:
+        raise BadRequest(f"limit must be an integer 1..{high}")
     return int(raw)
 
 
@@ -127,7 +127,13 @@ async def _events(request: Request, stream: Stream, reader: _Reader) -> AsyncIte
 async def versions(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     entity_id = path_id(request.path_params["id"])
-    return json_response(await history.versions(ctx.service, principal, store, entity_id))
+    params = request.query_params
+    if unknown := sorted(set(params) - {"limit", "after"}) or [k for k in params if len(params.getlist(k)) > 1]:
+        raise BadRequest(f"Unknown or repeated parameter: {unknown[0]}")
+    limit = _limit(params.get("limit"), history.MAX_VERSIONS, history.MAX_VERSIONS)
+    page, next_after = await history.versions(ctx.service, principal, store, entity_id, limit=limit,
+                                              after=params.get("after"))
+    return json_response(page, headers={"X-Next-After": next_after} if next_after is not None else None)
 
 
 async def restore(request: Request, principal: Principal) -> Response:

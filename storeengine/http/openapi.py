@@ -12,6 +12,7 @@ from storeengine.core.jsonio import dumps
 from storeengine.http import openapi_shapes as schemas
 from storeengine.model.query import MAX_LIMIT
 from storeengine.model.schema import Registry, StoreSchema
+from storeengine.store.history import MAX_VERSIONS
 
 Op = dict[str, Any]
 
@@ -172,9 +173,17 @@ def history_paths(store: StoreSchema) -> dict[str, Any]:
                        headers={**ENTITY_HEADERS, "Location": {"schema": {"type": "string"}}})
     restore_body = {"type": "object", "properties": {"version": {"type": "string"}}, "required": ["version"]}
     return {
-        f"{base}/_versions": {"get": _op("Every version, oldest first", name,
-                                         {200: _answer("versions", {"type": "array", "items": version})},
-                                         (404,), params=[ID])},
+        f"{base}/_versions": {"get": _op(
+            "Versions, oldest first, a page at a time", name,
+            {200: _answer("versions", {"type": "array", "items": version}, headers={"X-Next-After": {
+                "description": "present when more versions follow: pass it as `after` for the next page",
+                "schema": {"type": "string"}}})},
+            (400, 404), params=[
+                ID,
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_VERSIONS, "default": MAX_VERSIONS}},
+                {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "a version (X-Next-After of the previous page): the page starts after it"}])},
         f"{base}/_restore": {"post": _op(
             "Restore a version", name, {200: _answer("restored", _ref(name), headers=ENTITY_HEADERS), 201: restored},
             (*WRITE, 404, 409), body=restore_body, params=[ID])},

@@ -286,8 +286,16 @@ class Feed:
         """X-Change-Cursor for a list answer (read before the list it goes with); None without a feed."""
         return cursor(store.name, await self.watermark(store)) if self.enabled else None
 
-    async def history(self, store: StoreSchema, entity_id: ObjectId) -> list[Doc]:
-        docs = await self.changes.find({"store": store.name, "id": entity_id}, None, [("seq", 1)])
+    async def history(self, store: StoreSchema, entity_id: ObjectId, *, after: int = 0, limit: int = 0,
+                      version: str | None = None, last: bool = False) -> list[Doc]:
+        """An entity's changes after number `after`, oldest first (at most `limit`; 0: all), only
+        those of one `version` if given; `last`: just its newest change."""
+        where: Doc = {"store": store.name, "id": entity_id}
+        if after:
+            where["seq"] = {"$gt": after}
+        if version is not None:
+            where["version"] = version
+        docs = await self.changes.find(where, None, [("seq", -1 if last else 1)], 0, 1 if last else limit)
         return [d for d in docs if d["op"] != VOID]
 
     # --- retention -------------------------------------------------------------------------

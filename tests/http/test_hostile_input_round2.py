@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
 
+from storeengine.core.formats import utcnow
 from storeengine.store.feed import cursor, parse_cursor
 from tests.conftest import Users
 
@@ -220,3 +222,72 @@ async def test_a_cursor_beyond_the_newest_change_changes_nothing_for_other_reade
     r = await client.get("/api/v1/orders/_changes", params={"since": listed.headers["x-change-cursor"]},
                          headers=admin)
     assert [c["_id"] for c in r.json()["changes"]] == [later["_id"]]
+
+
+# --- _versions paging ---------------------------------------------------------------------
+
+async def _versions(client: httpx.AsyncClient, admin: dict[str, str], entity: str,
+                    **params: Any) -> tuple[list[dict[str, Any]], str | None]:
+    r = await client.get(f"/api/v1/journal/{entity}/_versions", params=params, headers=admin)
+    assert r.status_code == 200, r.text
+    return r.json(), r.headers.get("x-next-after")
+
+
+async def _all_pages(client: httpx.AsyncClient, admin: dict[str, str], entity: str,
+                     limit: int) -> tuple[list[dict[str, Any]], list[int]]:
+    out: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    after: str | None = None
+    while True:
+        page, after = await _versions(client, admin, entity, limit=limit, **({"after": after} if after else {}))
+        out += page
+        sizes.append(len(page))
+        if after is None:
+            return out, sizes
+        assert after == page[-1]["version"]
+
+
+async def test_versions_come_in_pages_with_x_next_after(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    entity = (await client.post("/api/v1/journal", json={"n": 0}, headers=admin)).json()["_id"]
+    for n in range(1, 25):
+        assert (await client.patch(f"/api/v1/journal/{entity}", json={"n": n}, headers=admin)).status_code == 200
+    everything, after = await _versions(client, admin, entity)
+    assert len(everything) == 25 and after is None
+    pages, sizes = await _all_pages(client, admin, entity, 10)
+    assert pages == everything and sizes == [10, 10, 5]
+    assert [v["entity"]["n"] for v in pages] == list(range(25))
+
+
+async def test_a_page_never_ends_between_a_write_and_the_delete_that_shares_its_version(
+        client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    entity = (await client.post("/api/v1/journal", json={"n": 0}, headers=admin)).json()["_id"]
+    for n in (1, 2):
+        await client.patch(f"/api/v1/journal/{entity}", json={"n": n}, headers=admin)
+    assert (await client.delete(f"/api/v1/journal/{entity}", headers=admin)).status_code == 200
+    everything, _ = await _versions(client, admin, entity)
+    assert [v["op"] for v in everything] == ["create", "update", "update", "delete"]
+    assert everything[2]["version"] == everything[3]["version"]
+    for limit, sizes in ((1, [1, 1, 2]), (2, [2, 2]), (3, [2, 2]), (4, [4])):
+        pages, got = await _all_pages(client, admin, entity, limit)
+        assert pages == everything and got == sizes, limit
+
+
+async def test_the_default_and_largest_page_is_1000(app: Any, client: httpx.AsyncClient,
+                                                    admin: dict[str, str]) -> None:
+    created = (await client.post("/api/v1/journal", json={"n": 0}, headers=admin)).json()
+    entity = ObjectId(created["_id"])
+    raw = _ctx(app).storage.collection("_changes").raw
+    now, base = utcnow(), 10**12
+    docs = [{"_id": f"journal:{seq:016x}", "store": "journal", "seq": seq, "op": "update", "id": entity,
+             "entity": {**created, "_id": entity, "n": seq}, "before": None, "version": f"{base + seq:x}",
+             "at": now, "by": None} for seq in range(10**6, 10**6 + 1204)]
+    await raw.insert_many(docs)
+    page, after = await _versions(client, admin, created["_id"])
+    assert len(page) == 1000 and after == page[-1]["version"] == f"{base + 10**6 + 998:x}"
+    rest, after = await _versions(client, admin, created["_id"], after=page[-1]["version"], limit=1000)
+    assert len(rest) == 205 and after is None  # the create, then 1,204 updates
+    for bad in ("0", "1001", "ten", "²", "-1", ""):
+        r = await client.get(f"/api/v1/journal/{created['_id']}/_versions", params={"limit": bad}, headers=admin)
+        _error(r, 400)
+    for params in ({"after": "nope"}, {"after": "1"}, {"page": "2"}, [("limit", "1"), ("limit", "2")]):
+        _error(await client.get(f"/api/v1/journal/{created['_id']}/_versions", params=params, headers=admin), 400)
