@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
+from storeengine.auth.admins import LastAdminGuard
 from storeengine.auth.bootstrap import bootstrap_admin
 from storeengine.auth.passwords import Passwords
 from storeengine.auth.service import AuthService
@@ -124,6 +125,7 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
     if tail is not None:
         realtime.live = SocketDelivery(tail, realtime.sio, settle=realtime.settle)
     service.write_hooks.append(auth.on_user_write)
+    service.write_guards.append(LastAdminGuard(storage))
     streams = StreamSlots(settings.sse_streams_per_credential) if tail is not None else None
     return Context(settings, storage, registry, service, auth, tail, streams), realtime
 

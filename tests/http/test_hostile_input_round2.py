@@ -20,7 +20,7 @@ from bson import ObjectId
 
 from storeengine.core.formats import utcnow
 from storeengine.store.feed import cursor, parse_cursor
-from tests.conftest import Users
+from tests.conftest import ADMIN_LOGIN, Users
 
 JOURNAL = {"type": "object", "properties": {"n": {"type": "integer"}, "text": {"type": "string"}},
            "x-history": True, "x-acl": {"read": ["authenticated"]}}
@@ -291,3 +291,63 @@ async def test_the_default_and_largest_page_is_1000(app: Any, client: httpx.Asyn
         _error(r, 400)
     for params in ({"after": "nope"}, {"after": "1"}, {"page": "2"}, [("limit", "1"), ("limit", "2")]):
         _error(await client.get(f"/api/v1/journal/{created['_id']}/_versions", params=params, headers=admin), 400)
+
+
+# --- the last active admin ------------------------------------------------------------------
+
+async def _me(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    return str((await client.get("/api/v1/auth/me", headers=headers)).json()["_id"])
+
+
+async def _active_admins(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    r = await client.get("/api/v1/users", params={"filter": json.dumps({"roles": "admin", "active": {"$ne": False}})},
+                         headers=headers)
+    assert r.status_code == 200, r.text
+    return [u["login"] for u in r.json()]
+
+
+async def test_the_last_active_admin_cannot_be_deleted_deactivated_or_demoted(
+        client: httpx.AsyncClient, admin: dict[str, str], users: Users) -> None:
+    me = f"/api/v1/users/{await _me(client, admin)}"
+    for method, body in (("PATCH", {"roles": []}), ("PATCH", {"roles": ["editor"]}), ("PATCH", {"active": False}),
+                         ("PUT", {"login": ADMIN_LOGIN, "password": "admin-password-2"}), ("DELETE", None)):
+        r = await client.request(method, me, json=body, headers=admin)
+        assert "admin" in _error(r, 409)["message"], (method, body)
+    sleeper, _ = await users.user("sleeper", roles=["admin"])
+    assert (await client.patch(f"/api/v1/users/{sleeper}", json={"active": False}, headers=admin)).status_code == 200
+    _error(await client.patch(me, json={"roles": []}, headers=admin), 409)  # an inactive admin does not count
+    assert await _active_admins(client, admin) == [ADMIN_LOGIN]
+    second, second_headers = await users.user("second", roles=["admin"])
+    r = await client.patch(me, json={"roles": ["editor"]}, headers=admin)
+    assert r.status_code == 200, r.text
+    _error(await client.delete(f"/api/v1/users/{second}", headers=second_headers), 409)
+    _error(await client.patch(f"/api/v1/users/{second}", json={"active": False}, headers=second_headers), 409)
+    assert await _active_admins(client, second_headers) == ["second"]
+    r = await client.patch(f"/api/v1/users/{second}", json={"name": "still an admin"}, headers=second_headers)
+    assert r.status_code == 200  # other changes of the last admin are fine
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(app: Any, client: httpx.AsyncClient,
+                                                                admin: dict[str, str], users: Users,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await _me(client, admin)
+    second, second_headers = await users.user("second", roles=["admin"])
+    users_collection = _ctx(app).storage.collection("users")
+    write = users_collection.update_if
+
+    async def slow_write(*args: Any, **kwargs: Any) -> bool:
+        await asyncio.sleep(0.05)  # both demotions are checked before either is written, unless serialised
+        return bool(await write(*args, **kwargs))
+
+    monkeypatch.setattr(users_collection, "update_if", slow_write)
+    for _ in range(8):
+        answers = await asyncio.gather(
+            client.patch(f"/api/v1/users/{second}", json={"roles": []}, headers=admin),
+            client.patch(f"/api/v1/users/{first}", json={"roles": []}, headers=second_headers))
+        codes = sorted(r.status_code for r in answers)
+        assert codes[0] == 200 and codes[1] in (403, 409), [r.text for r in answers]
+        survivor, survivor_headers = (first, admin) if answers[0].status_code == 200 else (second, second_headers)
+        assert len(await _active_admins(client, survivor_headers)) == 1
+        demoted = second if survivor == first else first
+        r = await client.patch(f"/api/v1/users/{demoted}", json={"roles": ["admin"]}, headers=survivor_headers)
+        assert r.status_code == 200, r.text
