@@ -24,6 +24,9 @@ _COMPARE = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 _LISTS = {"$in", "$nin", "$all"}
 _LOGICAL = {"$and", "$or", "$nor"}
 _PARAMS = {"offset", "limit", "only", "meta", "from", "to", "begin", "end", "filter", "sort"}
+# Parameters of later sections (13, 14) that no property may take over either (API.md 7): a
+# property named like any of these is filtered through `filter` only.
+RESERVED_PARAMS = frozenset({*_PARAMS, "expand", "after", "via"})
 
 
 class ListQuery(BaseModel):
@@ -45,6 +48,8 @@ def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> L
         seen[key] = value
     clauses: list[dict[str, Any]] = []
     for key, value in seen.items():
+        if key in RESERVED_PARAMS - _PARAMS:
+            raise BadRequest(f"Unknown parameter: {key} (not supported by this server)")
         if key not in _PARAMS:
             clauses.append(_property_equality(key, value, store))
     if "meta" in seen and seen["meta"] not in ("true", "false"):
@@ -146,7 +151,7 @@ def _property_equality(key: str, raw: str, store: StoreSchema) -> dict[str, Any]
     prop = store.properties.get(key)
     if prop is None or key in store.hidden:
         raise BadRequest(f"Unknown parameter: {key}")
-    schema = prop
+    schema = prop if isinstance(prop, dict) else {}  # `true` (any value) is a valid property schema
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         schema = schema["items"]  # equality on an array matches any element
     kind = schema.get("format") if schema.get("format") in (OBJECTID, DATETIME) else schema.get("type")
