@@ -23,7 +23,7 @@ from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.core.errors import StoreError, Unavailable
 from storeengine.http.context import Context
-from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, TrailingSlash
+from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, SecurityHeaders, TrailingSlash
 from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
@@ -158,7 +158,8 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
                              allow_methods=["*"], allow_headers=["*"],
                              expose_headers=["ETag", "Location", "X-Change-Cursor", "X-Next-After"]),
                   Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-                  Middleware(TrailingSlash)]
+                  Middleware(TrailingSlash),
+                  Middleware(SecurityHeaders)]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.router.redirect_slashes = False  # TrailingSlash serves `/x/` as `/x`

@@ -9,6 +9,7 @@ security headers. Streams and Socket.IO against real servers: test_fair_service.
 from __future__ import annotations
 
 import asyncio
+import html.parser
 import json
 import logging
 from pathlib import Path
@@ -371,3 +372,48 @@ async def test_a_property_named_like_a_parameter_leaves_the_parameter_its_meanin
         r = await client.get("/api/v1/clash", params={"filter": json.dumps(flt)}, headers=admin)
         assert [e["limit"] for e in r.json()] == expected, flt
     assert [e["limit"] for e in (await client.get("/api/v1/clash", params={"price": "2"}, headers=admin)).json()] == [2]
+
+
+# --- security headers of the pages --------------------------------------------------------------
+
+class _Inline(html.parser.HTMLParser):
+    """Inline scripts, event handlers, javascript: URLs and inline styles of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        if tag == "script" and not names.get("src"):
+            self.found.append("inline <script>")
+        if tag == "style":
+            self.found.append("inline <style>")
+        for name, value in attrs:
+            if name.startswith("on") or name == "style" or (value or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"{tag} {name}={value!r}")
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/console/app.js", "/console/console.css", "/console/docs.js",
+                                  "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css",
+                                  "/console/missing.js"])
+async def test_pages_refuse_framing_sniffing_and_foreign_or_inline_scripts(client: httpx.AsyncClient,
+                                                                          path: str) -> None:
+    r = await client.get(path)
+    assert r.status_code == (404 if "missing" in path else 200)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    policy = {part.split()[0]: part.split()[1:] for part in r.headers["content-security-policy"].split(";")}
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert policy["script-src"] == policy["style-src"] == ["'self'"]  # nothing inline, no eval, no other host
+    assert policy["default-src"] == ["'self'"] and policy["object-src"] == ["'none'"]
+    if path in ("/", "/docs"):
+        parser = _Inline()
+        parser.feed(r.text)
+        assert parser.found == [], parser.found
+
+
+async def test_api_answers_are_not_sniffed_either(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    for r in (await client.get("/api/v1/orders", headers=admin), await client.get("/api/v1/orders"),
+              await client.get("/healthz")):
+        assert r.headers["x-content-type-options"] == "nosniff"
