@@ -8,7 +8,12 @@ store every 20 ms. Printed per scenario: the bystander's p50 / p99 / max latency
 the server's RSS before, at its peak and after the abuse (stalled clients still connected), the
 log bytes written, and what the abuser got back.
 
-Usage: python bench/abuse.py [--seconds 10] [--only nesting,writes,sse,sse-blind,sio]
+With --wire the servers use a MongoDB-wire server (mongoeco, from WIRE_VENV, see bench/_wire.py)
+instead of the embedded database: the data then lives in another process, so the server's RSS
+shows what it holds for its clients (on the embedded database a buffered change shares its
+strings with the stored copy, and the stored data itself dominates the RSS: see `writes`).
+
+Usage: python bench/abuse.py [--seconds 10] [--only nesting,writes,sse,sse-blind,sio] [--wire]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 
 import httpx
 from _common import ADMIN_PASSWORD, SECRET, percentile, schema_folder, stop_process
+from _wire import wire_server
 from realtime_fanout import free_port
 
 NOTES = {"type": "object", "properties": {"title": {"type": "string"}, "body": {"type": "string"}},
@@ -64,9 +70,9 @@ def serve(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     folder = schema_folder({"notes": json.dumps(NOTES), "products": json.dumps(PRODUCTS)})
     log = Path(tempfile.mkstemp(prefix="storeengine-abuse-", suffix=".log")[1])
     port = free_port()
-    env = {**os.environ, "STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-           "STORE_ARGON2_TIME_COST": "1", "STORE_ARGON2_MEMORY_KIB": "64", **(extra_env or {})}
-    env.pop("STORE_MONGODB_URI", None)
+    env = {k: v for k, v in os.environ.items() if k != "STORE_MONGODB_URI"}  # embedded unless extra_env says
+    env.update({"STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_ARGON2_TIME_COST": "1",
+                "STORE_ARGON2_MEMORY_KIB": "64", **(extra_env or {})})
     cmd = [sys.executable, "-m", "storeengine", "serve", "--port", str(port), "--schemas", str(folder),
            "--log-level", "warning"]
     with log.open("wb") as out:
@@ -294,9 +300,9 @@ def replay_flood(server: Server, bearer: str, since: str, subscribes: int,
 
 # --- scenarios --------------------------------------------------------------------------------
 
-def scenario_nesting(seconds: float) -> Report:
+def scenario_nesting(seconds: float, env: dict[str, str]) -> Report:
     report = Report("deep-nesting flood (4 clients: token bodies, bodies, filter chains, dotted paths)")
-    with serve() as server:
+    with serve(env) as server:
         admin = token(server, "admin", ADMIN_PASSWORD)
         abuser, carol = user(server, admin, "mallory"), user(server, admin, "carol")
         counts: Counter[str] = Counter()
@@ -308,10 +314,10 @@ def scenario_nesting(seconds: float) -> Report:
     return report
 
 
-def scenario_sse(seconds: float, *, blind: bool) -> Report:
+def scenario_sse(seconds: float, env: dict[str, str], *, blind: bool) -> Report:
     what = "who may read nothing" if blind else "who reads every change"
     report = Report(f"30 stalled SSE streams of one user {what}, 400 writes of 200 KB")
-    with serve() as server:
+    with serve(env) as server:
         admin = token(server, "admin", ADMIN_PASSWORD)
         abuser, carol = user(server, admin, "mallory"), user(server, admin, "carol")
         sockets: list[socket.socket] = []
@@ -325,20 +331,20 @@ def scenario_sse(seconds: float, *, blind: bool) -> Report:
     return report
 
 
-def scenario_writes(seconds: float) -> Report:
+def scenario_writes(seconds: float, env: dict[str, str]) -> Report:
     """The control of the SSE scenarios: the same writes, nobody streaming. The embedded database
     keeps every entity and change in this process, so its RSS grows by the data itself."""
     report = Report("control: the same 400 writes of 200 KB, no stream")
-    with serve() as server:
+    with serve(env) as server:
         admin = token(server, "admin", ADMIN_PASSWORD)
         abuser, carol = user(server, admin, "mallory"), user(server, admin, "carol")
         run_abuse(server, carol, seconds, [writer(server, abuser, 400, 200_000)], report)
     return report
 
 
-def scenario_sio(seconds: float) -> Report:
+def scenario_sio(seconds: float, env: dict[str, str]) -> Report:
     report = Report("one socket: 40 subscribes with an old since, never reading (3,000 changes of 2 KB)")
-    with serve() as server:
+    with serve(env) as server:
         admin = token(server, "admin", ADMIN_PASSWORD)
         abuser, carol = user(server, admin, "mallory"), user(server, admin, "carol")
         headers = {"Authorization": f"Bearer {abuser}"}
@@ -354,11 +360,11 @@ def scenario_sio(seconds: float) -> Report:
     return report
 
 
-SCENARIOS: dict[str, Callable[[float], Report]] = {
+SCENARIOS: dict[str, Callable[[float, dict[str, str]], Report]] = {
     "nesting": scenario_nesting,
     "writes": scenario_writes,
-    "sse": lambda s: scenario_sse(s, blind=False),
-    "sse-blind": lambda s: scenario_sse(s, blind=True),
+    "sse": lambda s, env: scenario_sse(s, env, blind=False),
+    "sse-blind": lambda s, env: scenario_sse(s, env, blind=True),
     "sio": scenario_sio,
 }
 
@@ -367,12 +373,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--only", default=",".join(SCENARIOS))
+    parser.add_argument("--wire", action="store_true", help="use a MongoDB-wire server (mongoeco)")
     args = parser.parse_args()
-    print("abuse: one client against the others (embedded database, loopback, 2 shared cores)", flush=True)
-    for name in args.only.split(","):
-        report = SCENARIOS[name](args.seconds)
-        print(f"\n{name}: {report.name}", flush=True)
-        print("\n".join(report.lines), flush=True)
+    with wire_server() if args.wire else contextlib.nullcontext() as uri:
+        if args.wire and uri is None:
+            raise SystemExit("--wire: no mongoeco (WIRE_VENV) here")
+        where = "a MongoDB-wire server (mongoeco)" if uri else "the embedded database"
+        print(f"abuse: one client against the others ({where}, loopback, 2 shared cores)", flush=True)
+        for name in args.only.split(","):
+            env = {"STORE_MONGODB_URI": uri, "STORE_DATABASE": f"abuse_{name.replace('-', '_')}_{os.getpid()}",
+                   "STORE_SERVER_SELECTION_TIMEOUT_MS": "20000"} if uri else {}
+            report = SCENARIOS[name](args.seconds, env)
+            print(f"\n{name}: {report.name}", flush=True)
+            print("\n".join(report.lines), flush=True)
 
 
 if __name__ == "__main__":
