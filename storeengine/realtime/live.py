@@ -78,9 +78,18 @@ class SocketDelivery:
                 await join()
                 await tailer.ready.wait()  # writes after the ack are past the tailer's starting point
                 return
-            reader = _Reader(await principal())
-            stream = await self.tail.open(store, since, reader.accepts, lambda: self._fell_behind(sid, store.name))
-            self.catching_up.setdefault(store.name, {})[sid] = stream.follower  # skipped by room emits
+            # Skipped by room emits from here on: what they would send now, the replay sends (it reads
+            # the feed after its follower is registered), so nothing comes twice.
+            replaying = self.catching_up.setdefault(store.name, {})
+            replaying[sid] = Follower(lambda _store, _record: False)
+            try:
+                reader = _Reader(await principal())
+                stream = await self.tail.open(store, since, reader.accepts,
+                                              lambda: self._fell_behind(sid, store.name))
+            except BaseException:
+                replaying.pop(sid, None)
+                raise
+            replaying[sid] = stream.follower
             self.sockets.setdefault(store.name, set()).add(sid)
             await join()
             task = asyncio.create_task(self._replay(sid, stream, reader, principal))
@@ -130,9 +139,7 @@ class SocketDelivery:
                         sent += 1
                         if sent % YIELD_EVERY == 0:
                             await asyncio.sleep(0)  # other clients get their turn during a long replay
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # (a cancellation, when a new subscribe replaces this replay, passes through)
             log.exception("replay to %s failed", sid)
         finally:
             stream.close()
