@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
+from storeengine.auth.admins import LastAdminGuard
 from storeengine.auth.bootstrap import bootstrap_admin
 from storeengine.auth.passwords import Passwords
 from storeengine.auth.service import AuthService
@@ -22,10 +23,11 @@ from storeengine.auth.throttle import LoginThrottle
 from storeengine.auth.tokens import TokenIssuer
 from storeengine.core.errors import StoreError, Unavailable
 from storeengine.http.context import Context
-from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, TrailingSlash
+from storeengine.http.middleware import BodyLimit, Cors, HeadWithoutBody, SecurityHeaders, TrailingSlash
 from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
+from storeengine.http.streams import StreamSlots
 from storeengine.model.keyset import Keyset
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import MongoBus
@@ -125,7 +127,9 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
     if tail is not None:
         realtime.live = SocketDelivery(tail, realtime.sio, settle=realtime.settle)
     service.write_hooks.append(auth.on_user_write)
-    return Context(settings, storage, registry, service, auth, tail), realtime
+    service.write_guards.append(LastAdminGuard(storage))
+    streams = StreamSlots(settings.sse_streams_per_credential) if tail is not None else None
+    return Context(settings, storage, registry, service, auth, tail, streams), realtime
 
 
 def create_app(settings: Settings | None = None, *, storage: StorageAPI | None = None) -> ASGIApp:
@@ -156,7 +160,8 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
                              allow_methods=["*"], allow_headers=["*"],
                              expose_headers=["ETag", "Location", "X-Change-Cursor", "X-Next-After"]),
                   Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-                  Middleware(TrailingSlash)]
+                  Middleware(TrailingSlash),
+                  Middleware(SecurityHeaders)]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.router.redirect_slashes = False  # TrailingSlash serves `/x/` as `/x`

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     changes_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     # Only for side-by-side benchmarks: no feed, no cursors, events straight from the write path.
     changes_feed: bool = True
+    # Concurrent SSE streams (`_changes` with Accept: text/event-stream) one credential may hold
+    # open in one process; past it, 429. Browsers open at most 6 connections per host anyway.
+    sse_streams_per_credential: int = Field(default=8, ge=1)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

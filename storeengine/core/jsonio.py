@@ -66,25 +66,54 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 
 
 def loads_exact(raw: bytes | str) -> Any:
-    """orjson.loads, except that integers beyond 64 bits, which orjson reads as floats, stay
-    exact integers (to be refused by `check_document`, never stored as another number)."""
-    value = orjson.loads(raw)
-    if _has_huge_float(value):
+    """orjson.loads, refusing nesting deeper than MAX_DEPTH (400), except that integers beyond
+    64 bits, which orjson reads as floats, stay exact integers (to be refused by
+    `check_document`, never stored as another number). Nothing here recurses on the value:
+    orjson stops at its own depth limit (1024), the walk below keeps its own stack."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg or "recursion" in exc.msg.lower():  # orjson's own limit (1024)
+            raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels") from None
+        raise
+    if _walk(value):
         try:
-            value = json.loads(raw)  # valid JSON already (orjson said so); exact integers
+            value = json.loads(raw)  # valid JSON of bounded depth already (checked above); exact integers
         except ValueError:  # an integer of more than 4300 digits
             raise BadRequest("An integer does not fit in a signed 64-bit integer") from None
     return value
 
 
-def _has_huge_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return not -(2.0**63) < value < 2.0**63  # such a float may be a rounded integer
-    if isinstance(value, dict):
-        return any(_has_huge_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_huge_float(v) for v in value)
-    return False
+def loads_bounded(raw: bytes | str) -> Any:
+    """orjson.loads for protocol packets: a ValueError (orjson's JSONDecodeError is one) past
+    MAX_DEPTH levels, found without recursion."""
+    value = orjson.loads(raw)
+    try:
+        _walk(value)
+    except BadRequest as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+def _walk(value: Any) -> bool:
+    """Check the depth of a parsed JSON value without recursion (400 past MAX_DEPTH levels of
+    objects and arrays); True if it holds a float that may be a rounded integer beyond 64 bits."""
+    huge = _huge_float(value)
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels")
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif not huge:
+                huge = _huge_float(child)
+    return huge
+
+
+def _huge_float(value: Any) -> bool:
+    return type(value) is float and not -(2.0**63) < value < 2.0**63  # such a float may be a rounded integer
 
 
 def check_int64(value: Any, where: str) -> None:

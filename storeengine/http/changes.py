@@ -3,9 +3,10 @@ an entity's versions and its restore, and the cursor every list answer carries."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,17 +17,19 @@ from storeengine.core.types import Doc
 from storeengine.http.entities import context_and_store, entity_response
 from storeengine.http.requests import authenticate, read_json
 from storeengine.http.responses import json_response
+from storeengine.http.streams import FeedEvents
 from storeengine.model.access import Principal
 from storeengine.model.query import parse_filter
 from storeengine.model.schema import StoreSchema
 from storeengine.store import history
 from storeengine.store.feed import PAGE, Feed, cursor, parse_cursor, view
-from storeengine.store.tail import Stream
+from storeengine.store.tail import Overflowed, Stream
 
 MAX_LIMIT, DEFAULT_LIMIT = 10000, 1000
 SCAN_PAGES = 10  # bound on the changes one request examines (the rest: `more`)
 KEEP_ALIVE_SECONDS = 15
 _PARAMS = {"since", "limit", "filter"}
+YIELD_EVERY = 100  # events sent between two yields to other clients (a long backlog is not one turn)
 
 
 async def changes(request: Request, principal: Principal) -> Response:
@@ -42,19 +45,31 @@ async def changes(request: Request, principal: Principal) -> Response:
     since_text = request.headers.get("last-event-id") or params.get("since")
     since = parse_cursor(store.name, since_text) if since_text else None
     if "text/event-stream" in request.headers.get("accept", ""):
-        assert ctx.tail is not None  # built whenever the feed is enabled
-        stream = await ctx.tail.open(store, since)  # 410 / 400 come before the stream starts
-        return EventSourceResponse(_events(request, stream, store, query), ping=KEEP_ALIVE_SECONDS)
+        assert ctx.tail is not None and ctx.streams is not None  # built whenever the feed is enabled
+        release = ctx.streams.take(principal)  # 429 past the credential's streams
+        reader = _Reader(principal, query)
+        try:
+            stream = await ctx.tail.open(store, since, reader.accepts)  # 410 / 400 before the stream starts
+        except BaseException:
+            release()
+            raise
+
+        def done() -> None:
+            stream.close()
+            release()
+
+        return FeedEvents(_events(request, stream, reader), ended=stream.follower.ended, done=done,
+                          ping=KEEP_ALIVE_SECONDS)
     limit = _limit(params.get("limit"))
     shown, position, more = await _page(feed, principal, store, since, limit, query)
     return json_response({"changes": shown, "cursor": cursor(store.name, position), "more": more})
 
 
-def _limit(raw: str | None) -> int:
+def _limit(raw: str | None, default: int = DEFAULT_LIMIT, high: int = MAX_LIMIT) -> int:
     if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer 1..{MAX_LIMIT}")
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= high:
+        raise BadRequest(f"limit must be an integer 1..{high}")
     return int(raw)
 
 
@@ -78,21 +93,37 @@ async def _page(feed: Feed, principal: Principal, store: StoreSchema, since: int
     return shown, page.position, True
 
 
-async def _events(request: Request, stream: Stream, store: StoreSchema,
-                  query: Doc | None) -> AsyncIterator[ServerSentEvent]:
+class _Reader:
+    """An SSE stream's caller, as of its last check: which live changes are worth buffering."""
+
+    def __init__(self, principal: Principal, query: Doc | None) -> None:
+        self.principal, self.query = principal, query  # the subscription's filter (API.md 14), if any
+
+    def accepts(self, store: StoreSchema, record: Doc) -> bool:
+        return view(self.principal, store, record, self.query) is not None
+
+
+async def _events(request: Request, stream: Stream, reader: _Reader) -> AsyncIterator[ServerSentEvent]:
+    sent = 0
     try:
         while True:
-            batch = await stream.batch()
+            try:
+                batch = await stream.batch()
+            except Overflowed:  # fell too far behind: the stream ends, the client resumes (Last-Event-ID)
+                return
             if not batch:
                 await stream.follower.arrived.wait()
                 continue
             try:
-                principal = await authenticate(request)  # current rights; a revoked credential ends the stream
+                reader.principal = await authenticate(request)  # current rights; a revoked credential ends it
             except StoreError:
                 return
             for record in batch:
-                if (change := view(principal, store, record, query)) is not None:
+                if (change := view(reader.principal, stream.tailer.store, record, reader.query)) is not None:
                     yield ServerSentEvent(dumps(change).decode(), event="change", id=change["seq"])
+                    sent += 1
+                    if sent % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # a send to a reading client need not yield
     finally:
         stream.close()
 
@@ -100,7 +131,13 @@ async def _events(request: Request, stream: Stream, store: StoreSchema,
 async def versions(request: Request, principal: Principal) -> Response:
     ctx, store = context_and_store(request)
     entity_id = path_id(request.path_params["id"])
-    return json_response(await history.versions(ctx.service, principal, store, entity_id))
+    params = request.query_params
+    if unknown := sorted(set(params) - {"limit", "after"}) or [k for k in params if len(params.getlist(k)) > 1]:
+        raise BadRequest(f"Unknown or repeated parameter: {unknown[0]}")
+    limit = _limit(params.get("limit"), history.MAX_VERSIONS, history.MAX_VERSIONS)
+    page, next_after = await history.versions(ctx.service, principal, store, entity_id, limit=limit,
+                                              after=params.get("after"))
+    return json_response(page, headers={"X-Next-After": next_after} if next_after is not None else None)
 
 
 async def restore(request: Request, principal: Principal) -> Response:

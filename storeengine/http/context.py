@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from storeengine.auth.service import AuthService
 from storeengine.http.openapi import DocumentCache
+from storeengine.http.streams import StreamSlots
 from storeengine.model.schema import Registry
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
@@ -23,6 +24,7 @@ class Context:
     service: EntityService
     auth: AuthService
     tail: FeedTail | None = None  # the feed's live tail (SSE streams), None with the feed off
+    streams: StreamSlots | None = None  # the SSE streams open per credential, with the feed
     openapi: DocumentCache = field(init=False)  # rebuilt only when the schemas change
 
     def __post_init__(self) -> None:

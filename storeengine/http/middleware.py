@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: the body size limit, trailing slashes, HEAD, CORS refusals."""
+"""Plain ASGI middleware: the body size limit, trailing slashes, HEAD, CORS refusals, the
+security headers of the pages."""
 
 from __future__ import annotations
 
@@ -96,3 +97,44 @@ class Cors(CORSMiddleware):
 
 def _kept(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+
+
+# The console and docs pages and their files (API.md 11): scripts, styles, fonts, API calls and
+# event streams from this server only, nothing inline (Swagger UI sets styles through the DOM,
+# which a policy allows), images also as data: URLs (Swagger UI's icons), never inside a frame.
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+               "frame-ancestors 'none'")
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_PAGE_HEADERS = (
+    (b"content-security-policy", PAGE_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+def is_page(path: str) -> bool:
+    return path in ("/", "/docs") or path.startswith(("/console/", "/docs/assets/"))
+
+
+class SecurityHeaders:
+    """`X-Content-Type-Options: nosniff` on every answer; on the pages also the CSP above,
+    `X-Frame-Options: DENY` (older browsers) and `Referrer-Policy`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = (_NOSNIFF, *_PAGE_HEADERS) if is_page(scope["path"]) else (_NOSNIFF,)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                added = [(name, value) for name, value in extra if name not in present]
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -13,6 +13,7 @@ from storeengine.http import openapi_refs as refs
 from storeengine.http import openapi_shapes as schemas
 from storeengine.model.query import MAX_LIMIT
 from storeengine.model.schema import Registry, StoreSchema
+from storeengine.store.history import MAX_VERSIONS
 
 Op = dict[str, Any]
 
@@ -27,7 +28,8 @@ ERRORS: dict[int, tuple[str, tuple[str, ...]]] = {
     412: ("If-Match does not match the entity's ETag", ("error_precondition_failed",)),
     413: ("Body larger than the limit", ("error_payload_too_large",)),
     415: ("Content-Type is not JSON", ("error_unsupported_media_type",)),
-    429: ("Too many failed logins (see Retry-After)", ("error_too_many_requests",)),
+    429: ("Too many failed logins, or too many event streams of one credential (see Retry-After)",
+          ("error_too_many_requests",)),
     500: ("Internal error", ("error_internal",)),
     503: ("The database is unavailable", ("error_unavailable",)),
 }
@@ -182,7 +184,7 @@ def changes_op(name: str) -> Op:
             "application/json": {"schema": _ref("Changes")},
             "text/event-stream": {"schema": {"type": "string", "description": "id: <seq>, event: change, "
                                              "data: <change JSON>"}}}}},
-        (400, 404, 410), params=[
+        (400, 404, 410, 429), params=[
             {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000}},
@@ -198,9 +200,17 @@ def history_paths(store: StoreSchema) -> dict[str, Any]:
                        headers={**ENTITY_HEADERS, "Location": {"schema": {"type": "string"}}})
     restore_body = {"type": "object", "properties": {"version": {"type": "string"}}, "required": ["version"]}
     return {
-        f"{base}/_versions": {"get": _op("Every version, oldest first", name,
-                                         {200: _answer("versions", {"type": "array", "items": version})},
-                                         (404,), params=[ID])},
+        f"{base}/_versions": {"get": _op(
+            "Versions, oldest first, a page at a time", name,
+            {200: _answer("versions", {"type": "array", "items": version}, headers={"X-Next-After": {
+                "description": "present when more versions follow: pass it as `after` for the next page",
+                "schema": {"type": "string"}}})},
+            (400, 404), params=[
+                ID,
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_VERSIONS, "default": MAX_VERSIONS}},
+                {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "a version (X-Next-After of the previous page): the page starts after it"}])},
         f"{base}/_restore": {"post": _op(
             "Restore a version", name, {200: _answer("restored", _ref(name), headers=ENTITY_HEADERS), 201: restored},
             (*WRITE, 404, 409), body=restore_body, params=[ID])},

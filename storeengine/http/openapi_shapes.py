@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from storeengine.core.formats import DATETIME, OBJECTID
-from storeengine.model.query import MAX_LIMIT
+from storeengine.model.query import MAX_LIMIT, RESERVED_PARAMS
 from storeengine.model.schema import StoreSchema
 
 Schema = dict[str, Any]
@@ -166,13 +167,19 @@ def store_schemas(store: StoreSchema) -> dict[str, Schema]:
     patch: Schema = {
         "type": "object",
         "description": "JSON merge patch (RFC 7396): null removes a field; the merged result must validate",
-        "properties": {k: {"anyOf": [{"$ref": f"#/components/schemas/{name}.body/properties/{k}"}, {"type": "null"}]}
+        "properties": {k: {"anyOf": [{"$ref": f"#/components/schemas/{name}.body/properties/{_pointer(k)}"},
+                                     {"type": "null"}]}
                        for k in store.properties},
     }
     if closed:
         patch["additionalProperties"] = False
     return {f"{name}.body": body, name: entity, f"{name}.partial": partial, f"{name}.create": create,
             f"{name}.patch": patch}
+
+
+def _pointer(key: str) -> str:
+    """A property name as a segment of a `$ref`: a JSON Pointer token (RFC 6901) in a URI fragment."""
+    return quote(key.replace("~", "~0").replace("/", "~1"), safe="")
 
 
 def list_answer(name: str) -> Schema:
@@ -222,6 +229,7 @@ def list_parameters(store: StoreSchema) -> list[Schema]:
               "not with offset/meta): the entities that follow it, without a skip"),
     ]
     for prop, sub in store.properties.items():
-        if prop not in store.hidden and isinstance(sub, dict) and prop not in {p["name"] for p in params}:
-            params.append(query(prop, _param_schema(sub), f"equality on `{prop}`"))
+        # A property named like a parameter is filtered through `filter` only (API.md 7).
+        if prop not in store.hidden and prop not in RESERVED_PARAMS and prop not in {p["name"] for p in params}:
+            params.append(query(prop, _param_schema(sub if isinstance(sub, dict) else {}), f"equality on `{prop}`"))
     return params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ _COMPARE = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 _LISTS = {"$in", "$nin", "$all"}
 _LOGICAL = {"$and", "$or", "$nor"}
 _PARAMS = {"offset", "limit", "only", "meta", "from", "to", "begin", "end", "filter", "sort", "after"}
+# Parameters of later sections (13, 14) that no property may take over either (API.md 7): a
+# property named like any of these is filtered through `filter` only.
+RESERVED_PARAMS = frozenset({*_PARAMS, "expand", "after", "via"})
 
 
 class ListQuery(BaseModel):
@@ -45,6 +49,8 @@ def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> L
         seen[key] = value
     clauses: list[dict[str, Any]] = []
     for key, value in seen.items():
+        if key in RESERVED_PARAMS - _PARAMS:
+            raise BadRequest(f"Unknown parameter: {key} (not supported by this server)")
         if key not in _PARAMS:
             clauses.append(_property_equality(key, value, store))
     meta = _paging(seen)
@@ -93,11 +99,19 @@ def _field_list(raw: str, what: str, store: StoreSchema) -> list[str]:
     names = raw.split(",")
     for name in names:
         bare = name[1:] if what == "sort" and name.startswith("-") else name
+        _check_path(bare, what)
         if not bare or not store.knows_field(bare):
             raise BadRequest(f"{what}: unknown or forbidden field {bare!r}")
     if len(set(names)) != len(names):
         raise BadRequest(f"{what}: a field is named twice")
     return names
+
+
+def _check_path(path: str, what: str) -> None:
+    """A dotted path of at most MAX_DEPTH segments: deeper ones would only reach the database's
+    own recursive path handling (a RecursionError in the embedded one), never a stored field."""
+    if path.count(".") >= MAX_DEPTH:
+        raise BadRequest(f"{what}: a field path deeper than {MAX_DEPTH} levels")
 
 
 def _projection(raw: str, store: StoreSchema) -> dict[str, int]:
@@ -149,7 +163,7 @@ def _property_equality(key: str, raw: str, store: StoreSchema) -> dict[str, Any]
     prop = store.properties.get(key)
     if prop is None or key in store.hidden:
         raise BadRequest(f"Unknown parameter: {key}")
-    schema = prop
+    schema = prop if isinstance(prop, dict) else {}  # `true` (any value) is a valid property schema
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         schema = schema["items"]  # equality on an array matches any element
     kind = schema.get("format") if schema.get("format") in (OBJECTID, DATETIME) else schema.get("type")
@@ -185,7 +199,10 @@ def _number(key: str, raw: str) -> float | int | None:
     if re.fullmatch(r"-?\d+", raw, re.ASCII):
         return _int64(key, raw)
     if re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw, re.ASCII):
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):  # 1e400: out of float range, not infinity
+            raise BadRequest(f"{key}: {raw} is out of the range of a number")
+        return value
     return None
 
 
@@ -195,6 +212,8 @@ def parse_filter(raw: str, store: StoreSchema) -> dict[str, Any]:
         value = loads_exact(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("filter is not valid JSON") from None
+    except BadRequest as exc:
+        raise BadRequest(f"filter: {exc.message[:1].lower()}{exc.message[1:]}") from None
     if not isinstance(value, dict):
         raise BadRequest("filter must be a JSON object")
     _check_depth(value)
@@ -222,6 +241,7 @@ def _query(node: Any, store: StoreSchema, prefix: str | None = None) -> dict[str
             raise BadRequest(f"filter: operator {key} is not allowed here")
         else:
             path = f"{prefix}.{key}" if prefix else key
+            _check_path(path, "filter")
             if prefix is None and not store.knows_field(path):
                 raise BadRequest(f"filter: unknown or forbidden field {key!r}")
             out[key] = _condition(cond, path, store)

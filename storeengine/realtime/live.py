@@ -33,10 +33,22 @@ from storeengine.model.matcher import matches
 from storeengine.model.query import parse_filter
 from storeengine.model.schema import StoreSchema
 from storeengine.realtime.transport.direct import send_event
+from storeengine.realtime.transport.sendqueue import close_now
 from storeengine.store.feed import access_of, cursor, parse_cursor, view
-from storeengine.store.tail import FeedTail, Follower, Stream
+from storeengine.store.tail import FeedTail, Follower, Overflowed, Stream
 
 log = logging.getLogger(__name__)
+YIELD_EVERY = 100  # changes replayed between two yields to other clients
+
+
+class _Reader:
+    """A replaying socket's principal, as of its last check: which live changes to buffer for it."""
+
+    def __init__(self, principal: Principal, query: Doc | None = None) -> None:
+        self.principal, self.query = principal, query  # the subscription's filter (API.md 14), if any
+
+    def accepts(self, store: StoreSchema, record: Doc) -> bool:
+        return view(self.principal, store, record, self.query) is not None
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,9 @@ class SocketDelivery:
         self.catching_up: dict[str, dict[str, Follower]] = {}  # store -> sockets replaying: skipped by emits
         self.groups: dict[str, dict[str, _Group]] = {}  # store -> filter key -> its subscribers
         self.filter_of: dict[str, dict[str, LiveFilter]] = {}  # store -> socket -> its filter
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._replays: dict[tuple[str, str], asyncio.Task[None]] = {}  # (socket, store) -> its replay
+        self._locks: dict[str, asyncio.Lock] = {}  # one subscribe at a time per socket
+        self._closing: set[asyncio.Future[None]] = set()  # connections being cut off
         tail.consumers.append(self)
 
     def active(self, store: str) -> bool:
@@ -102,61 +116,107 @@ class SocketDelivery:
 
     async def subscribe(self, sid: str, store: StoreSchema, since_text: Any, live_filter: LiveFilter | None,
                         join: Callable[[], Awaitable[None]], principal: Callable[[], Awaitable[Principal]]) -> None:
-        """Join the rooms; with `since`, replay first (in a task) and go live without a gap. A
-        subscription replaces the socket's earlier one to the store (its filter, its replay)."""
+        """Join the rooms; with `since`, replay first (in a task) and go live without a gap.
+        One socket's subscribes are handled one at a time; a subscription replaces the socket's
+        earlier one to the store (its filter, its replay)."""
         if since_text is not None and not isinstance(since_text, str):
             raise BadRequest("since must be a cursor string")
         since = None if since_text is None else parse_cursor(store.name, since_text)
-        self.forget(sid, store.name)
-        if live_filter is not None:  # known to fan_out before the socket enters the group's rooms
-            self.filter_of.setdefault(store.name, {})[sid] = live_filter
-            group = self.groups.setdefault(store.name, {}).setdefault(live_filter.key, _Group(live_filter.query))
-            group.members.add(sid)
-        tailer = self.tail.tailer(store)
-        if since is None:
+        lock = self._locks.setdefault(sid, asyncio.Lock())
+        async with lock:
+            if not self.sio.manager.is_connected(sid, "/"):
+                return  # it left while waiting its turn
+            self.forget(sid, store.name)
+            if live_filter is not None:  # known to fan_out before the socket enters the group's rooms
+                self.filter_of.setdefault(store.name, {})[sid] = live_filter
+                group = self.groups.setdefault(store.name, {}).setdefault(live_filter.key, _Group(live_filter.query))
+                group.members.add(sid)
+            tailer = self.tail.tailer(store)
+            if since is None:
+                self.sockets.setdefault(store.name, set()).add(sid)
+                await join()
+                await tailer.ready.wait()  # writes after the ack are past the tailer's starting point
+                return
+            # Skipped by room emits from here on: what they would send now, the replay sends (it reads
+            # the feed after its follower is registered), so nothing comes twice.
+            replaying = self.catching_up.setdefault(store.name, {})
+            replaying[sid] = Follower(lambda _store, _record: False)
+            try:
+                reader = _Reader(await principal(), None if live_filter is None else live_filter.query)
+                stream = await self.tail.open(store, since, reader.accepts,
+                                              lambda: self._fell_behind(sid, store.name))
+            except BaseException:
+                replaying.pop(sid, None)
+                raise
+            replaying[sid] = stream.follower
             self.sockets.setdefault(store.name, set()).add(sid)
             await join()
-            await tailer.ready.wait()  # writes after the ack are past the tailer's starting point
-            return
-        stream = await self.tail.open(store, since)
-        self.catching_up.setdefault(store.name, {})[sid] = stream.follower  # skipped by room emits
-        self.sockets.setdefault(store.name, set()).add(sid)
-        await join()
-        query = None if live_filter is None else live_filter.query
-        task = asyncio.create_task(self._replay(sid, stream, principal, query))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            task = asyncio.create_task(self._replay(sid, stream, reader, principal))
+            self._replays[sid, store.name] = task
 
-    async def _replay(self, sid: str, stream: Stream, principal: Callable[[], Awaitable[Principal]],
-                      query: Doc | None) -> None:
-        name = stream.tailer.store.name
+            def finished(_: asyncio.Task[None]) -> None:
+                if self._replays.get((sid, store.name)) is task:
+                    del self._replays[sid, store.name]
+
+            task.add_done_callback(finished)
+    def _fell_behind(self, sid: str, store: str) -> None:
+        """Live changes piled up past the bound while this socket's replay waited on its client:
+        end the replay and close the connection (as the send queue does); the client reconnects
+        and subscribes again from its last seq when it reads again."""
+        log.warning("Socket.IO client %s fell too far behind its replay of %s: disconnected", sid, store)
+        self._stop_replay(sid, store)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is not None:
+            closing = asyncio.ensure_future(close_now(socket))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    def _stop_replay(self, sid: str, store: str) -> None:
+        task = self._replays.pop((sid, store), None)
+        if task is not None:
+            task.cancel()  # its `finally` closes its stream
+        self.catching_up.get(store, {}).pop(sid, None)
+
+    async def _replay(self, sid: str, stream: Stream, reader: _Reader,
+                      principal: Callable[[], Awaitable[Principal]]) -> None:
+        sent = 0
         try:
-            while self.catching_up.get(name, {}).get(sid) is stream.follower:  # not replaced meanwhile
-                batch = await stream.batch()
+            while True:
+                try:
+                    batch = await stream.batch()
+                except Overflowed:  # (the overflow has cut this socket off already: _fell_behind)
+                    return
                 if not batch and not stream.follower.buffer:
                     return  # caught up: from here on the room emits reach this socket
-                who = await principal()
+                reader.principal = await principal()
                 for record in batch:
-                    if (shown := view(who, stream.tailer.store, record, query)) is not None:
+                    if (shown := view(reader.principal, stream.tailer.store, record, reader.query)) is not None:
                         shown.pop("by")  # a socket event has no `by` (API.md 8)
                         await send_event(self.sio, sid, "change", shown)
-        except Exception:
+                        sent += 1
+                        if sent % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)  # other clients get their turn during a long replay
+        except Exception:  # (a cancellation, when a new subscribe replaces this replay, passes through)
             log.exception("replay to %s failed", sid)
         finally:
             stream.close()
-            if self.catching_up.get(name, {}).get(sid) is stream.follower:
-                del self.catching_up[name][sid]
+            followers = self.catching_up.get(stream.tailer.store.name, {})
+            if followers.get(sid) is stream.follower:
+                followers.pop(sid)
 
     def forget(self, sid: str, store: str | None = None) -> None:
-        """A socket left a store (None: every store)."""
-        for name in [store] if store is not None else list(self.sockets):
+        """A socket left a store (None: every store, and the socket is gone)."""
+        for name in [store] if store is not None else list({*self.sockets, *self.catching_up}):
             self.sockets.get(name, set()).discard(sid)
-            self.catching_up.get(name, {}).pop(sid, None)
+            self._stop_replay(sid, name)
             if (old := self.filter_of.get(name, {}).pop(sid, None)) is not None:
                 groups = self.groups.get(name, {})
                 groups[old.key].members.discard(sid)
                 if not groups[old.key].members:
                     del groups[old.key]
+        if store is None:
+            self._locks.pop(sid, None)
 
     # --- Socket.IO fan-out -----------------------------------------------------------------
 

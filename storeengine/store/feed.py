@@ -239,6 +239,9 @@ class Feed:
             docs = await self.changes.find(where, _BRIEF if brief else None, [("seq", 1)], 0, left + 1)
             # Read after the page: a deletion the page met had raised the floor before it.
             counter = await self.counters.find_one({"_id": store.name}) or {}
+            if since is not None and since > self._newest(store.name, counter):
+                # Never a silent wait (API.md 10), and never a position this process remembers.
+                raise BadRequest("since: a cursor beyond the store's newest change")
             if position < counter.get("floor", 0):
                 raise Gone("The cursor is older than the retained changes")
             hole_at: datetime | None = None  # when the number after `position` was allocated, at the latest
@@ -257,6 +260,10 @@ class Feed:
                 hole_at = counter.get("at")  # allocated before the counter's last allocation
             if hole_at is None or not await self._close_if_old(store, position + 1, hole_at):
                 return self._page(store, records, position, False)
+
+    def _newest(self, store: str, counter: Doc) -> int:
+        """The last number handed out (or expired): no cursor of this store lies beyond it."""
+        return max(int(counter.get("seq", 0)), int(counter.get("floor", 0)), self._local_seq.get(store, 0))
 
     def _page(self, store: StoreSchema, records: list[Doc], position: int, more: bool) -> Page:
         self._known[store.name] = max(self._known.get(store.name, 0), position)
@@ -292,8 +299,16 @@ class Feed:
         """X-Change-Cursor for a list answer (read before the list it goes with); None without a feed."""
         return cursor(store.name, await self.watermark(store)) if self.enabled else None
 
-    async def history(self, store: StoreSchema, entity_id: ObjectId) -> list[Doc]:
-        docs = await self.changes.find({"store": store.name, "id": entity_id}, None, [("seq", 1)])
+    async def history(self, store: StoreSchema, entity_id: ObjectId, *, after: int = 0, limit: int = 0,
+                      version: str | None = None, last: bool = False) -> list[Doc]:
+        """An entity's changes after number `after`, oldest first (at most `limit`; 0: all), only
+        those of one `version` if given; `last`: just its newest change."""
+        where: Doc = {"store": store.name, "id": entity_id}
+        if after:
+            where["seq"] = {"$gt": after}
+        if version is not None:
+            where["version"] = version
+        docs = await self.changes.find(where, None, [("seq", -1 if last else 1)], 0, 1 if last else limit)
         return [d for d in docs if d["op"] != VOID]
 
     # --- retention -------------------------------------------------------------------------

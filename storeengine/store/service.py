@@ -8,10 +8,11 @@ change is a pure function of the stored entity (see `_modify`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,6 +70,9 @@ WriteHook = Callable[[Principal, StoreSchema, "Doc | None", "Doc | None"], Await
 # A write's change: the stored entity -> the new stored entity. Pure (no I/O, no await), so
 # the compare-and-swap loop can run it again on a fresher copy after a race.
 Change = Callable[[Doc], Doc]
+# Entered around an update's or delete's compare-and-swap with (principal, store, before, after):
+# may refuse the write (a StoreError) or hold a lock until it is done (auth: the last admin).
+WriteGuard = Callable[[Principal, StoreSchema, Doc, "Doc | None"], contextlib.AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class EntityService:
         self.events: EventSink = events or NoEvents()
         self.write_hooks: list[WriteHook] = []
         self.references = References(registry, storage)  # checked ids on writes, `expand` on reads
+        self.write_guards: list[WriteGuard] = []
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -212,7 +217,8 @@ class EntityService:
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, "delete", current, if_match)
-            async with self.feed.writing(principal, store, "delete", current) as pending:
+            async with self._guarded(principal, store, current, None), \
+                    self.feed.writing(principal, store, "delete", current) as pending:
                 if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
                     pending.commit(None)
             if pending.done:
@@ -267,7 +273,8 @@ class EntityService:
             new = change(current)
             await self.references.check(principal, store, current, new)
             new["updatedAt"] = next_update_time(current["updatedAt"])
-            async with self.feed.writing(principal, store, "update", current) as pending:
+            async with self._guarded(principal, store, current, new), \
+                    self.feed.writing(principal, store, "update", current) as pending:
                 if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]},
                                         _diff(current, new)):
                     pending.commit(new)
@@ -277,6 +284,14 @@ class EntityService:
             if if_match is not None:
                 raise PreconditionFailed("The entity changed")
         raise Conflict("The entity keeps changing; try again")
+
+    @contextlib.asynccontextmanager
+    async def _guarded(self, principal: Principal, store: StoreSchema, before: Doc,
+                       after: Doc | None) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as guards:
+            for guard in self.write_guards:
+                await guards.enter_async_context(guard(principal, store, before, after))
+            yield
 
     async def _hashes(self, store: StoreSchema, given: Doc) -> dict[str, str]:
         """Hashes of the write-only values given (computed once, before any compare-and-swap)."""

@@ -12,6 +12,12 @@ A reader that resumes (`since`) first registers a buffer with the tailer, then r
 feed until caught up, then releases the buffer, dropping what the replay already sent: no gap
 (the buffer holds everything the tailer handles after registration, the replay everything
 before) and no duplicate. Knows nothing of Socket.IO or HTTP.
+
+A reader's buffer (its `Follower`) holds only the changes the reader may see (asked before
+buffering, so a reader who may read nothing pins nothing), and at most FOLLOWER_MAX_CHANGES of
+them or FOLLOWER_MAX_BYTES: a reader that falls further behind (a client that stopped reading)
+is ended rather than buffered for, and resumes from its last cursor when it reads again.
+A replay holds one page of REPLAY_PAGE changes at a time.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from storeengine.core.errors import StoreError
+from storeengine.core.jsonio import dumps
 from storeengine.core.pubsub import RedisChannel
 from storeengine.core.types import Doc
 from storeengine.model.schema import Registry, StoreSchema
@@ -29,8 +37,13 @@ from storeengine.store.feed import PAGE, Feed, Page
 
 log = logging.getLogger(__name__)
 CHANNEL = "storeengine-feed"
-# Larger pages for replays: fewer round trips for a long backlog.
-REPLAY_PAGE = 10000
+# A replay's page: what one replaying reader holds in memory at a time (it waits on its client).
+REPLAY_PAGE = PAGE
+# The bound on each reader's buffer of live changes (like the Socket.IO send queue's).
+FOLLOWER_MAX_CHANGES = 1000
+FOLLOWER_MAX_BYTES = 4 * 1024 * 1024
+# Whether a reader may see a change (by its rights and the store's current rules): asked before buffering.
+Accepts = Callable[[StoreSchema, Doc], bool]
 
 
 class Consumer(Protocol):
@@ -43,16 +56,56 @@ class Consumer(Protocol):
     async def deliver(self, store: StoreSchema, record: Doc) -> None: ...
 
 
+class Overflowed(Exception):
+    """The reader fell more than its buffer's bound behind: it is ended and resumes later."""
+
+
 class Follower:
-    """Changes the tailer handled since this reader registered, waiting to be taken."""
+    """Changes the tailer handled since this reader registered, waiting to be taken: only those
+    `accepts` lets through, at most `max_changes` of them and `max_bytes`. Past the bound the
+    buffer is dropped and the follower `overflowed`: its reader ends (`Stream.batch` raises)."""
 
-    def __init__(self) -> None:
-        self.buffer: deque[Doc] = deque()
+    def __init__(self, accepts: Accepts | None = None, *, on_overflow: Callable[[], None] | None = None,
+                 max_changes: int = FOLLOWER_MAX_CHANGES, max_bytes: int = FOLLOWER_MAX_BYTES) -> None:
+        self.buffer: deque[tuple[Doc, int]] = deque()
         self.arrived = asyncio.Event()
+        self.ended = asyncio.Event()  # set on overflow
+        self.accepts = accepts
+        # Told once, at the overflow: a reader blocked on its client (not in `batch`) is ended by it.
+        self.on_overflow = on_overflow
+        self.max_changes, self.max_bytes = max_changes, max_bytes
+        self.bytes = 0
 
-    def push(self, record: Doc) -> None:
-        self.buffer.append(record)
+    @property
+    def overflowed(self) -> bool:
+        return self.ended.is_set()
+
+    def push(self, store: StoreSchema, record: Doc, size: int) -> None:
+        if self.overflowed or (self.accepts is not None and not self.accepts(store, record)):
+            return
+        if len(self.buffer) >= self.max_changes or self.bytes + size > self.max_bytes:
+            self.buffer.clear()
+            self.bytes = 0
+            self.ended.set()
+            self.arrived.set()  # a reader waiting for changes finds out at once
+            if self.on_overflow is not None:
+                self.on_overflow()
+            return
+        self.buffer.append((record, size))
+        self.bytes += size
         self.arrived.set()
+
+    def take(self) -> list[Doc]:
+        """Everything buffered, oldest first."""
+        out = [record for record, _ in self.buffer]
+        self.buffer.clear()
+        self.bytes = 0
+        return out
+
+
+def record_size(record: Doc) -> int:
+    """About what holding a change costs: its entity's JSON size, plus the rest of the record."""
+    return len(dumps(record.get("entity"))) + 200
 
 
 class Stream:
@@ -61,18 +114,22 @@ class Stream:
     def __init__(self, hub: FeedTail, tailer: Tailer, follower: Follower, first: Page, since: int) -> None:
         self.hub, self.tailer, self.follower = hub, tailer, follower
         self.page: Page | None = first
+        self.more = False  # the feed holds more of the backlog after `position`
         self.position = since
 
     async def batch(self) -> list[Doc]:
-        """The next changes in seq order; [] when the reader has caught up (buffer empty)."""
-        if self.page is not None:
-            page = self.page
-            self.position = page.position
-            self.page = await self.hub.feed.read(self.tailer.store, page.position, REPLAY_PAGE) if page.more else None
-            return page.records
+        """The next changes in seq order; [] when the reader has caught up (buffer empty).
+        Raises Overflowed once the reader fell further behind than its buffer's bound."""
+        if self.follower.overflowed:
+            raise Overflowed()
+        while self.page is not None or self.more:  # the backlog, one page at a time (read when needed)
+            page = self.page or await self.hub.feed.read(self.tailer.store, self.position, REPLAY_PAGE)
+            self.page = None
+            self.position, self.more = page.position, page.more
+            if page.records:  # (a page of voids only is not the end of the backlog)
+                return page.records
         out = []
-        while self.follower.buffer:
-            record = self.follower.buffer.popleft()
+        for record in self.follower.take():
             if record["seq"] > self.position:
                 out.append(record)
                 self.position = record["seq"]
@@ -138,8 +195,10 @@ class Tailer:
 
     async def _deliver(self, record: Doc) -> None:
         self.position = record["seq"]
-        for follower in list(self.followers):
-            follower.push(record)
+        if self.followers:
+            size = record_size(record)
+            for follower in list(self.followers):
+                follower.push(self.store, record, size)
         for consumer in self.hub.consumers:
             if consumer.active(self.store.name):
                 await consumer.deliver(self.store, record)
@@ -198,10 +257,13 @@ class FeedTail:
 
     # --- readers ---------------------------------------------------------------------------
 
-    async def open(self, store: StoreSchema, since: int | None) -> Stream:
-        """A stream after `since` (None: the oldest retained). 410 / 400 before anything is sent."""
+    async def open(self, store: StoreSchema, since: int | None, accepts: Accepts | None = None,
+                   on_overflow: Callable[[], None] | None = None) -> Stream:
+        """A stream after `since` (None: the oldest retained). 410 / 400 before anything is sent.
+        `accepts` decides which live changes are worth buffering for this reader; `on_overflow`
+        is told when it fell too far behind (see Follower)."""
         tailer = self.tailer(store)
-        follower = Follower()
+        follower = Follower(accepts, on_overflow=on_overflow)
         tailer.followers.add(follower)  # registered at once, so the tailer does not stop meanwhile
         try:
             await tailer.ready.wait()  # its starting point is then behind anything the replay reads

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
-from storeengine.core.jsonio import MAX_DEPTH, dumps, epoch_ms, iso_ms, parse_body, to_json_form
+from storeengine.core.jsonio import (
+    MAX_DEPTH,
+    dumps,
+    epoch_ms,
+    iso_ms,
+    loads_bounded,
+    loads_exact,
+    parse_body,
+    to_json_form,
+)
 
 HEX = "0123456789abcdef01234567"
 
@@ -63,3 +76,44 @@ def test_a_body_is_a_json_object_of_bounded_depth():
 def test_bad_bodies_are_400_naming_the_problem(raw, match):
     with pytest.raises(BadRequest, match=match):
         parse_body(raw)
+
+
+@contextlib.contextmanager
+def little_stack(frames: int = 40) -> Iterator[None]:
+    """Python's recursion limit just above the caller's depth: a walk that recursed once per level
+    of a 33-level value would hit RecursionError here."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + frames)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def deep(depth: int, kind: str) -> bytes:
+    inner = b"[" * depth + b"]" * depth if kind == "arrays" else b'{"a": ' * depth + b"1" + b"}" * depth
+    return b'{"x": ' + inner + b"}"
+
+
+@pytest.mark.parametrize("kind", ["arrays", "objects"])
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 330, 1000, 5000, 100_000])
+def test_deep_json_is_refused_without_recursion(depth: int, kind: str) -> None:
+    """Issue 19: the float check of loads_exact recursed into a RecursionError (a 500 and a 100 kB
+    traceback) before the depth check ran. Now nothing walks a parsed value recursively."""
+    raw = deep(depth, kind)
+    with little_stack():
+        for parse in (parse_body, loads_exact):
+            with pytest.raises(BadRequest, match=f"deeper than {MAX_DEPTH}"):
+                parse(raw)
+        with pytest.raises(ValueError, match=r"deeper|depth"):
+            loads_bounded(raw)  # the Socket.IO packets' parser
+        ok = deep(MAX_DEPTH - 2, kind)  # 31 levels inside {"x": ...}
+        assert parse_body(ok) == json.loads(ok) == loads_bounded(ok)
+
+
+def test_huge_integers_at_the_deepest_level_are_still_exact() -> None:
+    raw = b'{"a": ' * (MAX_DEPTH - 1) + b"[18446744073709551617]" + b"}" * (MAX_DEPTH - 1)
+    value = loads_exact(raw)
+    for _ in range(MAX_DEPTH - 1):
+        value = value["a"]
+    assert value == [2**64 + 1]

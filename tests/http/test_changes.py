@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from storeengine.realtime.transport.sendqueue import MAX_PACKETS
+from storeengine.store.feed import cursor, parse_cursor
 from tests.conftest import start_server, stop_server
 from tests.realtime.test_server import WAIT, Api, Listener, admin, api, bearer, listening
 
@@ -152,6 +153,26 @@ async def test_subscribe_with_a_bad_cursor_is_refused(api: Api, admin: str, sinc
     async with listening(api.url, **bearer(admin)) as listener:
         ack = await listener.ack("subscribe", {"store": "orders", "since": since})
         assert (ack["success"], ack["code"]) == (False, code), ack
+
+
+async def test_subscribe_with_a_cursor_beyond_the_newest_change_is_400_and_changes_nothing(
+        api: Api, admin: str) -> None:
+    """API.md 10: never a silent wait, and no reader's cursor changes what other readers get."""
+    await api.order(admin)
+    newest = (await api.call("GET", "/api/v1/orders/_changes", admin))["changes"][-1]["seq"]
+    async with listening(api.url, **bearer(admin)) as abuser, listening(api.url, **bearer(admin)) as other:
+        for ahead in (1, 10**12):
+            since = cursor("orders", parse_cursor("orders", newest) + ahead)
+            ack = await abuser.ack("subscribe", {"store": "orders", "since": since})
+            assert (ack["success"], ack["code"]) == (False, "400") and "beyond" in ack["message"], ack
+        assert await abuser.ack("subscribe", {"store": "orders", "since": newest}) == {"success": True}
+        assert await other.ack("subscribe", {"store": "orders"}) == {"success": True}
+        created = await api.order(admin)
+        for listener in (abuser, other):
+            assert (await listener.next())["_id"] == created["_id"]
+        listed = await api.http.get("/api/v1/orders", headers={"Authorization": f"Bearer {admin}"})
+        assert listed.headers["x-change-cursor"] == (await api.call("GET", "/api/v1/orders/_changes", admin))[
+            "changes"][-1]["seq"]
 
 
 async def test_subscribe_with_a_cursor_older_than_retention_is_410(schema_dir: Path, tmp_path: Path) -> None:

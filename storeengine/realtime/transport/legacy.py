@@ -19,6 +19,7 @@ this module adds just the v3 framing in front of the one python-socketio `AsyncS
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 import urllib.parse
@@ -31,7 +32,9 @@ from engineio import packet as eio
 from engineio.payload import Payload
 from socketio import packet as sio
 
+from storeengine.core.jsonio import loads_bounded
 from storeengine.realtime.transport.engineio import EngineServer, LeanSocket
+from storeengine.realtime.transport.sendqueue import close_now
 
 log = logging.getLogger(__name__)
 _V3_BINARY_PREFIX = "b4"  # a base64 MESSAGE in a v3 text payload
@@ -277,8 +280,31 @@ class LegacyEngineServer(EngineServer):
             return self._bad_request()
 
 
+class PacketJSON:
+    """The JSON module of both libraries' packets: a client's JSON is parsed without recursion and
+    refused (ValueError) past MAX_DEPTH levels; Python's `json` recursed into a RecursionError."""
+
+    dumps = staticmethod(json.dumps)
+    loads = staticmethod(loads_bounded)
+
+
 class LegacyAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's AsyncServer over `LegacyEngineServer`: one server for both protocols."""
+    """python-socketio's AsyncServer over `LegacyEngineServer`: one server for both protocols,
+    with packets parsed by PacketJSON."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, json=PacketJSON, **kwargs)
 
     def _engineio_server_class(self) -> type[LegacyEngineServer]:
         return LegacyEngineServer
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """A packet that cannot be decoded ends the connection with one line of log (python-engineio
+        would log a traceback for each, as many as a client cares to send)."""
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, RecursionError) as exc:
+            log.warning("Socket.IO client %s sent a malformed packet (%s): disconnected", eio_sid, exc)
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is not None:
+                await close_now(socket)

@@ -88,3 +88,10 @@ def bound_send_queues(eio: Any, max_packets: int = MAX_PACKETS, max_bytes: int =
 
 
 _closing: set[asyncio.Future[Any]] = set()  # keeps the close tasks alive until they finish
+
+
+async def close_now(socket: Any) -> None:
+    """End an Engine.IO connection at once (a client cut off): its writer stops at the end marker
+    and closes the transport; nothing more is sent. The client reconnects when it reads again."""
+    socket.queue.put_nowait(None)
+    await socket.close(wait=False, abort=True)

@@ -56,6 +56,9 @@ def translate(exc: sqlite3.Error) -> StoreError:
         return Unavailable()
     if isinstance(exc, sqlite3.InterfaceError | sqlite3.ProgrammingError) and "bind" in str(exc):
         return BadRequest("A value cannot be stored")
+    if "parser stack overflow" in str(exc) or "too large" in str(exc):
+        # SQLite's parser nests at most ~100 levels: about 9 nested `$elemMatch` compile past it.
+        return BadRequest("The filter is too complex for the embedded database (nested $elemMatch: at most 8)")
     log.error("embedded database error: %s (%s)", exc, name)
     return StoreError()
 
