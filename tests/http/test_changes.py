@@ -16,9 +16,9 @@ import pytest
 from storeengine.realtime.transport.sendqueue import MAX_PACKETS
 from storeengine.store.feed import cursor, parse_cursor
 from tests.conftest import start_server, stop_server
-from tests.realtime.test_server import WAIT, Api, Listener, admin, api, bearer, listening
+from tests.sockets import WAIT, Api, Listener, admin, api, bearer, listening
 
-__all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
+__all__ = ["admin", "api"]  # tests/sockets.py's real-server fixtures, for this module's tests too
 
 
 async def read_all(api: Api, token: str, store: str = "orders", since: str | None = None,

@@ -3,7 +3,7 @@
 Each trigger (revocation, user deactivated / deleted, groups changed, a store's read rules
 reloaded, the credential's expiry, a revocation made by another process) is checked against
 real server processes, or for the cross-process case against two watchers sharing one
-database and a bus: a Redis channel of their own, or (no Redis) that database. Helpers come from tests/test_realtime.py.
+database and a bus: a Redis channel of their own, or (no Redis) that database. Helpers come from tests/sockets.py.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from storeengine.settings import Settings
 from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
 from tests.conftest import Server, start_server, stop_server
-from tests.realtime.test_server import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
+from tests.sockets import SECRET, WAIT, Api, admin, api, assert_event, bearer, listening
 
-__all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
+__all__ = ["admin", "api"]  # tests/sockets.py's real-server fixtures, for this module's tests too
 
 AT_ONCE = 1.0  # "at once" on the process that made the change (the old sweeper needed up to 1 s)
 

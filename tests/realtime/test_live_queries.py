@@ -11,9 +11,9 @@ from urllib.parse import quote
 import httpx
 
 from tests.http.test_changes import sse
-from tests.realtime.test_server import WAIT, Api, Listener, admin, api, assert_event, bearer, listening
+from tests.sockets import WAIT, Api, Listener, admin, api, assert_event, bearer, listening
 
-__all__ = ["admin", "api"]  # test_realtime's real-server fixtures, for this module's tests too
+__all__ = ["admin", "api"]  # tests/sockets.py's real-server fixtures, for this module's tests too
 
 PAID = {"status": "paid"}
 

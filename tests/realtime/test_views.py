@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Server, start_server, stop_server
 from tests.http.test_property_rules import STAFF
-from tests.realtime.test_server import Api, bearer, listening
+from tests.sockets import Api, bearer, listening
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server
 from tests.http.test_changes import exactly_once, read_all
-from tests.realtime.test_server import ORDER, Api, assert_event, bearer, listening
 from tests.realtime.transport.test_legacy import api_of, connected, cookie, install_node_client, node_client
+from tests.sockets import ORDER, Api, assert_event, bearer, listening
 from tests.wire.conftest import WireDatabase, serving
 
 
