@@ -15,6 +15,10 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from tests.conftest import Server, start_server, stop_server
 from tests.http.test_console_browser import CHROMIUM, Watch, admin_headers, shoot, sign_in
 
+# A page's requests wait for the server: on a loaded 2-core machine 5 s (Playwright's default) was
+# seen to run out before a store's first list arrived. The expectations themselves are unchanged.
+expect.set_options(timeout=15_000)
+
 ID = {"type": "string", "format": "objectid"}
 SCHEMAS = {
     "makers": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 100}}},
