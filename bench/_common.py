@@ -63,7 +63,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 def driver_collection(ctx: Context, name: str) -> Any:
-    """The motor collection under the app's storage, for bulk loads and floors."""
+    """The driver collection (PyMongo's AsyncCollection) under the app's storage, for bulk loads and floors."""
     assert isinstance(ctx.storage, Storage)
     return ctx.storage.collection(name).raw
 

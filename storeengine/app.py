@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            ctx.storage.close()
+            await ctx.storage.close()
 
     # Outermost first: CORS sees every answer (413 and other refusals get their CORS headers).
     middleware = [Middleware(Cors, allow_origins=list(settings.allowed_origins), allow_credentials=True,

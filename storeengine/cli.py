@@ -91,7 +91,11 @@ def _user_create(args: argparse.Namespace) -> int:
     async def run() -> None:
         for store in ctx.registry.all():
             await ctx.service.ensure_indexes(store)
-        user = await create_user(ctx.service, args.login, args.password, admin=args.admin, group_names=args.group)
+        try:
+            user = await create_user(ctx.service, args.login, args.password, admin=args.admin,
+                                     group_names=args.group)
+        finally:
+            await ctx.storage.close()
         print(dumps(user).decode())
 
     try:

@@ -1,15 +1,20 @@
-"""MongoDB access through motor. Driver errors become StoreErrors here and nowhere else."""
+"""MongoDB through PyMongo's native async driver (`AsyncMongoClient`: every operation a coroutine on
+the event loop, no thread pool). Driver errors become StoreErrors here and nowhere else.
+
+Until the SQLite backend replaces it, the embedded database (mongomock, `embedded.py`) is served by the
+same `Collection`, each call on the embedded worker thread."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from bson.errors import BSONError
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
-from pymongo import ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
@@ -58,9 +63,9 @@ async def guard() -> AsyncIterator[None]:
 class Collection:
     """The few operations the engine needs, each guarded."""
 
-    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int,
+    def __init__(self, raw: AsyncCollection[Doc], timeout_ms: int,
                  threaded: ThreadedCollection | None = None) -> None:
-        self.raw = raw
+        self.raw = raw  # (mongomock-motor's collection in some tests: the same calls)
         self.timeout_ms = timeout_ms  # bounds every read, so one costly filter cannot run on
         # The embedded database: every call on its worker thread (embedded.py), never on the loop.
         self.threaded = threaded
@@ -136,7 +141,7 @@ class Collection:
 class Storage:
     def __init__(self, client: Any, database: str, *, embedded: bool, query_timeout_ms: int = 10000) -> None:
         self.client = client
-        self.db: AsyncIOMotorDatabase[Doc] = client[database]
+        self.db = client[database]
         self.database_name = database
         self.embedded = embedded
         self.query_timeout_ms = query_timeout_ms
@@ -152,7 +157,7 @@ class Storage:
                         "data is NOT persisted and is lost when the process exits")
             return cls(AsyncMongoMockClient(tz_aware=False), settings.database, embedded=True,
                        query_timeout_ms=settings.query_timeout_ms)
-        client: AsyncIOMotorClient[Doc] = AsyncIOMotorClient(
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(
             settings.mongodb_uri, tz_aware=False,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
             connectTimeoutMS=settings.server_selection_timeout_ms,
@@ -161,8 +166,8 @@ class Storage:
         return cls(client, settings.database, embedded=False, query_timeout_ms=settings.query_timeout_ms)
 
     def collection(self, name: str) -> Collection:
-        # Kept per name: building motor's collection object (and pymongo's under it) took a
-        # sixth of a GET by id's own time over the wire.
+        # Kept per name: building the driver's collection object on every call took a sixth of a
+        # GET by id's own time over the wire.
         coll = self._collections.get(name)
         if coll is None:
             threaded = ThreadedCollection(self.db.delegate[name], self.runner) if self.runner else None
@@ -179,8 +184,10 @@ class Storage:
         except StoreError:
             return False
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self.runner:
             self.runner.close()
         if not self.embedded:
-            self.client.close()
+            closed = self.client.close()
+            if inspect.isawaitable(closed):  # AsyncMongoClient (mongomock-motor's client closes at once)
+                await closed

@@ -71,7 +71,7 @@ class SeamStorage:
     async def ping(self) -> bool:
         return not self.down
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
 

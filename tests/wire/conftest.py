@@ -5,7 +5,7 @@ Reusable pieces (import them from `tests.wire.conftest`):
 - `wire_db` (function): a fresh database on it, dropped after the test; `.env` holds the
   STORE_MONGODB_URI and STORE_DATABASE a `storeengine serve` process needs.
 - `settings` (function, overrides tests/conftest.py): the in-process app on `wire_db`, so the
-  shared `app`, `client`, `admin` and `users` fixtures run over real motor connections.
+  shared `app`, `client`, `admin` and `users` fixtures run over real driver (PyMongo async) connections.
 - `serving(n, wire_db, schema_dir, tmp_path, ...)`: N `storeengine serve` processes on that database.
 
 mongoeco needs Python >= 3.13: `make wire-env` builds `.venv-wire`. Without it the lane is skipped

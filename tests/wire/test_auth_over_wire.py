@@ -1,4 +1,4 @@
-"""tests/test_auth.py, run unchanged against the MongoDB-wire server through real motor connections
+"""tests/test_auth.py, run unchanged against the MongoDB-wire server through real driver (PyMongo async) connections
 (tests/wire/conftest.py's `settings` points the in-process app at a fresh database per test)."""
 
 from tests.http.test_auth import *  # noqa: F403
