@@ -51,6 +51,7 @@ class Maintenance:
         self.auth_ready = False
         self.admin_ready = False
         self.next_expiry = 0.0
+        self.next_settle = 0.0
 
     async def tick(self) -> None:
         reloaded = self.ctx.registry.rescan()
@@ -69,6 +70,11 @@ class Maintenance:
                 self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
         await self._once()
         feed = self.ctx.service.feed
+        if feed.enabled and time.monotonic() >= self.next_settle:
+            # Recovery (feed.py, G): finish what dead writers left, so the feed matches the data.
+            self.next_settle = time.monotonic() + feed.settle_seconds
+            with contextlib.suppress(Unavailable):
+                await feed.settle(self.ctx.registry.all())
         if feed.enabled and time.monotonic() >= self.next_expiry:
             # Every process sweeps; raising the floor is idempotent. Not every tick: a sweep reads.
             self.next_expiry = time.monotonic() + min(feed.retention.total_seconds() / 2, 5.0)

@@ -1,9 +1,21 @@
 """The storage seam: what the engine asks of a database, as Protocols.
 
-`storage.Storage` / `storage.Collection` (motor, guarded) are the real implementation and the
-only code that touches the driver. `create_app(settings, storage=...)` takes any object with
-these operations, so a test can hand the app a store that fails or is slow, the way httpx
-takes a transport. Every operation raises StoreErrors only (Unavailable, Conflict, StoreError).
+`storage.mongo.Storage` / `Collection` (PyMongo's AsyncMongoClient, guarded) are the real
+implementation and the only code that touches the driver. `create_app(settings, storage=...)`
+takes any object with these operations, so a test can hand the app a store that fails or is
+slow, the way httpx takes a transport. Every operation raises StoreErrors only (Unavailable,
+Conflict, StoreError).
+
+What the change feed relies on (store/feed.py, its argument A-G); every backend must give it:
+- Each write (`insert`, `update_if`, `update`, `delete`) is atomic for the one document it
+  touches: an entity and the `_change` field written with it land together or not at all.
+- `Conflict` (duplicate key) and `BadRequest` (a value refused) mean the write did NOT happen;
+  `update_if` returning False means it did not match. Any other failure (Unavailable, StoreError,
+  a cancellation) may leave the write done or not: the feed treats it so.
+- Queries, sorts and `$set` on a dotted path into a sub-document (`_change.seq` ranges, sorted
+  on `_change.seq`, with an index from `ensure_index((("_change.seq", 1),))`), and a filter
+  `{"_change.seq": None}` matching a document without the field (as MongoDB's does).
+- `close()` is a coroutine (PyMongo's async client closes with `await`).
 """
 
 from __future__ import annotations

@@ -37,12 +37,16 @@ from storeengine.model.access import Principal
 from storeengine.model.query import ListQuery
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
+from storeengine.store.carried import FIELD as CARRIED
+from storeengine.store.carried import SEQ as CARRIED_SEQ
+from storeengine.store.carried import public
 from storeengine.store.feed import Feed
 
 log = logging.getLogger(__name__)
 # Indexes the engine itself queries on, for every store.
 ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
+    ((CARRIED_SEQ, 1),),  # the changes entities carry, read by number (feed.py, B)
 )
 
 MAX_RETRIES = 20
@@ -139,9 +143,7 @@ class EntityService:
         acl.check_create(principal, store, system, payload)
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
-        async with self.feed.writing(principal, store, "create", None) as pending:
-            await self.storage.collection(store.name).insert(doc)
-            pending.commit(doc)
+        await self.feed.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
@@ -167,14 +169,10 @@ class EntityService:
 
     async def delete(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                      if_match: list[str] | None = None) -> ObjectId:
-        coll = self.storage.collection(store.name)
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, "delete", current, if_match)
-            async with self.feed.writing(principal, store, "delete", current) as pending:
-                if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
-                    pending.commit(None)
-            if pending.done:
+            if await self.feed.delete(principal, store, current):
                 await self._after_write(principal, store, "delete", current, None)
                 deleted: ObjectId = current["_id"]
                 return deleted
@@ -190,9 +188,7 @@ class EntityService:
         system["updatedAt"] = next_update_time(deleted["updatedAt"])
         acl.check_create(principal, store, system, content)
         doc = {"_id": deleted["_id"], **store.to_storage(content), **system}
-        async with self.feed.writing(principal, store, "create", None) as pending:
-            await self.storage.collection(store.name).insert(doc)
-            pending.commit(doc)
+        await self.feed.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
@@ -217,18 +213,14 @@ class EntityService:
 
     async def _modify(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                       rule_op: str | None, change: Change, if_match: list[str] | None) -> Doc:
-        """Read, check, change, and compare-and-swap on `updatedAt`; on a race, again from the read."""
-        coll = self.storage.collection(store.name)
+        """Read, check, change, and compare-and-swap (on `updatedAt` and the change the entity
+        carries, see feed.py); on a race, again from the read."""
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, rule_op, current, if_match)
             new = change(current)
             new["updatedAt"] = next_update_time(current["updatedAt"])
-            async with self.feed.writing(principal, store, "update", current) as pending:
-                if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]},
-                                        _diff(current, new)):
-                    pending.commit(new)
-            if pending.done:
+            if await self.feed.update(principal, store, current, new, _diff(current, new)):
                 await self._after_write(principal, store, "update", current, new)
                 return _public(store, new)
             if if_match is not None:
@@ -336,11 +328,10 @@ def _diff(current: Doc, new: Doc) -> Doc:
     return update
 
 
-def _hide(store: StoreSchema) -> dict[str, int] | None:
-    return {f: 0 for f in store.hidden} if store.hidden else None
+def _hide(store: StoreSchema) -> dict[str, int]:
+    """The projection of an entity answer: no hidden property, no change the entity carries."""
+    return {CARRIED: 0, **{f: 0 for f in store.hidden}}
 
 
 def _public(store: StoreSchema, doc: Doc) -> Doc:
-    if not store.hidden:
-        return doc
-    return {k: v for k, v in doc.items() if k not in store.hidden}
+    return public(store, doc)

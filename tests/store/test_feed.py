@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,13 +15,14 @@ from bson import ObjectId
 from mongomock_motor import AsyncMongoMockClient
 
 from storeengine.app import create_app
-from storeengine.core.errors import Gone
+from storeengine.core.errors import Conflict, Gone
 from storeengine.core.formats import utcnow
 from storeengine.http.context import Context
 from storeengine.model.access import SYSTEM
 from storeengine.model.schema import SchemaError, compile_schema
 from storeengine.settings import Settings
 from storeengine.storage.mongo import Storage
+from storeengine.store import carried
 from storeengine.store.feed import Feed, cursor, parse_cursor
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
 
@@ -182,16 +184,15 @@ async def test_the_list_cursor_waits_below_a_write_in_flight(app: Any, client: h
                                                             admin: dict[str, str]) -> None:
     """A write that holds a number but has not committed: the list's cursor stays below it, so
     resuming from it brings that change once it commits."""
-    ctx = ctx_of(app)
-    store = ctx.registry.get("orders")
-    async with ctx.service.feed.writing(SYSTEM, store, "create", None) as pending:
-        r = await client.get("/api/v1/orders", headers=admin)
-        mark = r.headers["X-Change-Cursor"]
-        doc = {**entity(0), **ORDER}
-        await ctx.storage.collection("orders").insert(doc)
-        pending.commit(doc)
-    assert parse_cursor("orders", mark) == pending.seq - 1
-    assert ops((await feed_of(client, admin, since=mark))["changes"]) == [("create", str(doc["_id"]))]
+    gate, entered = hold_inserts(ctx_of(app).storage.collection("orders"))
+    posting = asyncio.create_task(client.post("/api/v1/orders", json=ORDER, headers=admin))
+    await entered.wait()  # numbered, its entity write not landed yet
+    mark = (await client.get("/api/v1/orders", headers=admin)).headers["X-Change-Cursor"]
+    gate.set()
+    created = (await posting).json()
+    [change] = (await feed_of(client, admin, since=mark))["changes"]
+    assert (change["op"], change["_id"]) == ("create", created["_id"])
+    assert parse_cursor("orders", mark) == parse_cursor("orders", change["seq"]) - 1
 
 
 # --- who sees what: own op, enter, leave -------------------------------------------------
@@ -270,36 +271,71 @@ def entity(n: int) -> dict[str, Any]:
             "createdAt": now, "updatedAt": now}
 
 
+def hold_inserts(coll: Any) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold this collection object's inserts until the gate is set (a write in flight, its number
+    taken); `entered` is set once one is held."""
+    gate, entered, real = asyncio.Event(), asyncio.Event(), coll.insert
+
+    async def held(doc: dict[str, Any]) -> None:
+        entered.set()
+        await gate.wait()
+        await real(doc)
+
+    coll.insert = held
+    return gate, entered
+
+
 async def test_a_late_commit_below_a_later_one_is_not_skipped() -> None:
     early, late, store = two_feeds()
     await early.ensure_indexes()
-    seen: list[int] = []
-    position = 0
-    async with early.writing(SYSTEM, store, "create", None) as slow:  # holds number 1
-        async with late.writing(SYSTEM, store, "create", None) as fast:  # holds number 2
-            fast.commit(entity(2))
-        page = await late.read(store, position)  # between the two commits
-        assert page.records == [] and page.position == 0  # stops before the hole at 1
-        slow.commit(entity(1))
-    page = await late.read(store, position)
-    seen = [r["entity"]["n"] for r in page.records]
-    assert seen == [1, 2] and page.position == 2
-    assert (slow.seq, fast.seq) == (1, 2)
+    gate, entered = hold_inserts(early.storage.collection("orders"))
+    slow = asyncio.create_task(early.create(SYSTEM, store, first := entity(1)))  # number 1, in flight
+    await entered.wait()
+    await late.create(SYSTEM, store, second := entity(2))  # number 2, landed
+    page = await late.read(store, 0)  # between the two entity writes
+    assert page.records == [] and page.position == 0  # stops before the hole at 1
+    gate.set()
+    await slow
+    page = await late.read(store, 0)
+    assert [r["entity"]["n"] for r in page.records] == [1, 2] and page.position == 2
+    assert (first["_change"]["seq"], second["_change"]["seq"]) == (1, 2)
 
 
 async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again() -> None:
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
-    async with writer.writing(SYSTEM, store, "create", None) as stalled:  # number 1, "dies" for a while
-        async with writer.writing(SYSTEM, store, "create", None) as other:
-            other.commit(entity(2))
-        assert (await reader.read(store, 0)).position == 0  # young hole: wait
-        await asyncio.sleep(0.3)
-        page = await reader.read(store, 0)  # old hole: closed as void, the reader moves on
-        assert [r["entity"]["n"] for r in page.records] == [2] and page.position == 2
-        stalled.commit(entity(1))  # the writer comes back: number 1 is taken by the void
+    gate, entered = hold_inserts(writer.storage.collection("orders"))
+    stalled = asyncio.create_task(writer.create(SYSTEM, store, late := entity(1)))  # number 1, stalls
+    await entered.wait()
+    await reader.create(SYSTEM, store, entity(2))
+    assert (await reader.read(store, 0)).position == 0  # young hole: wait
+    await asyncio.sleep(0.3)
+    page = await reader.read(store, 0)  # old hole: closed as void, the reader moves on
+    assert [r["entity"]["n"] for r in page.records] == [2] and page.position == 2
+    gate.set()  # the write lands after its number was voided: its writer sees it and renumbers
+    await stalled
     page = await reader.read(store, 2)
     assert [(r["seq"], r["entity"]["n"]) for r in page.records] == [(3, 1)]  # seen, later
+    assert late["_change"]["seq"] == 3
+
+
+async def test_a_write_that_lands_after_its_writer_died_and_its_number_was_voided_is_renumbered() -> None:
+    writer, reader, store = two_feeds(void_after_seconds=0.2)
+    await writer.ensure_indexes()
+    doc = entity(1)
+    seq = await writer._allocate(store.name)
+    doc["_change"] = carried.stamp(seq, "create", None, None, doc)
+    await asyncio.sleep(0.3)
+    assert (await reader.read(store, 0)).position == 1  # voided (a reader's void: noted for a recheck)
+    await reader.storage.collection("orders").insert(doc)  # ... and the write lands now; its writer is gone
+    await reader.settle([store])  # the maintenance loop's recheck finds it
+    page = await reader.read(store, 1)
+    assert [(r["seq"], r["id"]) for r in page.records] == [(2, doc["_id"])]
+    notes = reader.storage.collection("_change_rechecks")
+    assert await notes.count({}) == 1  # looked at again until the window ends
+    reader.recheck_window = timedelta(0)
+    await reader.settle([store])
+    assert await notes.count({}) == 0
 
 
 async def test_a_hole_at_the_top_is_closed_too() -> None:
@@ -314,12 +350,20 @@ async def test_a_hole_at_the_top_is_closed_too() -> None:
 async def test_numbers_stay_dense_and_ordered_under_concurrent_writers() -> None:
     one, two, store = two_feeds()
     await one.ensure_indexes()
+    for feed in (one, two):
+        coll = feed.storage.collection("orders")
+
+        async def flaky(doc: dict[str, Any], real: Any = coll.insert) -> None:
+            await asyncio.sleep(0.001 * (doc["n"] % 7))
+            if doc["n"] % 5 == 0:
+                raise Conflict()  # every fifth write fails (a duplicate key): its number becomes a void
+            await real(doc)
+
+        coll.insert = flaky
 
     async def write(feed: Feed, n: int) -> None:
-        async with feed.writing(SYSTEM, store, "create", None) as pending:
-            await asyncio.sleep(0.001 * (n % 7))
-            if n % 5:
-                pending.commit(entity(n))  # every fifth write fails: its number becomes a void
+        with contextlib.suppress(Conflict):
+            await feed.create(SYSTEM, store, entity(n))
 
     await asyncio.gather(*(write(one if n % 2 else two, n) for n in range(60)))
     page = await one.read(store, 0, 1000)
@@ -353,8 +397,7 @@ async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip() -> None:
     feed.retention = timedelta(seconds=0)
     await feed.ensure_indexes()
     for n in range(3):
-        async with feed.writing(SYSTEM, store, "create", None) as pending:
-            pending.commit(entity(n))
+        await feed.create(SYSTEM, store, entity(n))
     await asyncio.sleep(0.01)  # older than the (zero) retention
     await feed.expire([store])
     with pytest.raises(Gone):
