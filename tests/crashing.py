@@ -50,10 +50,12 @@ class Run:
 
 class Cluster:
     """The server processes of one run and the admin's headers (tokens outlive a restart:
-    STORE_SECRET is fixed by start_server)."""
+    STORE_SECRET is fixed by start_server). `cut(i)`, when given, runs just before server i is
+    killed (tests/wire/proxy.py: its unsent requests are dropped)."""
 
-    def __init__(self, servers: list[Server], restart: Callable[[int], Server], headers: dict[str, str]) -> None:
-        self.servers, self.restart, self.headers = servers, restart, headers
+    def __init__(self, servers: list[Server], restart: Callable[[int], Server], headers: dict[str, str],
+                 cut: Callable[[int], None] | None = None) -> None:
+        self.servers, self.restart, self.headers, self.cut = servers, restart, headers, cut
 
     def url(self, worker: int) -> str:
         return self.servers[worker % len(self.servers)].url
@@ -197,6 +199,8 @@ async def crash_run(cluster: Cluster, iterations: int, *, seed: int, writers_cou
         await asyncio.sleep(delay)
         victim = rng.randrange(len(cluster.servers))
         inflight = Counter(op for op, _ in run.inflight.values())
+        if cluster.cut is not None:
+            cluster.cut(victim)
         cluster.servers[victim].proc.kill()  # SIGKILL
         cluster.servers[victim].proc.wait()
         run.kills.append({"iteration": iteration, "after_s": round(delay, 2), "server": victim,

@@ -112,7 +112,7 @@ class World:
 
 async def make_world(tmp_path: Path, embedded: bool) -> World:
     folder = tmp_path / "schemas"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "diary.json").write_text(json.dumps(DIARY))
     registry = Registry(folder)
     registry.rescan()
@@ -219,3 +219,21 @@ async def test_a_write_cut_off_at_any_step_leaves_the_feed_matching_the_data(tmp
                     await run_write(world, name, dying)
                 await recover_and_check(world, label)
                 await world.real.close()
+
+
+async def test_a_create_is_a_number_and_an_insert_and_an_update_keeps_the_change_it_replaces(tmp_path: Path) -> None:
+    """The round trips of each write on a shared database (feed.py, H): the change costs a create
+    no write of its own."""
+    steps = {}
+    for name in ("create", "patch", "delete"):
+        world = await make_world(tmp_path / name, embedded=False)
+        probe = Crashable(world.real)
+        await run_write(world, name, probe)
+        steps[name] = probe.calls
+        await world.real.close()
+    assert steps == {
+        "create": ["_change_seqs.increment", "diary.insert"],
+        "patch": ["diary.find_one", "_change_seqs.increment", "_changes.insert", "diary.update_if"],
+        "delete": ["diary.find_one", "_change_seqs.increment", "_changes.insert", "diary.update_if",
+                   "_changes.insert", "diary.delete"],
+    }

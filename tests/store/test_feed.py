@@ -109,6 +109,29 @@ async def test_hidden_fields_never_enter_the_feed(client: httpx.AsyncClient, adm
     assert "pin" not in change["entity"] and change["entity"]["name"] == "x"
 
 
+async def test_the_change_an_entity_carries_never_leaves_the_server(client: httpx.AsyncClient,
+                                                                  users: Users) -> None:
+    """Every entity carries its last change (`_change`, feed.py A): an internal field, in no answer."""
+    uid, owner = await users.user("owner")
+    created = await client.post("/api/v1/diary", json={"text": "one"}, headers=owner)
+    path = f"/api/v1/diary/{created.json()['_id']}"
+    answers = [created, await client.get(path, headers=owner),
+               await client.patch(path, json={"mood": 2}, headers=owner),
+               await client.put(path, json={"text": "two"}, headers=owner),
+               await client.put(f"{path}/acl", json={"access": [uid]}, headers=owner)]
+    versions = await client.get(f"{path}/_versions", headers=owner)
+    answers += [versions, await client.post(f"{path}/_restore", json={"version": versions.json()[0]["version"]},
+                                            headers=owner)]
+    for params in ({}, {"meta": "true"}, {"only": "text"}, {"sort": "-updatedAt"}):
+        answers.append(await client.get("/api/v1/diary", params=params, headers=owner))
+    answers += [await client.get("/api/v1/diary/_changes", headers=owner),
+                await client.get("/api/v1/auth/me", headers=owner),
+                await client.patch(f"/api/v1/users/{uid}", json={"name": "O"}, headers=owner)]
+    for answer in answers:
+        assert answer.status_code in (200, 201), answer.text
+        assert "_change" not in answer.text.replace("_changes", ""), answer.text
+
+
 # --- since / limit / more / cursor -------------------------------------------------------
 
 async def test_paging_with_since_limit_more_and_cursor(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
