@@ -130,9 +130,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None,
+                   cwd: Path | None = None) -> Iterator[tuple[str, int]]:
     """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

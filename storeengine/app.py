@@ -73,8 +73,12 @@ class Maintenance:
         if feed.enabled and time.monotonic() >= self.next_settle:
             # Recovery (feed.py, G): finish what dead writers left, so the feed matches the data.
             self.next_settle = time.monotonic() + feed.settle_seconds
-            with contextlib.suppress(Unavailable):
+            try:
                 await feed.settle(self.ctx.registry.all())
+            except Unavailable:
+                pass
+            except StoreError:  # never the reason a server does not start: the next tick tries again
+                log.exception("settling the change feed failed")
         if feed.enabled and time.monotonic() >= self.next_expiry:
             # Every process sweeps; raising the floor is idempotent. Not every tick: a sweep reads.
             self.next_expiry = time.monotonic() + min(feed.retention.total_seconds() / 2, 5.0)

@@ -83,19 +83,17 @@ counter's last allocation (`at` on the counter).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 
-from storeengine.core.errors import BadRequest, Conflict, Gone, NotFound, StoreError
+from storeengine.core.errors import BadRequest, Conflict, Gone, StoreError
 from storeengine.core.formats import utcnow
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
@@ -104,12 +102,13 @@ from storeengine.model.schema import StoreSchema
 from storeengine.storage.api import CollectionAPI, StorageAPI
 from storeengine.store import carried
 from storeengine.store.carried import FIELD, SEQ, TOMBSTONE, VOID, access_of, key
+from storeengine.store.numbers import CHANGES, Numbers
 
 __all__ = ["PAGE", "Feed", "Page", "access_of", "cursor", "parse_cursor", "view"]
 
 log = logging.getLogger(__name__)
 
-CHANGES, COUNTERS, RECHECKS = "_changes", "_change_seqs", "_change_rechecks"
+RECHECKS = "_change_rechecks"
 PAGE = 1000
 _BRIEF = {"seq": 1, "at": 1, "op": 1}
 _CARRIED_BRIEF = {FIELD: 1}
@@ -157,11 +156,15 @@ class Page:
 
 
 class Feed:
+    """The feed of every store: numbers, reading (B), finishing what writes left (C, D, F),
+    recovery (G) and retention (4). Writes go through `writes.Writes`."""
+
     def __init__(self, storage: StorageAPI, *, retention_seconds: float, enabled: bool = True,
                  void_after_seconds: float = 10.0, recheck_seconds: float = 600.0) -> None:
         self.storage = storage
+        self.numbers = Numbers(storage, lambda store, seq: self.void(store, seq, sure=True))
         self.changes = storage.collection(CHANGES)
-        self.counters = storage.collection(COUNTERS)
+        self.counters = self.numbers.counters
         self.rechecks = storage.collection(RECHECKS)
         self.retention = timedelta(seconds=retention_seconds)
         self.void_after = timedelta(seconds=void_after_seconds)
@@ -173,8 +176,6 @@ class Feed:
         self.listeners: list[Listener] = []
         self._known: dict[str, int] = {}  # a filled prefix seen by this process, per store
         self._settled: dict[str, int] = {}  # the `settled` this process wrote, per store
-        self._local_seq: dict[str, int] = {}  # the counters, when the database is embedded
-        self._dead_below: dict[str, int] = {}  # embedded: the top at start-up (holes below are dead)
 
     @property
     def send_deadline(self) -> float:
@@ -192,167 +193,20 @@ class Feed:
     def entities(self, store: StoreSchema) -> CollectionAPI:
         return self.storage.collection(store.name)
 
-    def _retention(self, store: StoreSchema) -> timedelta | None:
+    def retention_of(self, store: StoreSchema) -> timedelta | None:
         return None if store.history else self.retention
 
-    # --- numbers ---------------------------------------------------------------------------
-
-    async def _number(self, store: str) -> tuple[int, float]:
-        """The next number of `store`, and when (monotonic) this writer got it."""
-        return await self._allocate(store), time.monotonic()
-
-    async def _allocate(self, store: str) -> int:
-        if self.storage.embedded:
-            # One process owns the embedded database, so its memory is as atomic a counter as the
-            # database's (whose find_one_and_update costs more there than the whole entity write).
-            if store not in self._local_seq:
-                await self._start_local(store)
-            self._local_seq[store] += 1
-            return self._local_seq[store]
-        for _ in range(3):  # two first upserts of one counter may race on its _id
-            with contextlib.suppress(Conflict):
-                doc = await self.counters.increment({"_id": store}, {"$inc": {"seq": 1}, "$set": {"at": utcnow()}})
-                return int(doc["seq"])
-        raise Conflict("Could not number the change; try again")
-
-    async def _start_local(self, store: str) -> None:
-        """The embedded counter starts above every number in the data (G): the in-memory counter
-        of a previous run is gone, and every hole below this top is dead."""
-        counter = await self._counter(store)
-        kept = await self.changes.find({"store": store}, {"seq": 1}, [("seq", -1)], 0, 1)
-        held = await self.storage.collection(store).find({SEQ: {"$gt": 0}}, _CARRIED_BRIEF, [(SEQ, -1)], 0, 1)
-        top = max([int(counter.get("seq", 0)), *(d["seq"] for d in kept), *(d[FIELD]["seq"] for d in held)])
-        self._local_seq.setdefault(store, top)
-        self._dead_below.setdefault(store, top)
-
-    async def _top(self, store: str, counter: Mapping[str, Any]) -> int:
-        """The highest number allocated so far (numbers above it are not holes)."""
-        if self.storage.embedded:
-            if store not in self._local_seq:
-                await self._start_local(store)
-            return self._local_seq[store]
-        return int(counter.get("seq", 0))
-
-    async def _counter(self, store: str) -> Doc:
-        return await self.counters.find_one({"_id": store}) or {}
-
-    # --- writing (A, C, D, E, F) ------------------------------------------------------------
-
-    async def create(self, principal: Principal, store: StoreSchema, doc: Doc) -> None:
-        """Insert a new entity carrying its change."""
-        entities = self.entities(store)
-        if not self.enabled:
-            await entities.insert(doc)
-            return
-
-        async def insert() -> bool:
-            await entities.insert(doc)
-            return True
-
-        while True:
-            seq, since = await self._number(store.name)
-            doc[FIELD] = carried.stamp(seq, "create", principal.user_id, None, doc)
-            if await self._land(store, seq, since, insert):
-                break
-        await self._landed(store, doc, since)
-
-    async def update(self, principal: Principal, store: StoreSchema, current: Doc, new: Doc, change: Doc) -> bool:
-        """Compare-and-swap the entity from `current` to `new` (`change`: the `$set` / `$unset` of
-        its fields), carrying the change. False if another write came first."""
-        entities = self.entities(store)
-        where = {"_id": current["_id"], "updatedAt": current["updatedAt"], SEQ: carried.seq_of(current)}
-        if not self.enabled:
-            return await entities.update_if(where, change)
-        prepared = await self._prepare(store, current)
-        if prepared is None:
-            return False
-        seq, since = prepared
-        new[FIELD] = carried.stamp(seq, "update", principal.user_id, current, new)
-        swap = {**change, "$set": {**change.get("$set", {}), FIELD: new[FIELD]}}
-        if not await self._land(store, seq, since, lambda: entities.update_if(where, swap)):
-            return False
-        await self._landed(store, new, since)
-        return True
-
-    async def delete(self, principal: Principal, store: StoreSchema, current: Doc) -> bool:
-        """Delete the entity if it is still `current` (D); False if another write came first."""
-        entities = self.entities(store)
-        where = {"_id": current["_id"], "updatedAt": current["updatedAt"], SEQ: carried.seq_of(current)}
-        if not self.enabled:
-            return bool(await entities.delete(where))
-        prepared = await self._prepare(store, current)
-        if prepared is None:
-            return False
-        seq, since = prepared
-        change = carried.stamp(seq, TOMBSTONE, principal.user_id, current, current)
-        if not await self._land(store, seq, since, lambda: entities.update_if(where, {"$set": {FIELD: change}})):
-            return False
-        await self._finish_delete(store, {**current, FIELD: change})
-        return True
-
-    async def _prepare(self, store: StoreSchema, current: Doc) -> tuple[int, float] | None:
-        """Before replacing `current`: finish it if it is a tombstone (then 404); keep the change it
-        carries (C) while taking a number. None: it had been renumbered (F): read it again."""
-        if carried.is_tombstone(current):
-            await self._finish_delete(store, current)
-            raise NotFound("Entity not found")
-        numbered, kept = await asyncio.gather(self._number(store.name), self._keep(store, current),
-                                              return_exceptions=True)
-        if isinstance(numbered, BaseException):
-            raise numbered  # (a kept record is harmless: it is what the entity carries)
-        if kept is not True:  # the entity write was never sent: the number surely stays empty
-            await self._void(store, numbered[0], sure=True)
-            if isinstance(kept, BaseException):
-                raise kept
-            return None
-        return numbered
-
-    async def _keep(self, store: StoreSchema, current: Doc) -> bool:
-        """C: the change `current` carries, into `_changes`. False if that number had been voided
-        (the entity is renumbered instead: the caller reads again)."""
-        if carried.seq_of(current) is None:
-            return True  # written before changes were carried: its change is in `_changes` already
-        return await self._materialize(store, current) is not None
-
-    async def _land(self, store: StoreSchema, seq: int, since: float, write: Callable[[], Awaitable[bool]]) -> bool:
-        """The entity write carrying number `seq` (A); True once it landed. A write that surely did
-        not happen voids its number at once; any other failure leaves it open (E). Not sent at all
-        past the send deadline (F): the caller takes a new number."""
-        if time.monotonic() - since > self.send_deadline:
-            await self._void(store, seq, sure=True)
-            return False
-        try:
-            landed = await write()
-        except (Conflict, BadRequest):  # a duplicate key, or a value refused before it was sent
-            await self._void(store, seq, sure=True)
-            raise
-        if not landed:
-            await self._void(store, seq, sure=True)
-        return landed
-
-    async def _landed(self, store: StoreSchema, doc: Doc, since: float) -> None:
-        """After the entity write: if it came back late, make sure its number was not voided
-        meanwhile (F); then tell the listeners."""
-        if time.monotonic() - since > self.send_deadline:
-            found = await self.changes.find_one({"_id": key(store.name, doc[FIELD]["seq"])}, {"op": 1})
-            if found is not None and found["op"] == VOID:
-                moved = await self._renumber(store, doc)
-                if moved is not None:
-                    doc[FIELD] = moved[FIELD]
-                return
-        self._tell(store, carried.record(store, doc, self._retention(store)))
-
-    def _tell(self, store: StoreSchema, record: Doc) -> None:
+    def tell(self, store: StoreSchema, record: Doc) -> None:
         for listener in self.listeners:
             listener(store.name, record)
 
-    # --- completing what a write left (C, D, F) ---------------------------------------------
+    # --- finishing what a write left (C, D, F) -----------------------------------------------
 
-    async def _materialize(self, store: StoreSchema, doc: Doc) -> Doc | None:
+    async def materialize(self, store: StoreSchema, doc: Doc) -> Doc | None:
         """The record of the change `doc` carries, into `_changes` (a duplicate: it is there
         already). None if that number was voided (the write landed late): the entity is
         renumbered instead (F)."""
-        record = carried.record(store, doc, self._retention(store))
+        record = carried.record(store, doc, self.retention_of(store))
         try:
             await self.changes.insert(record)
             return record
@@ -361,35 +215,35 @@ class Feed:
         found = await self.changes.find_one({"_id": record["_id"]}, {"op": 1})
         if found is None or found["op"] != VOID:
             return record
-        await self._renumber(store, doc)
+        await self.renumber(store, doc)
         return None
 
-    async def _renumber(self, store: StoreSchema, doc: Doc) -> Doc | None:
+    async def renumber(self, store: StoreSchema, doc: Doc) -> Doc | None:
         """F: the change `doc` carries under a new number (compare-and-swap on the old one). None if
         the entity no longer carries the old number (renumbered or replaced by someone else)."""
-        seq, _ = await self._number(store.name)
+        seq = await self.numbers.next(store)
         moved = carried.renumbered(doc, seq)
         if await self.entities(store).update_if({"_id": doc["_id"], SEQ: doc[FIELD]["seq"]},
                                                 {"$set": {FIELD: moved[FIELD]}}):
             log.warning("change %s of %s landed after its number was voided: renumbered %s",
                         doc[FIELD]["seq"], store.name, seq)
             if not carried.is_tombstone(moved):
-                self._tell(store, carried.record(store, moved, self._retention(store)))
+                self.tell(store, carried.record(store, moved, self.retention_of(store)))
             return moved
-        await self._void(store, seq, sure=True)
+        await self.void(store, seq, sure=True)
         return None
 
-    async def _finish_delete(self, store: StoreSchema, tombstone: Doc) -> None:
+    async def finish_delete(self, store: StoreSchema, tombstone: Doc) -> None:
         """D: a tombstone's record into `_changes`, then the removal of that tombstone."""
-        while (record := await self._materialize(store, tombstone)) is None:  # renumbered: finish it so
+        while (record := await self.materialize(store, tombstone)) is None:  # renumbered: finish it so
             found = await self.entities(store).find_one({"_id": tombstone["_id"]}, _hide(store))
             if found is None or not carried.is_tombstone(found):
                 return
             tombstone = found
         await self.entities(store).delete({"_id": tombstone["_id"], SEQ: record["seq"]})
-        self._tell(store, record)
+        self.tell(store, record)
 
-    async def _void(self, store: StoreSchema, seq: int, *, sure: bool) -> bool:
+    async def void(self, store: StoreSchema, seq: int, *, sure: bool) -> bool:
         """Close a number with a void; False if something filled it first. A reader's void (`sure`
         False: the write may still land) is noted in `_change_rechecks` first (F)."""
         now = utcnow()
@@ -425,7 +279,7 @@ class Feed:
                                                                   _BRIEF if brief else None, [("seq", 1)])}
             held = {d[FIELD]["seq"]: d for d in await self.entities(store).find(
                 {SEQ: span}, _CARRIED_BRIEF if brief else _hide(store), [(SEQ, 1)])}
-            counter = await self._counter(store.name)
+            counter = await self.numbers.counter(store.name)
             if position < counter.get("floor", 0):
                 raise Gone("The cursor is older than the retained changes")
             seq = position + 1
@@ -433,7 +287,7 @@ class Feed:
                 if left == 0:
                     return self._page(store, records, position, True)
                 record = filled if filled is not held.get(seq) else (
-                    carried.brief(filled) if brief else carried.record(store, filled, self._retention(store)))
+                    carried.brief(filled) if brief else carried.record(store, filled, self.retention_of(store)))
                 if brief or record["op"] != VOID:
                     records.append(record)
                 position, left, seq = seq, left - 1, seq + 1
@@ -448,14 +302,14 @@ class Feed:
         if found is not None:
             full = await self.entities(store).find_one({"_id": found["_id"], SEQ: seq}, _hide(store))
             if full is not None and carried.is_tombstone(full):
-                await self._finish_delete(store, full)  # D
+                await self.finish_delete(store, full)  # D
             elif full is not None:
-                await self._renumber(store, full)  # void and carried: landed late (F)
+                await self.renumber(store, full)  # void and carried: landed late (F)
             return True
-        if seq > await self._top(store.name, counter):
+        if seq > await self.numbers.top(store.name, counter):
             return False  # nothing allocated there yet
-        if seq <= self._dead_below.get(store.name, 0):  # the embedded database's previous run (G)
-            await self._void(store, seq, sure=True)
+        if seq <= self.numbers.dead_below(store.name):  # the embedded database's previous run (G)
+            await self.void(store, seq, sure=True)
             return True
         above = [d for s, d in sorted((kept | held).items()) if s > seq]
         allocated_before = (above[0][FIELD]["at"] if FIELD in above[0] else above[0]["at"]) if above else \
@@ -471,18 +325,18 @@ class Feed:
         closed as void (or a late change fills it meanwhile). True if it is filled now."""
         if allocated_before is None or utcnow() - allocated_before < self.void_after:
             return False
-        await self._void(store, seq, sure=False)
+        await self.void(store, seq, sure=False)
         return True
 
     async def floor(self, store: str) -> int:
-        return int((await self._counter(store)).get("floor", 0))
+        return int((await self.numbers.counter(store)).get("floor", 0))
 
     async def watermark(self, store: StoreSchema) -> int:
         """A number up to which every change is in the feed: resuming from it after reading a
         list misses nothing written after the list was read."""
-        counter = await self._counter(store.name)
+        counter = await self.numbers.counter(store.name)
         position = max(self._known.get(store.name, 0), int(counter.get("settled", 0)), int(counter.get("floor", 0)))
-        if position >= await self._top(store.name, counter):
+        if position >= await self.numbers.top(store.name, counter):
             return self._page(store, [], position, False).position  # nothing newer: no read
         while True:
             try:
@@ -506,10 +360,10 @@ class Feed:
         if current is None or (seq := carried.seq_of(current)) is None:
             return records
         if carried.is_tombstone(current):
-            await self._finish_delete(store, current)
+            await self.finish_delete(store, current)
             return await self.history(store, entity_id)
         if seq not in {r["seq"] for r in records}:
-            records.append(carried.record(store, current, self._retention(store)))
+            records.append(carried.record(store, current, self.retention_of(store)))
         return records
 
     # --- upkeep: recovery (G) and retention (4) ----------------------------------------------
@@ -520,7 +374,10 @@ class Feed:
         for store in stores:
             position = await self.watermark(store)
             if position > self._settled.get(store.name, 0):
-                await self.counters.update({"_id": store.name}, {"$max": {"settled": position}}, upsert=True)
+                # Only ever raised; only on a counter that exists (the embedded one may not).
+                await self.counters.update({"_id": store.name, "$or": [{"settled": {"$lt": position}},
+                                                                       {"settled": {"$exists": False}}]},
+                                           {"$set": {"settled": position}})
                 self._settled[store.name] = position
         await self._recheck(stores)
 
@@ -535,7 +392,7 @@ class Feed:
             found = await self.changes.find_one({"_id": note["_id"]}, {"op": 1})
             late = await self.entities(store).find_one({SEQ: note["seq"]}, _hide(store))
             if late is not None and found is not None and found["op"] == VOID:
-                await self._renumber(store, late)
+                await self.renumber(store, late)
             elif (found is not None and found["op"] != VOID) or utcnow() - note["at"] > self.recheck_window:
                 await self.rechecks.delete({"_id": note["_id"]})
 

@@ -41,6 +41,7 @@ from storeengine.store.carried import FIELD as CARRIED
 from storeengine.store.carried import SEQ as CARRIED_SEQ
 from storeengine.store.carried import public
 from storeengine.store.feed import Feed
+from storeengine.store.writes import Writes
 
 log = logging.getLogger(__name__)
 # Indexes the engine itself queries on, for every store.
@@ -100,6 +101,7 @@ class EntityService:
                  events: EventSink | None = None, feed: Feed | None = None) -> None:
         self.registry = registry
         self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
+        self.writes = Writes(self.feed)
         self.storage = storage
         self.hasher = hasher
         self.events: EventSink = events or NoEvents()
@@ -143,7 +145,7 @@ class EntityService:
         acl.check_create(principal, store, system, payload)
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
-        await self.feed.create(principal, store, doc)
+        await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
@@ -172,7 +174,7 @@ class EntityService:
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, "delete", current, if_match)
-            if await self.feed.delete(principal, store, current):
+            if await self.writes.delete(principal, store, current):
                 await self._after_write(principal, store, "delete", current, None)
                 deleted: ObjectId = current["_id"]
                 return deleted
@@ -188,7 +190,7 @@ class EntityService:
         system["updatedAt"] = next_update_time(deleted["updatedAt"])
         acl.check_create(principal, store, system, content)
         doc = {"_id": deleted["_id"], **store.to_storage(content), **system}
-        await self.feed.create(principal, store, doc)
+        await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return _public(store, doc)
 
@@ -220,7 +222,7 @@ class EntityService:
             _check(principal, store, rule_op, current, if_match)
             new = change(current)
             new["updatedAt"] = next_update_time(current["updatedAt"])
-            if await self.feed.update(principal, store, current, new, _diff(current, new)):
+            if await self.writes.update(principal, store, current, new, _diff(current, new)):
                 await self._after_write(principal, store, "update", current, new)
                 return _public(store, new)
             if if_match is not None:

@@ -24,6 +24,7 @@ from storeengine.settings import Settings
 from storeengine.storage.mongo import Storage
 from storeengine.store import carried
 from storeengine.store.feed import Feed, cursor, parse_cursor
+from storeengine.store.writes import Writes
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
 
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
@@ -312,9 +313,9 @@ async def test_a_late_commit_below_a_later_one_is_not_skipped() -> None:
     early, late, store = two_feeds()
     await early.ensure_indexes()
     gate, entered = hold_inserts(early.storage.collection("orders"))
-    slow = asyncio.create_task(early.create(SYSTEM, store, first := entity(1)))  # number 1, in flight
+    slow = asyncio.create_task(Writes(early).create(SYSTEM, store, first := entity(1)))  # number 1, in flight
     await entered.wait()
-    await late.create(SYSTEM, store, second := entity(2))  # number 2, landed
+    await Writes(late).create(SYSTEM, store, second := entity(2))  # number 2, landed
     page = await late.read(store, 0)  # between the two entity writes
     assert page.records == [] and page.position == 0  # stops before the hole at 1
     gate.set()
@@ -328,9 +329,9 @@ async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again(
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
     gate, entered = hold_inserts(writer.storage.collection("orders"))
-    stalled = asyncio.create_task(writer.create(SYSTEM, store, late := entity(1)))  # number 1, stalls
+    stalled = asyncio.create_task(Writes(writer).create(SYSTEM, store, late := entity(1)))  # number 1, stalls
     await entered.wait()
-    await reader.create(SYSTEM, store, entity(2))
+    await Writes(reader).create(SYSTEM, store, entity(2))
     assert (await reader.read(store, 0)).position == 0  # young hole: wait
     await asyncio.sleep(0.3)
     page = await reader.read(store, 0)  # old hole: closed as void, the reader moves on
@@ -346,7 +347,7 @@ async def test_a_write_that_lands_after_its_writer_died_and_its_number_was_voide
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
     doc = entity(1)
-    seq = await writer._allocate(store.name)
+    seq = await writer.numbers.next(store)
     doc["_change"] = carried.stamp(seq, "create", None, None, doc)
     await asyncio.sleep(0.3)
     assert (await reader.read(store, 0)).position == 1  # voided (a reader's void: noted for a recheck)
@@ -361,10 +362,41 @@ async def test_a_write_that_lands_after_its_writer_died_and_its_number_was_voide
     assert await notes.count({}) == 0
 
 
+async def test_writers_asking_at_once_share_one_increment_of_the_counter() -> None:
+    feed, _, store = two_feeds()
+    counters, increments = feed.storage.collection("_change_seqs"), []
+    real, gate = counters.increment, asyncio.Event()
+
+    async def counted(query: Any, update: Any) -> Any:
+        increments.append(update["$inc"]["seq"])
+        await gate.wait()
+        return await real(query, update)
+
+    counters.increment = counted
+    first = asyncio.create_task(feed.numbers.next(store))
+    await asyncio.sleep(0.01)  # its increment is on its way: the next writers wait for the next one
+    rest = [asyncio.create_task(feed.numbers.next(store)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    rest[2].cancel()  # a writer that goes away while waiting
+    gate.set()
+    assert await first == 1
+    got = [await t for t in rest if not t.cancelled()]
+    assert increments == [1, 4] and got == [2, 3, 4, 5]  # one increment for the four still waiting
+    assert feed.numbers._leaders == {}
+    gate.clear()
+    rest = [asyncio.create_task(feed.numbers.next(store)) for _ in range(3)]
+    await asyncio.sleep(0.01)  # one increment of 3 on its way
+    rest[1].cancel()  # a writer that goes away while its number is being taken
+    gate.set()
+    assert [await rest[0], await rest[2]] == [6, 8] and increments == [1, 4, 3]
+    await asyncio.sleep(0.01)  # the number taken for it is closed at once, not left as a hole
+    assert (await feed.changes.find_one({"store": store.name, "seq": 7}) or {}).get("op") == "void"
+
+
 async def test_a_hole_at_the_top_is_closed_too() -> None:
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
-    await writer._allocate(store.name)  # a writer that died right after taking number 1
+    await writer.numbers.next(store)  # a writer that died right after taking number 1
     assert (await reader.read(store, 0)).position == 0
     await asyncio.sleep(0.3)
     assert (await reader.read(store, 0)).position == 1
@@ -386,7 +418,7 @@ async def test_numbers_stay_dense_and_ordered_under_concurrent_writers() -> None
 
     async def write(feed: Feed, n: int) -> None:
         with contextlib.suppress(Conflict):
-            await feed.create(SYSTEM, store, entity(n))
+            await Writes(feed).create(SYSTEM, store, entity(n))
 
     await asyncio.gather(*(write(one if n % 2 else two, n) for n in range(60)))
     page = await one.read(store, 0, 1000)
@@ -420,7 +452,7 @@ async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip() -> None:
     feed.retention = timedelta(seconds=0)
     await feed.ensure_indexes()
     for n in range(3):
-        await feed.create(SYSTEM, store, entity(n))
+        await Writes(feed).create(SYSTEM, store, entity(n))
     await asyncio.sleep(0.01)  # older than the (zero) retention
     await feed.expire([store])
     with pytest.raises(Gone):
