@@ -74,7 +74,8 @@ G. Recovery. Nothing the feed needs is kept in a process's memory. After a crash
 H. Cost. A create is a number and an insert: its change costs no write of its own (the old
    design: a number, the insert and the change). An update adds the kept record of the change it
    replaces, in parallel with its number. A delete is the number (with the kept record), the
-   tombstone, its record and the removal.
+   tombstone, its record and the removal. Writers asking for a number while an increment is on
+   its way share the next one (numbers.py), so under load a number costs a fraction of a round trip.
 
 The age of a hole is read from the database, not from one process's memory: the number was
 allocated before the change just above it was written (`at`), or, at the top, before the
