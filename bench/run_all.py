@@ -1,5 +1,6 @@
 """Run every benchmark in turn (`make bench`): on the MongoDB-wire server (mongoeco, when .venv-wire
-exists) and on the embedded fake, then a table of the list / GET figures in both columns.
+exists) and on the embedded fake, then a table of the list / GET figures in both columns, then
+write_path.py (storeengine next to Eve and the floor over the wire; BENCH_WRITE_PATH=0 leaves it out).
 A failing script's stderr is shown, others' is not (it only holds the server's start-up warnings)."""
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def main() -> int:
         if result:
             columns["fake (mongomock)"] = result
     table(columns)
+    if os.environ.get("BENCH_WRITE_PATH") != "0":  # its own wire servers, Eve and the floor (minutes)
+        print("\n== write_path.py (POST / GET by id / list next to Eve and the floor, on mongoeco and jongodb)",
+              flush=True)
+        ok, _ = run("write_path.py", {})
+        failed += [] if ok else ["write_path.py"]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,7 +1,8 @@
 """The change an entity carries, and the feed record derived from it. Pure: no I/O.
 
 A write puts its change into the entity's own document, `_change: {seq, op, at, by, before}`
-(`before`: the access fields the entity had before the write, for `enter`/`leave`), in the same
+(`before`: the access fields the entity had before the write, for `enter`/`leave`, kept only
+when the write changed them), in the same
 database write as the entity itself. The record of that change (what `_changes` keeps and readers
 see) is a function of the document alone, so whoever holds the document can write the record:
 the writer, the next writer of the entity, or a reader that meets the number (see feed.py).
@@ -36,10 +37,15 @@ def access_of(doc: Mapping[str, Any] | None) -> Doc | None:
 
 def stamp(seq: int, op: str, by: Any, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> Doc:
     """The `_change` a write carries. Its time is never before the version it makes (`updatedAt`
-    may run ahead of the clock by a few ms)."""
+    may run ahead of the clock by a few ms). `before` (the access fields before the write) only
+    when they changed: otherwise they are the entity's own (`record` puts them back), and every
+    entity stays smaller by them."""
     now = utcnow()
     updated: datetime = after.get("updatedAt") or now
-    return {"seq": seq, "op": op, "at": max(now, updated), "by": by, "before": access_of(before)}
+    change: Doc = {"seq": seq, "op": op, "at": max(now, updated), "by": by}
+    if before is not None and access_of(before) != access_of(after):
+        change["before"] = access_of(before)
+    return change
 
 
 def seq_of(doc: Mapping[str, Any]) -> int | None:
@@ -69,8 +75,9 @@ def record(store: StoreSchema, doc: Mapping[str, Any], retention: timedelta | No
     """The feed record of the change `doc` carries (`retention` None: kept for ever). For a
     tombstone the entity is the one deleted, as a delete's record has always held."""
     change = doc[FIELD]
+    before = change.get("before") or (None if change["op"] == "create" else access_of(doc))
     out: Doc = {"_id": key(store.name, change["seq"]), "store": store.name, "seq": change["seq"],
-                "op": change["op"], "id": doc["_id"], "entity": public(store, doc), "before": change.get("before"),
+                "op": change["op"], "id": doc["_id"], "entity": public(store, doc), "before": before,
                 "version": version(doc), "at": change["at"], "by": change.get("by")}
     if retention is not None:
         out["expireAt"] = change["at"] + retention
