@@ -22,6 +22,9 @@ GET by id (random seeded ids) and the list (1,000) for a fixed time. Medians ove
     .venv/bin/python bench/write_path.py                      # this checkout, Eve, floor
     git archive 68846ca storeengine | tar -x -C bench/.peers/before
     BENCH_BASELINE=bench/.peers/before .venv/bin/python bench/write_path.py   # plus a "before" column
+
+Knobs: BENCH_SEED (1000), BENCH_POSTS (200 a round), BENCH_ROUNDS (3), BENCH_SECONDS (4),
+BENCH_JONGODB=0 (mongoeco only), BENCH_PEERS=0 (no Eve, no floor: storeengine against its baseline).
 """
 
 from __future__ import annotations
@@ -412,8 +415,9 @@ def run_on(server: str, uri: str) -> None:
         if baseline:
             targets.append(stack.enter_context(storeengine("baseline", Path(baseline).resolve(), uri,
                                                            f"wp_base_{tag}")))
-        targets.append(stack.enter_context(eve(uri, f"wp_eve_{tag}")))
-        targets.append(stack.enter_context(floor(uri, f"wp_floor_{tag}")))
+        if os.environ.get("BENCH_PEERS") != "0":  # 0: storeengine (and the baseline) only
+            targets.append(stack.enter_context(eve(uri, f"wp_eve_{tag}")))
+            targets.append(stack.enter_context(floor(uri, f"wp_floor_{tag}")))
         measure(targets)
     report(server, targets)
 
