@@ -38,12 +38,29 @@ export function labelOf(entity) {
   return entity._id;
 }
 
-// Links to the referenced entities, labelled when `expanded` holds them.
+// Labels of the entities expanded so far, by store and id. An entity from the change feed has no
+// `_expand`: its row takes the labels from here, and asks for the rest (see `unlabelled`).
+const seen = new Map();
+const seenKey = (target, id) => `${target}\n${id}`;
+
+const idsOf = (value) => (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
+
+// Links to the referenced entities. `expanded` is the entity's `_expand` entry (`null`: the answer
+// was expanded and this one is missing or unreadable, so it shows its id); `undefined`: the entity
+// was not expanded (a live row), so the labels seen before are used.
 export function referenceLinks(ref, value, expanded) {
-  const ids = (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
-  const known = new Map((Array.isArray(expanded) ? expanded : expanded ? [expanded] : []).map((e) => [e._id, e]));
-  return ids.flatMap((id, i) => [i ? ", " : null,
-    h("a", { href: `#/s/${ref.target}/${id}`, class: "ref", title: `${ref.target} ${id}` }, known.has(id) ? labelOf(known.get(id)) : id)]);
+  const known = new Map((Array.isArray(expanded) ? expanded : expanded ? [expanded] : []).map((e) => [e._id, labelOf(e)]));
+  for (const [id, label] of known) seen.set(seenKey(ref.target, id), label);
+  // Left out of an expanded answer (missing or unreadable): its id is its label, no need to ask again.
+  if (expanded !== undefined) for (const id of idsOf(value)) if (!known.has(id)) seen.set(seenKey(ref.target, id), id);
+  const label = (id) => known.get(id) ?? (expanded === undefined ? seen.get(seenKey(ref.target, id)) : undefined) ?? id;
+  return idsOf(value).flatMap((id, i) => [i ? ", " : null,
+    h("a", { href: `#/s/${ref.target}/${id}`, class: "ref", title: `${ref.target} ${id}` }, label(id))]);
+}
+
+// Does an unexpanded entity hold a reference whose label was never seen?
+export function unlabelled(refs, entity) {
+  return Object.entries(refs).some(([name, ref]) => idsOf(entity[name]).some((id) => !seen.has(seenKey(ref.target, id))));
 }
 
 function labelField(props) {
