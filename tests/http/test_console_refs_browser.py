@@ -116,6 +116,9 @@ def test_live_rows_keep_reference_labels_and_array_picker(browser: Browser, live
     references = page.get_by_role("definition").filter(has=page.get_by_role("link", name="Dynamo"))
     expect(references.first).to_be_visible()
     expect(page.get_by_label("references").get_by_role("link", name="Crane")).to_be_visible()
+    me = httpx.get(f"{api}/auth/me", headers=admin).json()
+    expect(page.locator("p.meta").get_by_role("link", name=me["login"])).to_have_attribute(
+        "href", f"#/s/users/{gadget['owner']}")
     search = page.get_by_label("pick from makers").nth(1)  # maker, then alsoBy
     search.focus()
     search.fill("Fl")

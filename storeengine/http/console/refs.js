@@ -28,9 +28,11 @@ function exists(app, target) {
   return target === "users" || target === "groups" || Boolean(app.schemas[target] && app.schemas[target].schema);
 }
 
-// The `expand` parameter for a list or an entity: the references whose store exists.
-export function expandOf(refs, app) {
-  return Object.entries(refs).filter(([, r]) => exists(app, r.target)).map(([name]) => name).slice(0, MAX_EXPAND).join(",");
+// The `expand` parameter for a list or an entity: the references whose store exists (and `extra`
+// paths, such as `owner`, while there is room).
+export function expandOf(refs, app, extra = []) {
+  const names = Object.entries(refs).filter(([, r]) => exists(app, r.target)).map(([name]) => name);
+  return [...names, ...extra].slice(0, MAX_EXPAND).join(",");
 }
 
 export function labelOf(entity) {
