@@ -131,3 +131,23 @@ def test_live_rows_keep_reference_labels_and_array_picker(browser: Browser, live
     assert httpx.get(f"{api}/gadgets/{gadget['_id']}", headers=admin).json()["alsoBy"] == \
         [made["Crane"], made["Dynamo"], made["Flux"]]
     assert watch.foreign == [] and watch.errors == []
+
+
+def test_a_users_groups_are_links_labelled_by_group_name(browser: Browser, live_server: Server,
+                                                          tmp_path: Path) -> None:
+    """`users.groups` refers to groups: the users list shows each group by its name, linked."""
+    admin = admin_headers(live_server)
+    api = f"{live_server.url}/api/v1"
+    crew = httpx.post(f"{api}/groups", json={"name": "crew"}, headers=admin).json()["_id"]
+    r = httpx.post(f"{api}/users", json={"login": "dana", "password": "password-123", "groups": [crew]},
+                   headers=admin)
+    assert r.status_code == 201, r.text
+
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    watch = Watch(page, live_server.url)
+    sign_in(page, live_server)
+    page.get_by_role("link", name="users", exact=True).click()
+    row = page.get_by_role("table", name="users entities").locator(f"tr[data-id='{r.json()['_id']}']")
+    expect(row.get_by_role("link", name="crew")).to_have_attribute("href", f"#/s/groups/{crew}")
+    shoot(page, "references-users", tmp_path)
+    assert watch.foreign == [] and watch.errors == []
