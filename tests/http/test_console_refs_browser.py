@@ -26,6 +26,7 @@ SCHEMAS = {
         "title": {"type": "string", "maxLength": 100},
         "maker": {**ID, "x-ref": "makers"},
         "alsoBy": {"type": "array", "items": {**ID, "x-ref": "makers"}},
+        "reviewer": {**ID, "x-ref": "users"},
     }},
 }
 
@@ -133,9 +134,10 @@ def test_live_rows_keep_reference_labels_and_array_picker(browser: Browser, live
     assert watch.foreign == [] and watch.errors == []
 
 
-def test_a_users_groups_are_links_labelled_by_group_name(browser: Browser, live_server: Server,
-                                                          tmp_path: Path) -> None:
-    """`users.groups` refers to groups: the users list shows each group by its name, linked."""
+def test_users_groups_as_links_and_a_picker_of_users_by_login(browser: Browser, live_server: Server,
+                                                               tmp_path: Path) -> None:
+    """`users.groups` refers to groups: the users list shows each group by its name, linked. A
+    picker of users finds a user by login (a user may have no name)."""
     admin = admin_headers(live_server)
     api = f"{live_server.url}/api/v1"
     crew = httpx.post(f"{api}/groups", json={"name": "crew"}, headers=admin).json()["_id"]
@@ -150,4 +152,12 @@ def test_a_users_groups_are_links_labelled_by_group_name(browser: Browser, live_
     row = page.get_by_role("table", name="users entities").locator(f"tr[data-id='{r.json()['_id']}']")
     expect(row.get_by_role("link", name="crew")).to_have_attribute("href", f"#/s/groups/{crew}")
     shoot(page, "references-users", tmp_path)
+
+    page.get_by_role("navigation", name="stores").get_by_role("link", name="gadgets").click()
+    page.get_by_role("button", name="Create").click()
+    search = page.get_by_label("pick from users")
+    search.focus()
+    search.fill("dan")
+    expect(page.locator(f"datalist option[value='{r.json()['_id']}']")).to_have_count(1)
+    expect(page.locator("datalist option")).to_have_count(1)  # not admin
     assert watch.foreign == [] and watch.errors == []

@@ -65,8 +65,15 @@ export function unlabelled(refs, entity) {
   return Object.entries(refs).some(([name, ref]) => idsOf(entity[name]).some((id) => !seen.has(seenKey(ref.target, id))));
 }
 
-function labelField(props) {
-  return LABELS.find((key) => props && props[key] && !props[key].writeOnly) || null;
+// The label-like properties of the referenced store: a search looks in each (a user may have a
+// login and no name).
+function labelFields(props) {
+  return LABELS.filter((key) => props && props[key] && !props[key].writeOnly);
+}
+
+function searchFilter(fields, text) {
+  const terms = fields.map((field) => ({ [field]: { $regex: escapeRegex(text) } }));
+  return terms.length === 1 ? terms[0] : { $or: terms };
 }
 
 const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -85,10 +92,10 @@ export function pickerFor(app) {
     const chosen = new Map();
     let timer = null;
     async function suggest() {
-      const field = labelField(targetProperties(app, ref.target));
+      const fields = labelFields(targetProperties(app, ref.target));
       const q = new URLSearchParams({ limit: "20" });
       const text = search.value.trim();
-      if (field && text) q.set("filter", JSON.stringify({ [field]: { $regex: escapeRegex(text) } }));
+      if (fields.length && text) q.set("filter", JSON.stringify(searchFilter(fields, text)));
       try {
         const { data } = await api("GET", `${storePath(ref.target)}?${q}`);
         chosen.clear();
