@@ -40,17 +40,18 @@ export function labelOf(entity) {
   return entity._id;
 }
 
-// Labels of the entities expanded so far, by store and id. An entity from the change feed has no
-// `_expand`: its row takes the labels from here, and asks for the rest (see `unlabelled`).
-const seen = new Map();
+// The labels a list has seen in its expanded answers, by store and id (one per list view, so
+// nothing outlives it, or the session). An entity from the change feed has no `_expand`: its
+// row takes the labels from here, and asks for the rest (see `unlabelled`).
+export const labelCache = () => new Map();
 const seenKey = (target, id) => `${target}\n${id}`;
 
 const idsOf = (value) => (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
 
 // Links to the referenced entities. `expanded` is the entity's `_expand` entry (`null`: the answer
 // was expanded and this one is missing or unreadable, so it shows its id); `undefined`: the entity
-// was not expanded (a live row), so the labels seen before are used.
-export function referenceLinks(ref, value, expanded) {
+// was not expanded (a live row), so the labels in `seen` are used.
+export function referenceLinks(ref, value, expanded, seen = labelCache()) {
   const known = new Map((Array.isArray(expanded) ? expanded : expanded ? [expanded] : []).map((e) => [e._id, labelOf(e)]));
   for (const [id, label] of known) seen.set(seenKey(ref.target, id), label);
   // Left out of an expanded answer (missing or unreadable): its id is its label, no need to ask again.
@@ -61,7 +62,7 @@ export function referenceLinks(ref, value, expanded) {
 }
 
 // Does an unexpanded entity hold a reference whose label was never seen?
-export function unlabelled(refs, entity) {
+export function unlabelled(refs, entity, seen) {
   return Object.entries(refs).some(([name, ref]) => idsOf(entity[name]).some((id) => !seen.has(seenKey(ref.target, id))));
 }
 
