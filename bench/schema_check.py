@@ -63,7 +63,7 @@ async def check_bench(uri: str | None, n: int) -> None:
     lane = "wire" if uri else "embedded"
     print(f"_check {lane}: {checked} entities ({invalid} failing) in {took:.1f} s = {checked / took:,.0f} "
           f"entities/s; RSS growth during the check {max(peak - base, 0):.1f} MB")
-    storage.close()
+    await storage.close()
 
 
 class _Stub:

@@ -17,6 +17,7 @@ from storeengine.app import create_app
 from storeengine.settings import Settings
 from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
+from storeengine.store.carried import SEQ as CARRIED_SEQ
 from tests.conftest import Users, lifespan
 from tests.paths import TESTS
 
@@ -39,14 +40,17 @@ class Counting:
     async def ping(self) -> bool:
         return await self.real.ping()
 
-    def close(self) -> None:
-        self.real.close()
+    async def close(self) -> None:
+        await self.real.close()
 
     def reset(self) -> None:
         self.calls.clear()
 
     def reads(self, store: str) -> int:
-        return sum(1 for name, op, _ in self.calls if name == store and op in ("find", "find_one", "count"))
+        """Reads of the store's entities; not the change feed's (a list's X-Change-Cursor reads the
+        changes entities carry, by `_change.seq`: the feed's cost, not the expansion's)."""
+        return sum(1 for name, op, query in self.calls
+                   if name == store and op in ("find", "find_one", "count") and CARRIED_SEQ not in query)
 
 
 class CountingCollection:
