@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import gc
 import logging
 import secrets
@@ -41,7 +42,7 @@ from storeengine.realtime.server import Realtime
 from storeengine.settings import Settings
 from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
-from storeengine.storage.databases import close_database, open_database
+from storeengine.storage.databases import close_database, database_name, drop_database, open_database
 from storeengine.store.feed import Feed
 from storeengine.store.service import EntityService
 from storeengine.store.tail import FeedTail
@@ -194,12 +195,19 @@ class TenantServices:
         close_database(self.ctx.storage)
 
 
+def build_tenancy(ctx: Context) -> Tenancy:
+    """The tenants (API.md 12) beside the public database of `ctx`."""
+    tenants = TenantRegistry(ctx.storage, ctx.settings.auth_cache_seconds,
+                             functools.partial(database_name, ctx.storage))
+    return Tenancy(ctx, tenants, lambda doc: TenantServices(ctx, doc), functools.partial(drop_database, ctx.storage))
+
+
 def create_app(settings: Settings | None = None, *, storage: StorageAPI | None = None) -> ASGIApp:
     """The whole server as one ASGI app. `storage` replaces the database (tests: a failing or slow one)."""
     settings = settings or Settings()
     ctx, realtime = build_context(settings, storage)
-    tenants = TenantRegistry(ctx.storage, settings.auth_cache_seconds)
-    tenancy = Tenancy(ctx, tenants, lambda doc: TenantServices(ctx, doc))
+    tenancy = build_tenancy(ctx)
+    tenants = tenancy.registry
 
     def reloaded(names: list[str]) -> None:
         realtime.stores_reloaded(names)

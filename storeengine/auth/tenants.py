@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from bson import ObjectId
@@ -20,7 +21,6 @@ from storeengine.core.errors import Conflict, Invalid, NotFound
 from storeengine.core.formats import utcnow
 from storeengine.core.types import Doc
 from storeengine.storage.api import StorageAPI
-from storeengine.storage.databases import database_name
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 PROVISIONING, READY, DELETING = "provisioning", "ready", "deleting"
@@ -38,8 +38,10 @@ def shown(doc: Doc) -> Doc:
 
 
 class TenantRegistry:
-    def __init__(self, storage: StorageAPI, cache_seconds: float) -> None:
+    def __init__(self, storage: StorageAPI, cache_seconds: float,
+                 database_name: Callable[[str], str] = lambda name: name) -> None:
         self.storage = storage
+        self.database_name = database_name  # a tenant's database name; 400 when it would be invalid
         self.tenants = storage.collection(COLLECTION)
         # key digest -> tenant, tenant id -> tenant; a miss (None) is not cached
         self._by_hash: TTLCache[Doc] = TTLCache(cache_seconds)
@@ -49,11 +51,10 @@ class TenantRegistry:
         await self.tenants.ensure_index([("name", 1)], unique=True)
         await self.tenants.ensure_index([("hash", 1)], unique=True)
 
-    @staticmethod
-    def check_name(storage: StorageAPI, name: Any) -> str:
+    def check_name(self, name: Any) -> str:
         if not isinstance(name, str) or not NAME.match(name):
             raise Invalid(fields={"name": "must match ^[a-z][a-z0-9-]{0,30}$"})
-        database_name(storage, name)  # 400 when the database's name would be invalid
+        self.database_name(name)
         return name
 
     async def create(self, name: str, status: str) -> tuple[Doc, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from starlette.datastructures import Headers
@@ -31,7 +31,6 @@ from storeengine.core.scope import database_scope
 from storeengine.core.types import Doc
 from storeengine.http.context import SCOPE_KEY, Context
 from storeengine.http.responses import error_response
-from storeengine.storage.databases import drop_database
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = "2"  # seconds a client is told to wait for a tenant being provisioned
@@ -53,10 +52,13 @@ class TenantHandle(Protocol):
 
 
 class Tenancy:
-    def __init__(self, public: Context, registry: TenantRegistry, opener: Callable[[Doc], TenantHandle]) -> None:
+    def __init__(self, public: Context, registry: TenantRegistry, opener: Callable[[Doc], TenantHandle],
+                 drop: Callable[[str], Awaitable[None]]) -> None:
         self.public = public
         self.registry = registry
-        self._opener = opener  # builds a tenant's services on its database (app.py)
+        # Given by app.py (which knows the storage backends): build a tenant's services on its
+        # database; drop a tenant's database.
+        self._opener, self._drop = opener, drop
         self.handles: dict[str, TenantHandle] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self.copies: dict[str, asyncio.Task[None]] = {}
@@ -120,7 +122,7 @@ class Tenancy:
     # --- creating and deleting -------------------------------------------------------------
 
     async def create(self, body: Doc) -> tuple[Doc, str]:
-        name = self.registry.check_name(self.public.storage, body.get("name"))
+        name = self.registry.check_name(body.get("name"))
         copy = body.get("copy", True)
         if not isinstance(copy, bool):
             raise Invalid(fields={"copy": "must be a boolean"})
@@ -173,7 +175,7 @@ class Tenancy:
         handle = self.handles.pop(key, None)
         if handle is not None:
             await handle.close()
-        await drop_database(self.public.storage, doc["name"])
+        await self._drop(doc["name"])
         await self.registry.remove(doc)
 
     # --- upkeep ------------------------------------------------------------------------------
