@@ -313,3 +313,43 @@ async def test_deleting_while_provisioning_leaves_nothing(client: httpx.AsyncCli
     r = await client.get("/api/v1/things/_changes", headers=boss)
     assert r.json()["changes"] == []
     assert tenancy is None or not tenancy.copies
+
+
+async def test_schema_files_apply_to_every_tenant(client: httpx.AsyncClient, admin: dict[str, str],
+                                                  schema_dir: Any) -> None:
+    import json
+
+    created = await create_tenant(client, admin, "hot", copy=False)
+    boss = bearer(await tenant_token(client, created["key"]))
+    assert (await client.get("/api/v1/gadgets", headers=boss)).status_code == 404
+    schema = {"type": "object", "properties": {"code": {"type": "string"}}, "x-history": True,
+              "x-indexes": [{"fields": {"code": 1}, "unique": True}]}
+    (schema_dir / "gadgets.json").write_text(json.dumps(schema))
+    deadline = time.monotonic() + 2
+    while (await client.get("/api/v1/gadgets", headers=boss)).status_code != 200:
+        assert time.monotonic() < deadline, "the new store did not reach the tenant within 2 s"
+        await asyncio.sleep(0.05)
+    # its unique index holds in the tenant (once made: within the same 2 s)
+    first = await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=boss)
+    assert first.status_code == 201, first.text
+    while True:
+        r = await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=boss)
+        if r.status_code == 409:
+            break
+        assert r.status_code == 201 and time.monotonic() < deadline + 2, r.text
+        await client.delete(f"/api/v1/gadgets/{r.json()['_id']}", headers=boss)
+        await asyncio.sleep(0.05)
+    # and the public database may hold the same value: each database has its own index
+    assert (await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=admin)).status_code == 201
+    # history is the tenant's own
+    entity = first.json()["_id"]
+    assert (await client.patch(f"/api/v1/gadgets/{entity}", json={"code": "g2"}, headers=boss)).status_code == 200
+    versions = (await client.get(f"/api/v1/gadgets/{entity}/_versions", headers=boss)).json()
+    assert len(versions) == 2
+    assert (await client.get(f"/api/v1/gadgets/{entity}/_versions", headers=admin)).status_code == 404
+    # a store removed is removed in the tenant too
+    (schema_dir / "gadgets.json").unlink()
+    deadline = time.monotonic() + 2
+    while (await client.get("/api/v1/gadgets", headers=boss)).status_code != 404:
+        assert time.monotonic() < deadline, "the removed store stayed in the tenant"
+        await asyncio.sleep(0.05)
