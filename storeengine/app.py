@@ -33,7 +33,7 @@ from storeengine.http.polling import PollingOff
 from storeengine.http.responses import EXCEPTION_HANDLERS
 from storeengine.http.routes import routes
 from storeengine.http.streams import StreamSlots
-from storeengine.http.tenancy import Tenancy, TenantSelect
+from storeengine.http.tenancy import Tenancy, TenantSelect, TenantSockets
 from storeengine.model.keyset import Keyset
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import MongoBus
@@ -172,6 +172,8 @@ class TenantServices:
         self.ctx, self.realtime = _services(public.settings, storage, public.registry, auth.passwords, auth.tokens,
                                             public.service.keyset.derived(str(doc["_id"])), tenant=str(doc["_id"]))
         self.maintenance = Maintenance(self.ctx, self.realtime.stores_reloaded, tenant=True)
+        sockets: ASGIApp = socketio.ASGIApp(self.realtime.sio, socketio_path="socket.io")
+        self.sockets = sockets if public.settings.polling_allowed else PollingOff(sockets)
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -249,4 +251,5 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
     app.state.realtime = realtime
     http = HeadWithoutBody(app)
     asgi: ASGIApp = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
+    asgi = TenantSockets(asgi, tenancy)
     return asgi if settings.polling_allowed else PollingOff(asgi)

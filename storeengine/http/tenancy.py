@@ -41,6 +41,7 @@ class TenantHandle(Protocol):
     """A tenant's services in this process (built by app.py, which knows every layer)."""
 
     ctx: Context
+    sockets: ASGIApp  # its Socket.IO server (its own rooms), served at /socket.io for its handshakes
 
     async def start(self) -> None:
         """Make its indexes and start its background tasks."""
@@ -87,6 +88,10 @@ class Tenancy:
 
     async def select(self, api_key: str | None, tag: str | None) -> Context | None:
         """The Context of a request (None: the public one); raises 401 or 503."""
+        handle = await self.select_handle(api_key, tag)
+        return None if handle is None else handle.ctx
+
+    async def select_handle(self, api_key: str | None, tag: str | None) -> TenantHandle | None:
         if api_key is not None:
             doc = await self.registry.by_key(api_key)
             if doc is None:
@@ -103,7 +108,7 @@ class Tenancy:
             if doc["status"] == DELETING:
                 raise Unauthorized("The tenant is being deleted")
             raise Unavailable("The tenant is being provisioned; try again shortly")
-        return (await self.handle(doc)).ctx
+        return await self.handle(doc)
 
     def tag_of(self, headers: Headers, sid: str | None) -> str | None:
         """The tenant the request's credential was issued in (the one `credentials.read` picks)."""
@@ -205,6 +210,59 @@ class Tenancy:
         self.handles.clear()
 
 
+def _selection(scope: Scope) -> tuple[Headers, str | None, str | None]:
+    """The request's headers, `Api-Key` and `sid` cookie."""
+    headers = Headers(scope=scope)
+    sid = HTTPConnection(scope).cookies.get("sid") if "cookie" in headers else None
+    return headers, headers.get("api-key"), sid
+
+
+class TenantSockets:
+    """Hands a Socket.IO handshake (and the later polling requests of its session, which carry the
+    same header or cookie) to the Socket.IO server of the tenant its `Api-Key` header or credential
+    cookie names; every other one to the public server (`app`)."""
+
+    def __init__(self, app: ASGIApp, tenancy: Tenancy, path: str = "/socket.io") -> None:
+        self.app, self.tenancy, self.path = app, tenancy, path
+
+    def __getattr__(self, name: str) -> object:
+        # Transparent otherwise: `app.other_asgi_app` still reaches the Starlette app behind it.
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.path):
+            await self.app(scope, receive, send)
+            return
+        headers, api_key, sid = _selection(scope)
+        if api_key is None and sid is None and "authorization" not in headers:
+            await self.app(scope, receive, send)
+            return
+        try:
+            handle = await self.tenancy.select_handle(api_key, self.tenancy.tag_of(headers, sid))
+        except StoreError as exc:
+            await _refuse(exc, scope, receive, send)
+            return
+        if handle is None:
+            await self.app(scope, receive, send)
+            return
+        token = database_scope.set(handle.ctx.auth.tenant or "")
+        try:
+            await handle.sockets(scope, receive, send)
+        finally:
+            database_scope.reset(token)
+
+
+async def _refuse(exc: StoreError, scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
+        return
+    refusal = error_response(exc)
+    if exc.status == 503:
+        refusal.headers["Retry-After"] = RETRY_AFTER
+    await refusal(scope, receive, send)
+
+
 class TenantSelect:
     """Serves each /api/ request with the database its Api-Key or credential names."""
 
@@ -216,16 +274,11 @@ class TenantSelect:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        api_key = headers.get("api-key")
-        sid = HTTPConnection(scope).cookies.get("sid") if b"cookie" in dict(scope["headers"]) else None
+        headers, api_key, sid = _selection(scope)
         try:
             ctx = await self.tenancy.select(api_key, self.tenancy.tag_of(headers, sid))
         except StoreError as exc:
-            refusal = error_response(exc)
-            if exc.status == 503:
-                refusal.headers["Retry-After"] = RETRY_AFTER
-            await refusal(scope, receive, send)
+            await _refuse(exc, scope, receive, send)
             return
         if ctx is None:
             await self.app(scope, receive, send)
