@@ -7,7 +7,7 @@ from starlette.routing import BaseRoute, Route
 
 from storeengine.http import auth, changes, checks, entities, nested, pages, tenants
 from storeengine.http.guards import GENERIC, with_method_guards
-from storeengine.http.requests import authenticated, public
+from storeengine.http.requests import authenticated, public, store_write
 
 # The fixed paths under /api/v1 that the generic store routes must never take.
 RESERVED = ("auth", "_schemas", "_openapi.json", "_tenants")
@@ -36,14 +36,14 @@ register_url_convertor("child", ChildName())
 def routes() -> list[BaseRoute]:
     """`public` answers anyone; `authenticated` answers 401 before anything else."""
     table: list[BaseRoute] = [
-        Route("/api/v1/{store:store}", authenticated(entities.collection), methods=["GET", "POST"]),
+        Route("/api/v1/{store:store}", authenticated(store_write(entities.collection)), methods=["GET", "POST"]),
         Route("/api/v1/{store:store}/_changes", authenticated(changes.changes), methods=["GET"]),
         Route("/api/v1/{store:store}/_aggregate", authenticated(entities.aggregate), methods=["GET"]),
-        Route("/api/v1/{store:store}/{id}", authenticated(entities.entity),
+        Route("/api/v1/{store:store}/{id}", authenticated(store_write(entities.entity)),
               methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route("/api/v1/{store:store}/{id}/_versions", authenticated(changes.versions), methods=["GET"]),
-        Route("/api/v1/{store:store}/{id}/_restore", authenticated(changes.restore), methods=["POST"]),
-        Route("/api/v1/{store:store}/{id}/acl", authenticated(entities.entity_acl), methods=["PUT"]),
+        Route("/api/v1/{store:store}/{id}/_restore", authenticated(store_write(changes.restore)), methods=["POST"]),
+        Route("/api/v1/{store:store}/{id}/acl", authenticated(store_write(entities.entity_acl)), methods=["PUT"]),
         Route("/api/v1/{store:store}/{id}/{child:child}", authenticated(nested.nested), methods=["GET"]),
         Route("/healthz", public(entities.health), methods=["GET"]),
         *pages.routes(),

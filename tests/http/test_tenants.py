@@ -353,3 +353,38 @@ async def test_schema_files_apply_to_every_tenant(client: httpx.AsyncClient, adm
     while (await client.get("/api/v1/gadgets", headers=boss)).status_code != 404:
         assert time.monotonic() < deadline, "the removed store stayed in the tenant"
         await asyncio.sleep(0.05)
+
+
+async def test_public_readonly(settings: Any) -> None:
+    from storeengine.app import create_app
+    from tests.conftest import lifespan, token_for
+
+    app = create_app(settings.model_copy(update={"public_readonly": True}))
+    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                base_url="http://testserver") as client:
+        admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+        users = Users(client, admin)
+        group = await users.group("staff")  # the public admins still write
+        alice_id, alice = await users.user("alice", groups=[group])
+        thing = (await client.post("/api/v1/things", json={"name": "a", "access": [alice_id]},
+                                   headers=admin)).json()
+        for method, path, body in (("POST", "/api/v1/things", {"name": "b"}),
+                                   ("PATCH", f"/api/v1/things/{thing['_id']}", {"name": "c"}),
+                                   ("PUT", f"/api/v1/things/{thing['_id']}", {"name": "c"}),
+                                   ("PUT", f"/api/v1/things/{thing['_id']}/acl", {"access": []}),
+                                   ("DELETE", f"/api/v1/things/{thing['_id']}", None),
+                                   ("POST", "/api/v1/groups", {"name": "g"}),
+                                   ("PATCH", f"/api/v1/users/{alice_id}", {"password": "new-password-1"})):
+            r = await client.request(method, path, json=body, headers=alice)
+            assert r.status_code == 403, (method, path, r.text)
+            assert r.json()["message"] == "The public database is read-only"
+        # reading, signing in, tokens and API keys still work
+        assert (await client.get("/api/v1/things", headers=alice)).status_code == 200
+        assert (await client.post("/api/v1/auth/keys", json={"name": "k"}, headers=alice)).status_code == 201
+        # a tenant's own database is writable by its users
+        created = await create_tenant(client, admin, "rw", copy=False)
+        boss = bearer(await tenant_token(client, created["key"]))
+        assert (await client.post("/api/v1/users", json={"login": "u", "password": "password-123"},
+                                  headers=boss)).status_code == 201
+        u = bearer(await tenant_token(client, created["key"], "u", "password-123"))
+        assert (await client.post("/api/v1/things", json={"name": "mine"}, headers=u)).status_code == 201
