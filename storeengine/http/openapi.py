@@ -39,6 +39,12 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
     "cookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    # API.md 12: a tenant's key selects its database; credentials issued there select it by themselves.
+    "tenant": {"type": "apiKey", "in": "header", "name": "Api-Key",
+               "description": "A tenant's key: the request is served by that tenant's database (its users, "
+                              "stores, feed). Unknown, rotated or deleted -> 401; a tenant being provisioned "
+                              "-> 503 with Retry-After. Credentials issued inside a tenant select it by "
+                              "themselves and are 401 with another tenant's key."},
 }
 ENTITY_HEADERS = {"ETag": {"description": "the entity's version", "schema": {"type": "string"}}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
@@ -244,7 +250,8 @@ def build(registry: Registry) -> dict[str, Any]:
                  "description": "Schema-driven stores over MongoDB. Every store below comes from a schema file "
                                 "and follows it live. HEAD is answered like GET; a trailing slash names the same "
                                 "resource. Change events are also pushed over Socket.IO at /socket.io/."},
-        "security": [{"bearer": []}, {"cookie": []}, {"apiKey": []}],
+        "security": [{"bearer": []}, {"cookie": []}, {"apiKey": []},
+                     {"tenant": [], "bearer": []}, {"tenant": [], "cookie": []}, {"tenant": [], "apiKey": []}],
         "tags": [{"name": "auth"}, {"name": "stores"}, *({"name": s.name} for s in stores)],
         "paths": paths,
         "components": {"schemas": components, "responses": error_responses(), "securitySchemes": SECURITY_SCHEMES},

@@ -80,6 +80,9 @@ async def test_security_schemes_and_error_envelope(client: httpx.AsyncClient, ad
     assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert schemes["cookie"] == {"type": "apiKey", "in": "cookie", "name": "sid"}
     assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    assert {k: schemes["tenant"][k] for k in ("type", "in", "name")} == {"type": "apiKey", "in": "header",
+                                                                           "name": "Api-Key"}
+    assert {"tenant": [], "bearer": []} in doc["security"]
     assert doc["paths"]["/api/v1/auth"]["post"]["security"] == []
     for code in ERRORS:
         assert doc["components"]["responses"][f"E{code}"]["content"]["application/json"]["schema"]["properties"][
