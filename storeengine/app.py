@@ -219,6 +219,8 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         maintenance = Maintenance(ctx, reloaded, registry=tenants)
         await maintenance.tick()
+        with contextlib.suppress(StoreError):  # a database down at start: copies resume at the next start
+            await tenancy.resume()
         # Start-up objects (modules, schemas, compiled validators) live for good: keep them out
         # of the collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.freeze()

@@ -146,6 +146,16 @@ class Tenancy:
             doc["status"] = READY
         return doc, key
 
+    async def resume(self) -> None:
+        """At start: go on with the copies that a stopped process left unfinished. Entities copied
+        already are skipped (their `_id` is taken), so a copy that another process is still running
+        is only done twice over, never duplicated."""
+        for doc in await self.registry.tenants.find({"status": PROVISIONING}):
+            key = str(doc["_id"])
+            if key not in self.copies:
+                log.warning("tenant %r: resuming its copy of the public data", doc["name"])
+                self.copies[key] = asyncio.create_task(self._copy(doc, await self.handle(doc)))
+
     async def _copy(self, doc: Doc, handle: TenantHandle) -> None:
         async def still_wanted() -> bool:
             current = await self.registry.tenants.find_one({"_id": doc["_id"]}, {"status": 1})

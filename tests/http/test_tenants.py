@@ -388,3 +388,31 @@ async def test_public_readonly(settings: Any) -> None:
                                   headers=boss)).status_code == 201
         u = bearer(await tenant_token(client, created["key"], "u", "password-123"))
         assert (await client.post("/api/v1/things", json={"name": "mine"}, headers=u)).status_code == 201
+
+
+async def test_a_copy_cut_short_by_a_stop_resumes_at_the_next_start(settings: Any, tmp_path: Any, lane: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from storeengine.app import create_app
+    from storeengine.auth import provision
+    from tests.conftest import lifespan, token_for
+
+    if lane == "embedded":
+        settings = settings.model_copy(update={"data_dir": str(tmp_path / "data")})
+    monkeypatch.setattr(provision, "BATCH", 5)
+
+    def client_of(app: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+    first = create_app(settings)
+    async with lifespan(first), client_of(first) as client:
+        admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+        await seed(client, admin, 100)
+        created = await create_tenant(client, admin, "cut", ready=False)
+    second = create_app(settings)  # the stop cancelled the copy part-way
+    async with lifespan(second), client_of(second) as client:
+        admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+        await wait_ready(client, admin, "cut")
+        boss = bearer(await tenant_token(client, created["key"]))
+        assert (await client.get("/api/v1/things", params={"meta": "true"}, headers=boss)).json()["total"] == 100
+        feed = (await client.get("/api/v1/things/_changes", headers=boss)).json()["changes"]
+        assert len(feed) == 100 and len({c["_id"] for c in feed}) == 100  # each entity one create
