@@ -9,16 +9,21 @@ copy costs every other client.
    Target: p99 <= 100 ms. The probes share the event loop with the copy, so the latency is what
    any other client would wait for.
 
+3. What BENCH_TENANTS_OPEN (50) open tenants add to the process: RSS, threads, asyncio tasks.
+
 The embedded database unless STORE_MONGODB_URI is set (run_all.py runs both).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import statistics
+import threading
 import time
+from pathlib import Path
 
 import httpx
 from _common import bearer, database_note, driver_collection, line, percentile, running_app
@@ -27,6 +32,7 @@ from bson import ObjectId
 SCHEMA = json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}})
 GETS, WARMUP, ROUNDS = int(os.environ.get("BENCH_GETS", "1000")), 100, 5
 COPY = int(os.environ.get("BENCH_TENANT_COPY", "100000"))
+OPEN = int(os.environ.get("BENCH_TENANTS_OPEN", "50"))
 PROBE_SECONDS = 0.02
 LOAD_BATCH = 200  # mongoeco checks each insert's _id against every document: big batches time out
 BOSS = {"login": "boss", "password": "boss-password-1"}
@@ -115,6 +121,32 @@ async def healthz_during_copy(client: httpx.AsyncClient, admin: dict[str, str], 
     return out
 
 
+def rss_mb() -> float:
+    for text in Path("/proc/self/status").read_text().splitlines():
+        if text.startswith("VmRSS:"):
+            return int(text.split()[1]) / 1024
+    return 0.0
+
+
+async def cost_per_tenant(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, float]:
+    """What OPEN more tenants, each created empty and served one request, add to this process."""
+    gc.collect()
+    before = (rss_mb(), threading.active_count(), len(asyncio.all_tasks()))
+    for n in range(OPEN):
+        key = await create_tenant(client, admin, f"open-{n}", copy=False)
+        r = await client.post("/api/v1/auth/token", json=BOSS, headers={"Api-Key": key})
+        await client.get("/api/v1/items", headers={"Authorization": f"Bearer {r.json()['token']}"})
+    gc.collect()
+    after = (rss_mb(), threading.active_count(), len(asyncio.all_tasks()))
+    out = {"rss_per_tenant_mb": (after[0] - before[0]) / OPEN, "threads_per_tenant": (after[1] - before[1]) / OPEN,
+           "tasks_per_tenant": (after[2] - before[2]) / OPEN}
+    line(f"{OPEN} tenants open: RSS per tenant", f"{out['rss_per_tenant_mb']:8.2f} MB")
+    line("threads / asyncio tasks per tenant", f"{out['threads_per_tenant']:8.1f} / {out['tasks_per_tenant']:.1f}")
+    for n in range(OPEN):
+        await client.delete(f"/api/v1/_tenants/open-{n}", headers=admin)
+    return out
+
+
 async def loop_lag(lags: list[float], every: float = 0.01) -> None:
     """How late a 10 ms sleep wakes up: what any request waits before this process looks at it."""
     while True:
@@ -130,6 +162,7 @@ async def main() -> None:
     async with running_app({"items": SCHEMA}) as (client, ctx):
         admin = await bearer(client)
         result = await get_by_id(client, admin)
+        result.update(await cost_per_tenant(client, admin))
         result.update(await healthz_during_copy(client, admin, ctx))
         # leave no tenant database behind on a real server
         for name in ("bench-get", "bench-copy"):

@@ -20,8 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storeengine.auth import credentials, provision
@@ -110,9 +109,9 @@ class Tenancy:
             raise Unavailable("The tenant is being provisioned; try again shortly")
         return await self.handle(doc)
 
-    def tag_of(self, headers: Headers, sid: str | None) -> str | None:
+    def tag_of(self, found: Found) -> str | None:
         """The tenant the request's credential was issued in (the one `credentials.read` picks)."""
-        authorization = headers.get("authorization")
+        authorization = found.authorization
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
@@ -121,7 +120,7 @@ class Tenancy:
                 return self.public.auth.tokens.decode(token.strip()).tenant
             except StoreError:
                 return None  # authentication answers 401 for it
-        secret = headers.get("x-api-key") or sid
+        secret = found.x_api_key or found.sid()
         return credentials.tenant_of(secret) if secret else None
 
     # --- creating and deleting -------------------------------------------------------------
@@ -220,11 +219,31 @@ class Tenancy:
         self.handles.clear()
 
 
-def _selection(scope: Scope) -> tuple[Headers, str | None, str | None]:
-    """The request's headers, `Api-Key` and `sid` cookie."""
-    headers = Headers(scope=scope)
-    sid = HTTPConnection(scope).cookies.get("sid") if "cookie" in headers else None
-    return headers, headers.get("api-key"), sid
+class Found:
+    """The few headers that choose a database, read in one pass over the raw headers (this runs
+    on every request: Starlette's Headers would copy and decode them all)."""
+
+    __slots__ = ("api_key", "authorization", "cookie", "x_api_key")
+
+    def __init__(self, scope: Scope) -> None:
+        self.api_key = self.authorization = self.cookie = self.x_api_key = None
+        for name, value in scope["headers"]:
+            if name == b"api-key":
+                self.api_key = value.decode("latin-1")
+            elif name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                self.x_api_key = value.decode("latin-1")
+            elif name == b"cookie":
+                self.cookie = value.decode("latin-1")
+
+    def sid(self) -> str | None:
+        return None if self.cookie is None else cookie_parser(self.cookie).get("sid")  # as Request.cookies
+
+    @property
+    def anything(self) -> bool:
+        return not (self.api_key is None and self.authorization is None and self.x_api_key is None
+                    and self.cookie is None)
 
 
 class TenantSockets:
@@ -243,12 +262,12 @@ class TenantSockets:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.path):
             await self.app(scope, receive, send)
             return
-        headers, api_key, sid = _selection(scope)
-        if api_key is None and sid is None and "authorization" not in headers:
+        found = Found(scope)
+        if not found.anything:
             await self.app(scope, receive, send)
             return
         try:
-            handle = await self.tenancy.select_handle(api_key, self.tenancy.tag_of(headers, sid))
+            handle = await self.tenancy.select_handle(found.api_key, self.tenancy.tag_of(found))
         except StoreError as exc:
             await _refuse(exc, scope, receive, send)
             return
@@ -284,9 +303,9 @@ class TenantSelect:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        headers, api_key, sid = _selection(scope)
+        found = Found(scope)
         try:
-            ctx = await self.tenancy.select(api_key, self.tenancy.tag_of(headers, sid))
+            ctx = None if not found.anything else await self.tenancy.select(found.api_key, self.tenancy.tag_of(found))
         except StoreError as exc:
             await _refuse(exc, scope, receive, send)
             return
