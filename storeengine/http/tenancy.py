@@ -205,9 +205,9 @@ class Tenancy:
             for key in list(self.handles):
                 with contextlib.suppress(StoreError):
                     doc = await self.registry.by_id(key)
-                    if doc is None or doc["status"] == DELETING:
+                    if (doc is None or doc["status"] == DELETING) and key not in self.copies:
                         handle = self.handles.pop(key, None)
-                        if handle is not None and key not in self.copies:
+                        if handle is not None:
                             await handle.close()
 
     async def close(self) -> None:
