@@ -84,3 +84,16 @@ async def test_orders_entity_shape(server: Server, api: Api, admin: str) -> None
         event = await listener.next()
         assert set(event) == {"store", "op", "_id", "entity", "at", "seq"}
         assert event["entity"] == made and event["entity"]["quantity"] == ORDER["quantity"]
+        # its cursor is the tenant's: good for `_changes` there, unknown in the public database
+        r = await api.http.get("/api/v1/orders/_changes", params={"since": event["seq"]},
+                               headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["changes"] == [], r.text
+        r = await api.http.get("/api/v1/orders/_changes", params={"since": event["seq"]},
+                               headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 400, r.text
+    # a subscribe with that cursor replays from it on the tenant's server
+    later = await api.order(token)
+    async with listening(server.url, headers={"Api-Key": key}, auth={"token": token}) as again:
+        ack = await again.ack("subscribe", {"store": "orders", "since": event["seq"]})
+        assert ack == {"success": True}, ack
+        assert (await again.next())["_id"] == later["_id"]
