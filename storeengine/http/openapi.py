@@ -110,6 +110,33 @@ def auth_paths() -> dict[str, Any]:
     }
 
 
+TENANT_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "the tenant's name"}
+
+
+def tenant_paths() -> dict[str, Any]:
+    """API.md 12: admins of the public database only (anyone else, a tenant's admins included: 403)."""
+    return {
+        "/api/v1/_tenants": {
+            "get": _op("The tenants, without keys", "tenants",
+                       {200: _answer("tenants", {"type": "array", "items": _ref("Tenant")})}, (403,)),
+            "post": _op("Create a tenant (a copy of the public data unless copy is false); the key is shown once",
+                        "tenants", {201: _answer("created", _ref("NewTenant"),
+                                                 headers={"Location": {"schema": {"type": "string"}}})},
+                        (*WRITE, 409), body=_ref("TenantCreate")),
+        },
+        "/api/v1/_tenants/{name}": {
+            "get": _op("One tenant", "tenants", {200: _answer("the tenant", _ref("Tenant"))}, (403, 404),
+                       params=[TENANT_NAME]),
+            "delete": _op("Delete a tenant: its database is dropped, its credentials end", "tenants",
+                          {200: _answer("deleted", _ref("Success"))}, (403, 404), params=[TENANT_NAME]),
+        },
+        "/api/v1/_tenants/{name}/key": {"post": _op(
+            "A new key for the tenant; the old one stops working", "tenants",
+            {200: _answer("the new key", _ref("TenantKey"))}, (403, 404, 409), params=[TENANT_NAME])},
+    }
+
+
 def service_paths() -> dict[str, Any]:
     return {
         "/api/v1/_schemas": {"get": _op("Every store's schema and its error, if any", "stores",
@@ -236,7 +263,7 @@ def error_responses() -> dict[str, Any]:
 def build(registry: Registry) -> dict[str, Any]:
     stores = sorted(registry.all(), key=lambda s: s.name)
     components: dict[str, Any] = dict(schemas.SHARED)
-    paths: dict[str, Any] = {**auth_paths(), **service_paths()}
+    paths: dict[str, Any] = {**auth_paths(), **service_paths(), **tenant_paths()}
     for store in stores:
         components.update(schemas.store_schemas(store))
         refs.annotate(components, store, registry)
@@ -252,7 +279,7 @@ def build(registry: Registry) -> dict[str, Any]:
                                 "resource. Change events are also pushed over Socket.IO at /socket.io/."},
         "security": [{"bearer": []}, {"cookie": []}, {"apiKey": []},
                      {"tenant": [], "bearer": []}, {"tenant": [], "cookie": []}, {"tenant": [], "apiKey": []}],
-        "tags": [{"name": "auth"}, {"name": "stores"}, *({"name": s.name} for s in stores)],
+        "tags": [{"name": "auth"}, {"name": "stores"}, {"name": "tenants"}, *({"name": s.name} for s in stores)],
         "paths": paths,
         "components": {"schemas": components, "responses": error_responses(), "securitySchemes": SECURITY_SCHEMES},
     }

@@ -169,3 +169,13 @@ async def test_options_on_fixed_paths_names_their_own_methods(client: httpx.Asyn
         r = await client.options(path, headers=admin)
         assert r.status_code == 405, path
         assert {m.strip() for m in r.headers["allow"].split(",")} == allow, (path, r.headers["allow"])
+
+
+async def test_tenant_paths_are_described(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    doc = await document(client, admin)
+    assert set(doc["paths"]["/api/v1/_tenants"]) == {"get", "post"}
+    assert set(doc["paths"]["/api/v1/_tenants/{name}"]) == {"get", "delete"}
+    created = doc["paths"]["/api/v1/_tenants"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert created["schema"] == {"$ref": "#/components/schemas/NewTenant"}
+    assert "key" in doc["components"]["schemas"]["NewTenant"]["required"]
+    assert "key" not in doc["components"]["schemas"]["Tenant"]["properties"]
