@@ -7,8 +7,8 @@ tenant's Context in the request's scope, where `context(conn)` finds it:
 
 - `Api-Key: <tenant key>` names the tenant; unknown, rotated or deleted -> 401.
 - else a credential issued in a tenant names it (the JWT's `tid`, or the `<tenant>.` prefix of a
-  session id, API key or refresh token): deleted -> 401.
-- both, naming different databases (a public credential counts as naming the public one) -> 401.
+  session id, API key or refresh token); a deleted tenant's: the public database, where it is 401.
+- a credential of another database than the one chosen is unknown there: 401 on authentication.
 - a tenant that is not `ready` -> 503 with Retry-After, before authentication.
 """
 
@@ -91,16 +91,17 @@ class Tenancy:
         return None if handle is None else handle.ctx
 
     async def select_handle(self, api_key: str | None, tag: str | None) -> TenantHandle | None:
+        # A credential of another database than the one chosen is refused by that database's
+        # authentication (unknown there; a JWT's `tid` is checked), not here: a sign-in, which
+        # uses no credential, must not fail for a stale cookie the browser still sends.
         if api_key is not None:
             doc = await self.registry.by_key(api_key)
             if doc is None:
                 raise Unauthorized("Unknown tenant key")
-            if tag is not None and tag != str(doc["_id"]):
-                raise Unauthorized("A credential of another database")
         elif tag is not None:
             doc = await self.registry.by_id(tag)
             if doc is None:
-                raise Unauthorized("Invalid or revoked credentials")
+                return None  # a deleted tenant's credential: refused by the public database
         else:
             return None
         if doc["status"] != READY:

@@ -416,3 +416,22 @@ async def test_a_copy_cut_short_by_a_stop_resumes_at_the_next_start(settings: An
         assert (await client.get("/api/v1/things", params={"meta": "true"}, headers=boss)).json()["total"] == 100
         feed = (await client.get("/api/v1/things/_changes", headers=boss)).json()["changes"]
         assert len(feed) == 100 and len({c["_id"] for c in feed}) == 100  # each entity one create
+
+
+async def test_a_stale_tenant_cookie_does_not_block_signing_in(client: httpx.AsyncClient,
+                                                               admin: dict[str, str]) -> None:
+    one = await create_tenant(client, admin, "one", copy=False)
+    two = await create_tenant(client, admin, "two", copy=False)
+    r = await client.post("/api/v1/auth", json=TENANT_ADMIN, headers={"Api-Key": one["key"]})
+    assert r.status_code == 200
+    stale = {"Cookie": f"sid={r.cookies['sid']}"}
+    client.cookies.clear()
+    # signing in to another tenant, or to the public database, while the browser still sends it
+    r = await client.post("/api/v1/auth/token", json=TENANT_ADMIN, headers={**stale, "Api-Key": two["key"]})
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/things", headers={**stale, "Api-Key": two["key"]})).status_code == 401
+    await client.delete("/api/v1/_tenants/one", headers=admin)
+    r = await client.post("/api/v1/auth/token", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD},
+                          headers=stale)
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/auth/me", headers=stale)).status_code == 401
