@@ -70,6 +70,9 @@ async def test_refused_handshakes(server: Server, api: Api, admin: str) -> None:
     await refused(server.url, headers={"Api-Key": one_key}, auth={"token": admin})
     # a tenant's token on the public server
     await refused(server.url, auth={"token": one})
+    # `auth.tenant` (the connect packet) is refused, never served by the public database
+    await refused(server.url, auth={"token": admin, "tenant": one_key})
+    await refused(server.url, headers={"Api-Key": one_key}, auth={"token": one, "tenant": one_key})
     # a deleted tenant's key
     await api.call("DELETE", "/api/v1/_tenants/one", admin)
     await refused(server.url, headers={"Api-Key": one_key}, auth={"token": one})
