@@ -207,6 +207,58 @@ def _user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant(args: argparse.Namespace) -> int:
+    """`storeengine tenant create|list|delete` (API.md 12), on the database of the settings."""
+    from storeengine.app import build_context, build_tenancy
+    from storeengine.core.errors import StoreError
+    from storeengine.core.jsonio import dumps
+
+    settings = Settings()
+    if settings.mongodb_uri is None and settings.data_dir == ":memory:":
+        print("storeengine: STORE_DATA_DIR=:memory:: a tenant in an in-memory database would be lost at once",
+              file=sys.stderr)
+        return 2
+    try:
+        ctx, _ = build_context(settings)  # the embedded database: refused while a server holds it
+    except StoreError as exc:
+        print(f"storeengine: {exc.message}", file=sys.stderr)
+        return 2
+    ctx.registry.rescan()  # the stores whose entities a copy takes
+    tenancy = build_tenancy(ctx)
+
+    async def run() -> None:
+        from storeengine.auth.tenants import shown
+
+        await tenancy.registry.ensure_indexes()
+        if args.tenant_command == "list":
+            for doc in await tenancy.registry.list():
+                print(dumps(shown(doc)).decode())
+        elif args.tenant_command == "delete":
+            await tenancy.delete(args.name)
+            print(dumps({"success": True}).decode())
+        else:
+            admin = {"login": args.admin_login, "password": args.admin_password}
+            doc, key = await tenancy.create({"name": args.name, "admin": admin, "copy": not args.empty})
+            copy = tenancy.copies.get(str(doc["_id"]))
+            if copy is not None:
+                await copy  # the command ends when the tenant is ready
+            print(dumps({**shown(await tenancy.registry.get(args.name)), "key": key}).decode())
+
+    async def run_and_close() -> None:
+        try:
+            await run()
+        finally:
+            await tenancy.close()
+            await ctx.storage.close()
+
+    try:
+        asyncio.run(run_and_close())
+    except StoreError as exc:
+        print(f"storeengine: {json.dumps(exc.body())}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storeengine", description="A schema-driven store server over MongoDB")
     sub = p.add_subparsers(dest="command", required=True)
@@ -230,6 +282,17 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     create.add_argument("--group", action="append", default=[], metavar="NAME")
     create.set_defaults(func=_user_create)
+    tenant = sub.add_parser("tenant", help="manage tenants (a database per client, API.md 12)")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    tcreate = tenant_sub.add_parser("create", help="create a tenant (a copy of the public data unless --empty)")
+    tcreate.add_argument("name")
+    tcreate.add_argument("--admin-login", required=True)
+    tcreate.add_argument("--admin-password", required=True)
+    tcreate.add_argument("--empty", action="store_true", help="start empty instead of copying the public data")
+    tenant_sub.add_parser("list", help="list the tenants (without keys)")
+    tdelete = tenant_sub.add_parser("delete", help="delete a tenant and drop its database")
+    tdelete.add_argument("name")
+    tenant.set_defaults(func=_tenant)
     return p
 
 

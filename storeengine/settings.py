@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Concurrent SSE streams (`_changes` with Accept: text/event-stream) one credential may hold
     # open in one process; past it, 429. Browsers open at most 6 connections per host anyway.
     sse_streams_per_credential: int = Field(default=8, ge=1)
+    # API.md 12: writes to the public database's stores by anyone but its admins -> 403 (tenants
+    # are the clients' databases).
+    public_readonly: bool = False
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

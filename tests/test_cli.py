@@ -109,3 +109,56 @@ def test_serve_refuses_several_workers_on_an_in_memory_database(tmp_path: Path) 
     output = result.stdout + result.stderr
     assert "STORE_DATA_DIR" in output and "workers" in output, output
     assert "Traceback" not in output
+
+
+def test_tenant_create_list_delete_on_the_embedded_database(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, start_server, stop_server
+
+    data = tmp_path / "data"
+    env = clean_env(STORE_DATA_DIR=str(data), STORE_SCHEMA_DIR=str(HERE / "schemas"), STORE_ARGON2_TIME_COST="1",
+                    STORE_ARGON2_MEMORY_KIB="64", STORE_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    server = start_server(HERE / "schemas", tmp_path / "first.log", env={"STORE_DATA_DIR": str(data)})
+    try:
+        token = httpx.post(f"{server.url}/api/v1/auth/token",
+                           json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD}).json()["token"]
+        made = httpx.post(f"{server.url}/api/v1/things", json={"name": "public one"},
+                          headers={"Authorization": f"Bearer {token}"})
+        assert made.status_code == 201, made.text
+        busy = storeengine("tenant", "list", env=env)  # the server holds the folder
+        assert busy.returncode == 2 and "in use by another storeengine server" in busy.stderr, busy.stderr
+    finally:
+        stop_server(server)
+
+    r = storeengine("tenant", "create", "acme", "--admin-login", "boss", "--admin-password", "boss-password-1",
+                    env=env)
+    assert r.returncode == 0, r.stderr
+    created = json.loads(r.stdout.strip().splitlines()[-1])
+    assert created["name"] == "acme" and created["status"] == "ready" and created["key"].startswith("tk_")
+    assert (data / "tenants" / "acme.db").is_file()
+    listed = storeengine("tenant", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["acme"]
+    assert "tk_" not in listed.stdout
+    again = storeengine("tenant", "create", "acme", "--admin-login", "x", "--admin-password", "x-password-1",
+                        env=env)
+    assert again.returncode == 1 and '"409"' in again.stderr, again.stderr
+
+    server = start_server(HERE / "schemas", tmp_path / "second.log", env={"STORE_DATA_DIR": str(data)})
+    try:
+        login = httpx.post(f"{server.url}/api/v1/auth/token", headers={"Api-Key": created["key"]},
+                           json={"login": "boss", "password": "boss-password-1"})
+        assert login.status_code == 200, login.text
+        things = httpx.get(f"{server.url}/api/v1/things",
+                           headers={"Authorization": f"Bearer {login.json()['token']}"}).json()
+        assert [t["_id"] for t in things] == [made.json()["_id"]]
+    finally:
+        stop_server(server)
+
+    r = storeengine("tenant", "delete", "acme", env=env)
+    assert r.returncode == 0, r.stderr
+    assert not (data / "tenants" / "acme.db").exists()
+    assert storeengine("tenant", "list", env=env).stdout == ""
+    missing = storeengine("tenant", "delete", "acme", env=env)
+    assert missing.returncode == 1 and '"404"' in missing.stderr

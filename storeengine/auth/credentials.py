@@ -28,6 +28,14 @@ class Credentials:
                 if v is not None}
 
 
+def tenant_of(secret: str) -> str | None:
+    """The tenant a session id, refresh token or API key was issued in (`[sk_]<tenant>.<random>`,
+    see AuthService); None for the public database's, whose random part has no dot."""
+    body = secret[3:] if secret.startswith("sk_") else secret
+    tag, dot, rest = body.partition(".")
+    return tag if dot and tag and rest else None
+
+
 def read(authorization: str | None, api_key: str | None, sid: str | None) -> Credentials:
     """The Authorization header (which must then be `Bearer <token>`), else `x-api-key`, else the
     `sid` cookie; 401 when there is none."""

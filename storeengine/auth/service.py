@@ -62,7 +62,11 @@ class UserState:
 
 class AuthService:
     def __init__(self, storage: StorageAPI, passwords: Passwords, tokens: TokenIssuer, throttle: LoginThrottle, *,
-                 session_ttl: int, refresh_ttl: int, cache_seconds: float) -> None:
+                 session_ttl: int, refresh_ttl: int, cache_seconds: float, tenant: str | None = None) -> None:
+        # A tenant's (API.md 12): every credential issued here names it, so that it selects the
+        # tenant by itself (credentials.tenant_of) and works nowhere else.
+        self.tenant = tenant
+        self._tag = "" if tenant is None else f"{tenant}."
         self.users = storage.collection("users")
         self.sessions = storage.collection("_sessions")
         self.refresh_tokens = storage.collection("_refresh_tokens")
@@ -90,6 +94,8 @@ class AuthService:
                            session: str | None = None) -> Principal:
         if bearer is not None:
             claims = self.tokens.decode(bearer)
+            if claims.tenant != self.tenant:
+                raise Unauthorized("Token of another database")
             state = await self._state(path_id(claims.user_id))
             if claims.jti in state.revoked or (claims.issued_ms < state.not_before_ms and claims.jti not in state.keep):
                 raise Unauthorized("Token revoked")
@@ -149,14 +155,14 @@ class AuthService:
         return user
 
     async def start_session(self, user_id: ObjectId) -> tuple[str, datetime]:
-        sid = secrets.token_urlsafe(32)
+        sid = self._tag + secrets.token_urlsafe(32)
         expires = utcnow() + self.session_ttl
         await self.sessions.insert({"_id": digest(sid), "user": user_id, "createdAt": utcnow(), "expiresAt": expires})
         return sid, expires
 
     async def issue_tokens(self, user_id: ObjectId) -> Doc:
-        token, claims = self.tokens.issue(str(user_id))
-        refresh = secrets.token_urlsafe(32)
+        token, claims = self.tokens.issue(str(user_id), self.tenant)
+        refresh = self._tag + secrets.token_urlsafe(32)
         refresh_expires = utcnow() + self.refresh_ttl
         await self.refresh_tokens.insert(
             {"_id": digest(refresh), "user": user_id, "jti": claims.jti, "expiresAt": refresh_expires})
@@ -204,7 +210,7 @@ class AuthService:
         name = body.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= 100:
             raise Invalid(fields={"name": "must be a string of 1 to 100 characters"})
-        key = "sk_" + secrets.token_urlsafe(32)
+        key = "sk_" + self._tag + secrets.token_urlsafe(32)
         doc = {"_id": ObjectId(), "user": principal.user_id, "name": name, "hash": digest(key), "createdAt": utcnow()}
         await self.keys.insert(doc)
         return {"_id": doc["_id"], "name": name, "key": key, "createdAt": doc["createdAt"]}

@@ -20,6 +20,7 @@ class TokenClaims:
     jti: str
     issued_ms: int
     expires_ms: int
+    tenant: str | None = None  # the `tid` claim: the tenant that issued it (API.md 12); None: public
 
 
 class TokenIssuer:
@@ -33,15 +34,17 @@ class TokenIssuer:
         self.ttl = ttl_seconds
         self._verified: dict[str, TokenClaims] = {}
 
-    def issue(self, user_id: str) -> tuple[str, TokenClaims]:
+    def issue(self, user_id: str, tenant: str | None = None) -> tuple[str, TokenClaims]:
         now_ms = int(time.time() * 1000)
         now = now_ms // 1000
         # The jti carries the issue time in ms: a password change ends tokens issued before it
         # to the millisecond, which `iat` (whole seconds) cannot tell.
         jti = f"{now_ms:x}.{secrets.token_urlsafe(12)}"
         payload = {"sub": user_id, "iat": now, "nbf": now, "exp": now + self.ttl, "jti": jti, "iss": self._issuer}
+        if tenant is not None:
+            payload["tid"] = tenant
         token = jwt.encode(payload, self._secret, algorithm="HS256")
-        return token, TokenClaims(user_id, jti, now_ms, (now + self.ttl) * 1000)
+        return token, TokenClaims(user_id, jti, now_ms, (now + self.ttl) * 1000, tenant)
 
     def decode(self, token: str) -> TokenClaims:
         claims = self._verified.get(token)
@@ -65,4 +68,6 @@ class TokenIssuer:
             issued_ms = int(str(payload["jti"]).split(".", 1)[0], 16)
         except (jwt.InvalidTokenError, ValueError):
             raise Unauthorized("Invalid or expired token") from None
-        return TokenClaims(str(payload["sub"]), str(payload["jti"]), issued_ms, int(payload["exp"]) * 1000)
+        tenant = payload.get("tid")
+        return TokenClaims(str(payload["sub"]), str(payload["jti"]), issued_ms, int(payload["exp"]) * 1000,
+                           tenant if isinstance(tenant, str) else None)

@@ -8,9 +8,11 @@ from email.utils import format_datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storeengine.http.context import context
+from storeengine.auth import credentials
+from storeengine.http.context import SCOPE_KEY, context
 from storeengine.http.requests import read_json
 from storeengine.http.responses import json_response
+from storeengine.http.tenancy import Tenancy
 from storeengine.model.access import Principal
 
 
@@ -35,8 +37,16 @@ async def login_token(request: Request) -> Response:
 
 
 async def refresh(request: Request) -> Response:
+    body = await read_json(request)
     ctx = context(request)
-    return json_response(await ctx.auth.refresh(await read_json(request)))
+    token = body.get("refreshToken")
+    # A refresh token issued in a tenant selects it by itself, as every credential does (API.md 12);
+    # with an Api-Key the tenant is chosen already, and another's token is unknown there.
+    tag = credentials.tenant_of(token) if isinstance(token, str) else None
+    if tag is not None and request.scope.get(SCOPE_KEY) is None:
+        tenancy: Tenancy = request.app.state.tenancy
+        ctx = await tenancy.select(None, tag) or ctx
+    return json_response(await ctx.auth.refresh(body))
 
 
 async def logout(request: Request, principal: Principal) -> Response:

@@ -31,6 +31,15 @@ class Context:
         object.__setattr__(self, "openapi", DocumentCache(self.registry))
 
 
+SCOPE_KEY = "storeengine.ctx"  # a tenant's Context, put in the scope by http/tenancy.TenantSelect
+
+
 def context(conn: HTTPConnection) -> Context:
+    """The Context serving this request: its tenant's, else the public database's."""
+    ctx: Context | None = conn.scope.get(SCOPE_KEY)
+    return ctx if ctx is not None else public_context(conn)
+
+
+def public_context(conn: HTTPConnection) -> Context:
     ctx: Context = conn.app.state.ctx
     return ctx

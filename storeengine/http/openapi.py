@@ -39,6 +39,12 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
     "cookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    # API.md 12: a tenant's key selects its database; credentials issued there select it by themselves.
+    "tenant": {"type": "apiKey", "in": "header", "name": "Api-Key",
+               "description": "A tenant's key: the request is served by that tenant's database (its users, "
+                              "stores, feed). Unknown, rotated or deleted -> 401; a tenant being provisioned "
+                              "-> 503 with Retry-After. Credentials issued inside a tenant select it by "
+                              "themselves and are 401 with another tenant's key."},
 }
 ENTITY_HEADERS = {"ETag": {"description": "the entity's version", "schema": {"type": "string"}}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
@@ -101,6 +107,33 @@ def auth_paths() -> dict[str, Any]:
         },
         "/api/v1/auth/keys/{id}": {"delete": _op(
             "Revoke an API key", "auth", {200: _answer("revoked", _ref("Deleted"))}, (403, 404), params=[ID])},
+    }
+
+
+TENANT_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "the tenant's name"}
+
+
+def tenant_paths() -> dict[str, Any]:
+    """API.md 12: admins of the public database only (anyone else, a tenant's admins included: 403)."""
+    return {
+        "/api/v1/_tenants": {
+            "get": _op("The tenants, without keys", "tenants",
+                       {200: _answer("tenants", {"type": "array", "items": _ref("Tenant")})}, (403,)),
+            "post": _op("Create a tenant (a copy of the public data unless copy is false); the key is shown once",
+                        "tenants", {201: _answer("created", _ref("NewTenant"),
+                                                 headers={"Location": {"schema": {"type": "string"}}})},
+                        (*WRITE, 409), body=_ref("TenantCreate")),
+        },
+        "/api/v1/_tenants/{name}": {
+            "get": _op("One tenant", "tenants", {200: _answer("the tenant", _ref("Tenant"))}, (403, 404),
+                       params=[TENANT_NAME]),
+            "delete": _op("Delete a tenant: its database is dropped, its credentials end", "tenants",
+                          {200: _answer("deleted", _ref("Success"))}, (403, 404), params=[TENANT_NAME]),
+        },
+        "/api/v1/_tenants/{name}/key": {"post": _op(
+            "A new key for the tenant; the old one stops working", "tenants",
+            {200: _answer("the new key", _ref("TenantKey"))}, (403, 404, 409), params=[TENANT_NAME])},
     }
 
 
@@ -230,7 +263,7 @@ def error_responses() -> dict[str, Any]:
 def build(registry: Registry) -> dict[str, Any]:
     stores = sorted(registry.all(), key=lambda s: s.name)
     components: dict[str, Any] = dict(schemas.SHARED)
-    paths: dict[str, Any] = {**auth_paths(), **service_paths()}
+    paths: dict[str, Any] = {**auth_paths(), **service_paths(), **tenant_paths()}
     for store in stores:
         components.update(schemas.store_schemas(store))
         refs.annotate(components, store, registry)
@@ -244,8 +277,9 @@ def build(registry: Registry) -> dict[str, Any]:
                  "description": "Schema-driven stores over MongoDB. Every store below comes from a schema file "
                                 "and follows it live. HEAD is answered like GET; a trailing slash names the same "
                                 "resource. Change events are also pushed over Socket.IO at /socket.io/."},
-        "security": [{"bearer": []}, {"cookie": []}, {"apiKey": []}],
-        "tags": [{"name": "auth"}, {"name": "stores"}, *({"name": s.name} for s in stores)],
+        "security": [{"bearer": []}, {"cookie": []}, {"apiKey": []},
+                     {"tenant": [], "bearer": []}, {"tenant": [], "cookie": []}, {"tenant": [], "apiKey": []}],
+        "tags": [{"name": "auth"}, {"name": "stores"}, {"name": "tenants"}, *({"name": s.name} for s in stores)],
         "paths": paths,
         "components": {"schemas": components, "responses": error_responses(), "securitySchemes": SECURITY_SCHEMES},
     }

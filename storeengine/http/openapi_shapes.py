@@ -99,10 +99,28 @@ CHANGES: Schema = {
                    "cursor": {"type": ["string", "null"]}, "more": {"type": "boolean"}},
     "required": ["changes", "cursor", "more"],
 }
+TENANT: Schema = {
+    "type": "object",
+    "properties": {"_id": OBJECT_ID, "name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,30}$"},
+                   "status": {"enum": ["provisioning", "ready", "deleting"]}, "createdAt": TIME},
+    "required": ["_id", "name", "status", "createdAt"],
+}
+NEW_TENANT: Schema = {**TENANT, "properties": {**TENANT["properties"],
+                                               "key": {"type": "string", "description": "shown once"}},
+                      "required": ["_id", "name", "status", "createdAt", "key"]}
+TENANT_CREATE: Schema = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,30}$"},
+                   "admin": LOGIN, "copy": {"type": "boolean", "default": True,
+                                            "description": "copy the public database's groups and entities"}},
+    "required": ["name", "admin"],
+}
+TENANT_KEY: Schema = {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}
 SHARED: Mapping[str, Schema] = {
     "Error": ERROR, "Success": SUCCESS, "Deleted": DELETED, "Login": LOGIN, "Refresh": REFRESH, "Tokens": TOKENS,
     "KeyName": KEY_NAME, "Key": KEY, "NewKey": NEW_KEY, "SchemaStatus": SCHEMA_STATUS, "Health": HEALTH,
-    "Change": CHANGE, "Changes": CHANGES, "Access": ACCESS_BODY,
+    "Change": CHANGE, "Changes": CHANGES, "Access": ACCESS_BODY, "Tenant": TENANT, "NewTenant": NEW_TENANT,
+    "TenantCreate": TENANT_CREATE, "TenantKey": TENANT_KEY,
 }
 
 

@@ -12,7 +12,7 @@ from storeengine.auth import credentials
 from storeengine.core.errors import Forbidden, UnsupportedMediaType
 from storeengine.core.jsonio import parse_body
 from storeengine.core.types import Doc
-from storeengine.http.context import context
+from storeengine.http.context import SCOPE_KEY, context
 from storeengine.model.access import Principal
 
 UNSAFE = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -54,6 +54,20 @@ def authenticated(endpoint: AuthedEndpoint) -> Endpoint:
     @functools.wraps(endpoint)
     async def run(request: Request) -> Response:
         return await endpoint(request, await authenticate(request))
+
+    return run
+
+
+def store_write(endpoint: AuthedEndpoint) -> AuthedEndpoint:
+    """A store route that writes on unsafe methods: with STORE_PUBLIC_READONLY, only the public
+    database's admins may write to its stores (API.md 12); tenants are not concerned."""
+
+    @functools.wraps(endpoint)
+    async def run(request: Request, principal: Principal) -> Response:
+        if request.method in UNSAFE and not principal.is_admin and request.scope.get(SCOPE_KEY) is None \
+                and context(request).settings.public_readonly:
+            raise Forbidden("The public database is read-only")
+        return await endpoint(request, principal)
 
     return run
 

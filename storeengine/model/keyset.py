@@ -72,6 +72,10 @@ class Keyset:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(b"storeengine keyset token\0" + secret.encode()).digest()
 
+    def derived(self, tag: str) -> Keyset:
+        """Another database's (a tenant's, API.md 12): its tokens are unknown here and ours there."""
+        return Keyset(self._key.hex() + "\0" + tag)
+
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:18]
 

@@ -131,6 +131,11 @@ class Realtime:
     # --- handlers -------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
+        if isinstance(auth, dict) and "tenant" in auth:
+            # API.md 12's `auth.tenant` arrives after the Engine.IO handshake, which chose this server
+            # already: refused rather than served silently by the wrong database. Not supported yet.
+            raise socketio.exceptions.ConnectionRefusedError(
+                "auth.tenant is not supported: send the tenant key as the Api-Key header of the handshake")
         try:
             creds = credentials.from_connect(environ, auth).as_kwargs()
             seen = self.watch.changes  # a change made while we authenticate re-checks this socket

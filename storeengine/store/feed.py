@@ -96,6 +96,7 @@ from bson import ObjectId
 
 from storeengine.core.errors import BadRequest, Conflict, Gone, StoreError
 from storeengine.core.formats import utcnow
+from storeengine.core.scope import database_scope
 from storeengine.core.types import Doc
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
@@ -121,14 +122,19 @@ Listener = Callable[[str, Doc], None]
 def cursor(store: str, seq: int) -> str:
     """Fixed-width hex of the number plus a tag of the store: cursors of one store sort as
     plain strings, and a cursor of another store is recognised."""
-    return f"{seq:016x}{zlib.crc32(store.encode()):08x}"
+    return f"{seq:016x}{_tag(store)}"
+
+
+def _tag(store: str) -> str:
+    """The store's tag, and the database's (core/scope.py): a tenant's cursors are unknown elsewhere."""
+    return f"{zlib.crc32((database_scope.get() + store).encode()):08x}"
 
 
 def parse_cursor(store: str, text: str) -> int:
     """The number in a cursor of this store; 400 for anything else."""
     if len(text) != 24 or text != text.lower() or not all(c in "0123456789abcdef" for c in text):
         raise BadRequest("since: not a change cursor")
-    if text[16:] != f"{zlib.crc32(store.encode()):08x}":
+    if text[16:] != _tag(store):
         raise BadRequest("since: a cursor of another store")
     return int(text[:16], 16)
 

@@ -252,3 +252,43 @@ def test_schema_errors_are_shown_plainly(browser: Browser, live_server: Server, 
     (schemas / "broken.json").unlink()
     assert watch.foreign == []
     assert watch.errors == []
+
+
+def test_sign_in_with_a_tenant_key(browser: Browser, live_server: Server) -> None:
+    """API.md 12: the sign-in's tenant key makes the session the tenant's; the console and /docs then
+    work inside the tenant's database."""
+    admin = admin_headers(live_server)
+    boss = {"login": "boss", "password": "boss-password-1"}
+    r = httpx.post(f"{live_server.url}/api/v1/_tenants", json={"name": "browser", "admin": boss, "copy": False},
+                   headers=admin)
+    assert r.status_code == 201, r.text
+    key = r.json()["key"]
+    token = httpx.post(f"{live_server.url}/api/v1/auth/token", json=boss, headers={"Api-Key": key}).json()["token"]
+    mine = httpx.post(f"{live_server.url}/api/v1/{STORE}", json={"name": "tenant gizmo"},
+                      headers={"Authorization": f"Bearer {token}"})
+    assert mine.status_code == 201, mine.text
+    theirs = httpx.post(f"{live_server.url}/api/v1/{STORE}", json={"name": "public gizmo"}, headers=admin)
+    assert theirs.status_code == 201, theirs.text
+
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    watch = Watch(page, live_server.url)
+    page.goto(live_server.url + "/")
+    page.get_by_label("Login").fill("boss")
+    page.get_by_label("Password").fill("boss-password-1")
+    page.get_by_label("Tenant key (optional)").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.get_by_role("navigation", name="stores").get_by_role("link", name=STORE).click()
+    table = page.get_by_role("table", name=f"{STORE} entities")
+    expect(table.get_by_role("cell", name="tenant gizmo")).to_be_visible()
+    expect(table.get_by_role("cell", name="public gizmo")).to_have_count(0)
+    expect(page.locator("#live")).to_have_text("● live", timeout=5000)
+    later = httpx.post(f"{live_server.url}/api/v1/{STORE}", json={"name": "tenant later"},
+                       headers={"Authorization": f"Bearer {token}"})
+    assert later.status_code == 201
+    expect(table.get_by_role("cell", name="tenant later")).to_be_visible(timeout=5000)
+
+    page.goto(live_server.url + "/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=15000)
+    assert watch.foreign == []
+    assert watch.errors == []

@@ -80,6 +80,9 @@ async def test_security_schemes_and_error_envelope(client: httpx.AsyncClient, ad
     assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert schemes["cookie"] == {"type": "apiKey", "in": "cookie", "name": "sid"}
     assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    assert {k: schemes["tenant"][k] for k in ("type", "in", "name")} == {"type": "apiKey", "in": "header",
+                                                                           "name": "Api-Key"}
+    assert {"tenant": [], "bearer": []} in doc["security"]
     assert doc["paths"]["/api/v1/auth"]["post"]["security"] == []
     for code in ERRORS:
         assert doc["components"]["responses"][f"E{code}"]["content"]["application/json"]["schema"]["properties"][
@@ -166,3 +169,13 @@ async def test_options_on_fixed_paths_names_their_own_methods(client: httpx.Asyn
         r = await client.options(path, headers=admin)
         assert r.status_code == 405, path
         assert {m.strip() for m in r.headers["allow"].split(",")} == allow, (path, r.headers["allow"])
+
+
+async def test_tenant_paths_are_described(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    doc = await document(client, admin)
+    assert set(doc["paths"]["/api/v1/_tenants"]) == {"get", "post"}
+    assert set(doc["paths"]["/api/v1/_tenants/{name}"]) == {"get", "delete"}
+    created = doc["paths"]["/api/v1/_tenants"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert created["schema"] == {"$ref": "#/components/schemas/NewTenant"}
+    assert "key" in doc["components"]["schemas"]["NewTenant"]["required"]
+    assert "key" not in doc["components"]["schemas"]["Tenant"]["properties"]

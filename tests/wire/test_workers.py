@@ -309,3 +309,39 @@ def _healthy(url: str) -> bool:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     return False
+
+
+async def test_tenants_are_shared_and_rotation_and_deletion_reach_the_other_process(pair: list[Server]) -> None:
+    """API.md 12: the registry is in the database; a rotation or deletion made through one process
+    applies at once there and within the cache bound in the other."""
+    boss = {"login": "boss", "password": "boss-password-1"}
+    async with nodes(*pair) as (a, b):
+        admin = bearer((await a.tokens())["token"])
+        created = await a.call("POST", "/api/v1/_tenants", status=201, headers=admin,
+                               body={"name": "shared", "admin": boss, "copy": False})
+        old = {"Api-Key": created["key"]}
+        token = bearer((await b.call("POST", "/api/v1/auth/token", body=boss, headers=old))["token"])
+        made = await b.call("POST", "/api/v1/things", status=201, body={"name": "t"}, headers=token)
+        assert await a.call("GET", f"/api/v1/things/{made['_id']}", headers=token) == made
+        await b.call("GET", "/api/v1/things", headers={**old, **token})  # B has the old key cached now
+
+        new = {"Api-Key": (await a.call("POST", "/api/v1/_tenants/shared/key", headers=admin))["key"]}
+        await a.call("GET", "/api/v1/things", status=401, headers={**old, **token})  # at once where it was done
+        await b.call("GET", "/api/v1/things", headers={**new, **token})
+        await until_refused(b, "/api/v1/things", {**old, **token})
+
+        await b.call("GET", "/api/v1/things", headers=token)
+        await a.call("DELETE", "/api/v1/_tenants/shared", headers=admin)
+        await a.call("GET", "/api/v1/things", status=401, headers=token)
+        await until_refused(b, "/api/v1/things", token)
+        await until_refused(b, "/api/v1/things", new)
+
+
+async def until_refused(node: Node, path: str, headers: dict[str, str]) -> None:
+    start = time.monotonic()
+    while (r := await node.http.get(path, headers=headers)).status_code != 401:
+        # Until the other process's registry cache expires it serves the tenant from its dropped
+        # database: a list there may answer 400 (its feed position is gone). Known, within the bound.
+        assert r.status_code in (200, 400), r.text
+        assert time.monotonic() - start < CACHE_BOUND + 1.0, f"still accepted on the other process: {headers}"
+        await asyncio.sleep(0.2)

@@ -38,19 +38,24 @@ const app = {
 function signInForm(note) {
   const loginId = uid("login");
   const passwordId = uid("password");
+  const tenantId = uid("tenant");
   const error = h("div", { role: "alert", class: "form-error" }, note ? message(note, "info") : "");
   const login = h("input", { id: loginId, name: "login", type: "text", autocomplete: "username", required: true });
   const password = h("input", { id: passwordId, name: "password", type: "password", autocomplete: "current-password", required: true });
+  // A tenant's key (API.md 12): the session is then the tenant's, and its cookie selects the tenant by itself.
+  const tenant = h("input", { id: tenantId, name: "tenant", type: "password", autocomplete: "off" });
   const form = h("form", { class: "sign-in", novalidate: true },
     h("h2", {}, "Sign in"),
     h("div", { class: "field" }, h("label", { for: loginId }, "Login"), login),
     h("div", { class: "field" }, h("label", { for: passwordId }, "Password"), password),
+    h("div", { class: "field" }, h("label", { for: tenantId }, "Tenant key (optional)"), tenant),
     error, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Sign in")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.replaceChildren();
     try {
-      await api("POST", "/api/v1/auth", { login: login.value, password: password.value });
+      const headers = tenant.value.trim() ? { "Api-Key": tenant.value.trim() } : {};
+      await api("POST", "/api/v1/auth", { login: login.value, password: password.value }, headers);
       await start();
     } catch (err) {
       const fields = err.body && err.body.fields ? Object.entries(err.body.fields).map(([k, v]) => `${k} ${v}`).join("; ") : "";
