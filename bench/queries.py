@@ -38,6 +38,9 @@ from storeengine.core.formats import utcnow
 SCHEMA = json.dumps({"type": "object", "properties": {
     "kind": {"type": "string"}, "amount": {"type": "number"}, "n": {"type": "integer"},
     "label": {"type": "string"}}})
+# The server's guard (default 10 s) is not what is measured: on the shared machine the embedded
+# aggregation over 100,000 entities was seen at 7-8 s of wall time for ~1.2 s of CPU, and a 503.
+os.environ.setdefault("STORE_QUERY_TIMEOUT_MS", "120000")
 COUNT = int(os.environ.get("BENCH_QUERIES_COUNT", "100000"))
 BATCH = int(os.environ.get("BENCH_QUERIES_BATCH", "5000"))
 PAGE, ROUNDS = 100, int(os.environ.get("BENCH_QUERIES_ROUNDS", "7"))
@@ -75,6 +78,11 @@ async def alternate(fns: list[Callable[[], Awaitable[Any]]], rounds: int) -> lis
 
 def ms(pair: tuple[float, float]) -> str:
     return f"{pair[0] * 1000:8.1f} ms  (CPU {pair[1] * 1000:6.1f} ms)"
+
+
+def ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Wall time over wall time, and CPU over CPU (what a loaded machine blurs least)."""
+    return f"{a[0] / b[0]:8.2f} x  (CPU {a[1] / b[1]:5.2f} x)"
 
 
 async def main() -> None:
@@ -125,8 +133,8 @@ async def paging(client: Client, who: str) -> None:
     line(f"{who}: first page ({PAGE})", ms(first_page))
     line(f"{who}: after at depth {COUNT}", ms(after_page))
     line(f"{who}: offset at depth {COUNT}", ms(offset_page))
-    line(f"{who}: after ÷ first page (target <= 1.5)", f"{after_page[0] / first_page[0]:8.2f} x")
-    line(f"{who}: offset ÷ first page (for comparison)", f"{offset_page[0] / first_page[0]:8.2f} x")
+    line(f"{who}: after ÷ first page (target <= 1.5)", ratio(after_page, first_page))
+    line(f"{who}: offset ÷ first page (for comparison)", ratio(offset_page, first_page))
 
 
 async def aggregation(client: Client, who: str, coll: Any) -> None:
@@ -143,8 +151,8 @@ async def aggregation(client: Client, who: str, coll: Any) -> None:
     line(f"{who}: _aggregate by kind, count+sum+avg", ms(aggregated))
     line(f"{who}: count: GET ?meta=true ({counted})", ms(count))
     line(f"{who}: count: storage seam, no HTTP", ms(bare))
-    line(f"{who}: _aggregate ÷ count (target <= 3)", f"{aggregated[0] / count[0]:8.2f} x")
-    line(f"{who}: _aggregate ÷ storage seam count", f"{aggregated[0] / bare[0]:8.2f} x")
+    line(f"{who}: _aggregate ÷ count (target <= 3)", ratio(aggregated, count))
+    line(f"{who}: _aggregate ÷ storage seam count", ratio(aggregated, bare))
 
 if __name__ == "__main__":
     asyncio.run(main())
