@@ -51,7 +51,7 @@ check: $(STAMP)
 
 # The README's console pictures, taken by the browser test itself (needs Debian's chromium).
 screenshots: $(STAMP)
-	SCREENSHOTS=docs $(BIN)/pytest -q tests/http/test_console_browser.py
+	SCREENSHOTS=docs $(BIN)/pytest -q tests/http/test_console_browser.py tests/http/test_console_aggregate_browser.py
 
 bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py

@@ -20,10 +20,10 @@ from _wire import wire_server
 
 HERE = Path(__file__).resolve().parent
 EMBEDDED = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.py", "legacy_fanout.py", "feed.py",
-            "console.py", "references.py", "tenants.py"]
+            "console.py", "references.py", "tenants.py", "queries.py"]
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
 # (quadratic): it runs on the embedded database only. The wire list uses 3,000 entities for the same reason.
-WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py", "tenants.py"]
+WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py", "tenants.py", "queries.py"]
 # Peers (issues 21 and 26): each starts its own servers (installed on first use into bench/.peers/)
 # and drives them with wrk (Debian's package) and Node (Parse Server, jongodb from npm).
 PEERS = ["vs_pocketbase.py", "vs_parse.py"]
@@ -36,6 +36,8 @@ WIRE_ENV = {"BENCH_LIST_COUNT": "3000",
             "STORE_SERVER_SELECTION_TIMEOUT_MS": "20000",
             # tenants.py's copy: 100,000 inserts into mongoeco would take hours (quadratic); see above.
             "BENCH_TENANT_COPY": "3000"}
+# queries.py's 100,000 entities would take mongoeco hours to insert (its insert grows with the collection).
+WIRE_SCRIPT_ENV = {"queries.py": {"BENCH_QUERIES_COUNT": "2000", "BENCH_QUERIES_BATCH": "100"}}
 ROWS = [("entities listed", "count", "{:.0f}"), ("list: storeengine (ms)", "list_ms", "{:.1f}"),
         ("list: floor (ms)", "list_floor_ms", "{:.1f}"), ("list: ratio (target <= 1.3)", "list_ratio", "{:.2f}"),
         ("list: CPU here, storeengine (ms)", "list_cpu_ms", "{:.1f}"),
@@ -102,7 +104,7 @@ def main() -> int:
                   " run `make wire-env` !!!\n", flush=True)
         for script in WIRE if uri else []:
             print(f"== {script} (MongoDB wire: mongoeco)", flush=True)
-            ok, result = run(script, {**WIRE_ENV, "STORE_MONGODB_URI": uri or ""})
+            ok, result = run(script, {**WIRE_ENV, **WIRE_SCRIPT_ENV.get(script, {}), "STORE_MONGODB_URI": uri or ""})
             failed += [] if ok else [f"{script} (wire)"]
             if result:
                 columns["wire (mongoeco)"] = result

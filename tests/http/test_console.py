@@ -17,7 +17,7 @@ async def test_console_and_its_files_need_no_credentials(client: httpx.AsyncClie
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/console/app.js">' in r.text
-    for name in ("app.js", "api.js", "form.js", "list.js", "entity.js", "keys.js", "live.js", "dom.js"):
+    for name in ("app.js", "api.js", "form.js", "list.js", "entity.js", "keys.js", "live.js", "dom.js", "aggregate.js"):
         r = await client.get(f"/console/{name}")
         assert r.status_code == 200, name
         assert "javascript" in r.headers["content-type"], (name, r.headers["content-type"])

@@ -6,7 +6,9 @@ import base64
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
+from storeengine.model.keyset import Keyset
 from tests.http.test_lists import URL, expect_refused, listing, rows  # noqa: F401  (rows: a fixture)
 
 SORTS = ["_id", "-_id", "name", "-name", "count", "-count", "score", "-score", "when", "-when", "flag", "-flag",
@@ -119,6 +121,12 @@ async def test_bad_tokens_are_refused(client, admin, rows):  # noqa: F811
         ({"after": "", "sort": "count"}, "token"),
         ({"after": token, "sort": "tags"}, "cannot be paged"),
     ])
+    # Forged: well-formed tokens of this store and sort, made without the server's secret.
+    forged = Keyset("another secret of at least 32 bytes!!").token("things", [("count", 1), ("_id", 1)],
+                                                                   {"count": 1, "_id": ObjectId()})
+    unsigned = forged.split(".")[0] + "." + base64.urlsafe_b64encode(bytes(18)).rstrip(b"=").decode()
+    await expect_refused(client, admin, [({"after": forged, "sort": "count"}, "not from this server"),
+                                         ({"after": unsigned, "sort": "count"}, "not from this server")])
     plain = (await client.get(URL, params={"limit": "2"}, headers=admin)).headers["X-Next-After"]
     await expect_refused(client, admin, [({"after": plain}, "another store")], url="/api/v1/notes")
 

@@ -1,4 +1,5 @@
 // A store as a table: columns from the schema, filters, sort by header, paging, total, live rows.
+import { aggregatePanel } from "./aggregate.js";
 import { api, storePath } from "./api.js";
 import { cellText, h, message, uid } from "./dom.js";
 import { kindOf } from "./form.js";
@@ -184,7 +185,7 @@ export async function showList(view, store, schema, app) {
   view.replaceChildren(
     h("div", { class: "view-head" }, title,
       h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/s/${store}/new`; } }, "Create")),
-    app.flash(), filterForm(schema, state, reload), status, h("div", { class: "table-wrap" }, table), pager);
+    app.flash(), filterForm(schema, state, reload), aggregatePanel(store, schema, state, app), status, h("div", { class: "table-wrap" }, table), pager);
   title.focus();
   const cursor = await reload();
   if (view.isConnected) app.live.follow(store, cursor, onChange);
