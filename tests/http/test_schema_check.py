@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -102,7 +103,7 @@ async def test_who_may_check_and_bad_parameters(client, admin, users, lane):
     assert (await client.post(CHECK, headers=user)).status_code == 403
     assert (await client.post(CHECK)).status_code == 401
     assert (await client.post("/api/v1/_schemas/nothing/_check", headers=admin)).status_code == 404
-    assert (await client.get(CHECK, headers=admin)).status_code == 405
+    assert (await client.put(CHECK, headers=admin)).status_code == 405
     for params in ({"limit": "0"}, {"limit": "100001"}, {"after": "zz"}, {"other": "1"}):
         assert (await client.post(CHECK, params=params, headers=admin)).status_code == 400, params
     r = await client.post(CHECK, content=b"{}", headers={**admin, "Content-Type": "text/plain"})
@@ -129,3 +130,41 @@ def test_check_schemas_data_reports_failing_entities_and_exits_1(wire_db, tmp_pa
     run = subprocess.run([sys.executable, "-m", "storeengine", "check-schemas", "--data", str(schema_dir)],
                          env=env, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+async def _cached(client: httpx.AsyncClient, admin: dict[str, str], expected_invalid: int) -> dict:
+    """The background report once it is done and counts `expected_invalid` failures (10 s at most)."""
+    for _ in range(200):
+        r = await client.get(CHECK, headers=admin)
+        assert r.status_code == 200, r.text
+        report = r.json()
+        if report["state"] == "done" and report["invalid"] == expected_invalid:
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the background check did not report {expected_invalid} failures: {report}")
+
+
+async def test_each_reload_is_checked_in_the_background_and_its_report_cached(client, admin, schema_dir, lane):
+    first = await _cached(client, admin, 0)  # checked when the server loaded the file: an empty store
+    assert first["checked"] == 0 and first["entities"] == [] and first["error"] is None
+    ids = await _products(client, admin, 12)
+    assert (await client.get(CHECK, headers=admin)).json() == first  # cached until the next load
+    (schema_dir / "products.json").write_text(json.dumps(STRICTER))
+    report = await _cached(client, admin, 11)  # all but the last: odd ones with price >= 10
+    assert report["checked"] == 12 and report["finishedAt"] >= report["startedAt"] > first["finishedAt"]
+    # the same entities and messages as a dry run of that schema
+    dry = (await client.post(CHECK, headers=admin)).json()
+    assert report["entities"] == dry["entities"] and [e["_id"] for e in dry["entities"]] == ids[:11]
+    # a write after the check does not change the report until the next reload
+    await client.delete(f"/api/v1/products/{ids[0]}", headers=admin)
+    assert (await client.get(CHECK, headers=admin)).json() == report
+    (schema_dir / "products.json").write_text(json.dumps(PRODUCTS))
+    assert (await _cached(client, admin, 0))["checked"] == 11
+
+
+async def test_the_cached_report_is_for_admins_and_file_stores(client, admin, users, lane):
+    _, user = await users.user("someone")
+    assert (await client.get(CHECK, headers=user)).status_code == 403
+    assert (await client.get("/api/v1/_schemas/users/_check", headers=admin)).status_code == 404
+    assert (await client.get("/api/v1/_schemas/nothing/_check", headers=admin)).status_code == 404
+    assert (await client.get(CHECK, params={"limit": "1"}, headers=admin)).status_code == 400
