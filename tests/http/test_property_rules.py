@@ -145,3 +145,39 @@ async def test_an_expanded_entity_is_the_callers_view(client, people, lane):
         page = (await client.get("/api/v1/desks", params={"expand": "staff"}, headers=people[who])).json()
         for expanded in (one["_expand"]["staff"], page[0]["_expand"]["staff"]):
             assert shown in expanded and hidden not in expanded, (who, expanded)
+
+
+async def test_the_api_description_is_each_callers_view(client, people, lane):
+    from openapi_spec_validator import validate
+
+    from storeengine.http.openapi_shapes import SOME_ENTITIES
+
+    docs = {}
+    for who in ("plain", "hr", "admin"):
+        r = await client.get("/api/v1/_openapi.json", headers=people[who])
+        assert r.status_code == 200, r.text
+        docs[who] = r.json()
+    validate(docs["plain"])
+
+    def entity(who: str) -> dict:
+        return docs[who]["components"]["schemas"]["staff"]
+
+    def filters(who: str, path: str) -> set[str]:
+        return {p["name"] for p in docs[who]["paths"][path]["get"]["parameters"]}
+
+    # a property read on no entity is left out, as if undeclared; one read on some is optional and says so
+    assert "salary" not in entity("plain")["properties"] and "salary" not in entity("plain")["required"]
+    assert entity("plain")["properties"]["notes"]["description"] == SOME_ENTITIES
+    assert "notes" not in entity("plain")["required"]
+    assert "salary" not in docs["plain"]["components"]["schemas"]["staff.partial"]["properties"]
+    for path in ("/api/v1/staff", "/api/v1/staff/_aggregate"):
+        assert {"name", "tier"} <= filters("plain", path) and not {"salary", "notes"} & filters("plain", path)
+    assert "description" not in entity("hr")["properties"]["salary"] and "salary" in filters("hr", "/api/v1/staff")
+    assert entity("hr")["properties"]["notes"]["description"] == SOME_ENTITIES
+    assert {"salary", "notes"} <= filters("admin", "/api/v1/staff")
+    assert all("description" not in entity("admin")["properties"][p] for p in ("salary", "notes"))
+    # what the document promises matches what the caller gets
+    got = (await client.get(f"/api/v1/staff/{people['id']}", headers=people["plain"])).json()
+    assert set(got) <= set(entity("plain")["properties"])
+    # the request bodies stay the file's (writing is x-write's business)
+    assert "salary" in docs["plain"]["components"]["schemas"]["staff.body"]["properties"]
