@@ -98,6 +98,20 @@ async def test_a_candidate_that_is_not_a_schema_file_is_400_with_every_problem(c
         assert len(answer["fields"]) == 2  # both problems, not only the first
 
 
+async def test_a_store_file_with_problems_of_every_kind_is_400_listing_each(client, admin, lane):
+    candidate = {"type": "object", "x-acl": {"read": ["someone"]}, "x-indexes": "bad",
+                 "properties": {"a": {"type": "string", "x-write": ["nobody"]}, "b": {"type": "nope"}}}
+    r = await client.post(CHECK, json=candidate, headers=admin)
+    assert r.status_code == 400, r.text
+    problems = list(r.json()["fields"].values())
+    assert len(problems) == 4, problems
+    for expected in ("not a valid JSON Schema", "x-acl.read: unknown rules ['someone']", "x-indexes must be a list",
+                     "property 'a': x-write: unknown rules ['nobody']"):
+        assert any(expected in p for p in problems), (expected, problems)
+    # nothing was checked, nothing changed: the current schema still holds
+    assert (await client.post(CHECK, headers=admin)).json()["invalid"] == 0
+
+
 async def test_who_may_check_and_bad_parameters(client, admin, users, lane):
     _, user = await users.user("someone")
     assert (await client.post(CHECK, headers=user)).status_code == 403
