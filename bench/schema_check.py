@@ -299,7 +299,8 @@ async def fanout_bench(subscribers: int = 1000, changes: int = 1000) -> None:
     p99 = {v: statistics.quantiles(wall[v], n=100)[98] for v in (1, 2)}
     for views in (1, 2):
         print(f"fan-out to {subscribers} subscribers in {views} view(s): "
-              f"p50 {statistics.median(wall[views]) * 1000:.2f} ms, p99 {p99[views] * 1000:.2f} ms, CPU per change {statistics.mean(cpu[views]) * 1000:.2f} ms, "
+              f"p50 {statistics.median(wall[views]) * 1000:.2f} ms, p99 {p99[views] * 1000:.2f} ms, "
+              f"CPU per change {statistics.mean(cpu[views]) * 1000:.2f} ms, "
               f"{stubs[views].encoded // changes} encoding(s) per change")
     ratio = p99[2] / p99[1]
     print(f"two views / one view p99: {ratio:.2f}x (target <= 1.3: {'ok' if ratio <= 1.3 else 'MISSED'}); "
