@@ -15,6 +15,7 @@ from storeengine.model import access as acl
 from storeengine.model.access import SYSTEM, Principal
 from storeengine.model.query import MAX_LIMIT
 from storeengine.model.schema import Registry, StoreSchema
+from storeengine.store.checks import MAX_LIMIT as CHECK_LIMIT
 from storeengine.store.history import MAX_VERSIONS
 
 Op = dict[str, Any]
@@ -110,12 +111,29 @@ def service_paths() -> dict[str, Any]:
     return {
         "/api/v1/_schemas": {"get": _op("Every store's schema and its error, if any", "stores",
                                         {200: _answer("schemas", _ref("SchemaStatus"))}, ())},
+        "/api/v1/_schemas/{store}/_check": check_ops(),
         "/api/v1/_openapi.json": {"get": _op("This document", "stores",
                                              {200: _answer("OpenAPI 3.1", {"type": "object"})}, ())},
         "/healthz": {"get": _op("Liveness and database state", "operations",
                                 {200: _answer("up", _ref("Health")),
                                  503: _answer("database unavailable", {"type": "object"})}, (), public=True)},
     }
+
+
+def check_ops() -> dict[str, Op]:
+    store = {"name": "store", "in": "path", "required": True, "schema": {"type": "string"}}
+    post = _op("Admins: which stored entities fail a candidate schema file (the body; empty: the current schema), "
+               "changing nothing", "stores", {200: _answer("the entities checked by this call", _ref("CheckReport"))},
+               (400, 403, 404, 413, 415), body={"type": "object", "description": "a schema file"}, params=[
+                   store,
+                   {"name": "limit", "in": "query", "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": CHECK_LIMIT, "default": CHECK_LIMIT}},
+                   {"name": "after", "in": "query", "required": False, "schema": schemas.OBJECT_ID,
+                    "description": "the `next` of the previous call"}])
+    post["requestBody"]["required"] = False
+    get = _op("Admins: the report of the background check of the current schema after its last load, at once",
+              "stores", {200: _answer("finished, or so far", _ref("SchemaCheck"))}, (400, 403, 404), params=[store])
+    return {"post": post, "get": get}
 
 
 def store_paths(store: StoreSchema, unqueryable: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -78,6 +78,21 @@ SCHEMA_STATUS: Schema = {
         "required": ["schema", "error"],
     },
 }
+_FAILING: Schema = {"type": "array", "maxItems": 100, "items": {
+    "type": "object", "required": ["_id", "fields"],
+    "properties": {"_id": OBJECT_ID, "fields": {"type": "object", "additionalProperties": {"type": "string"}}}}}
+CHECK_REPORT: Schema = {
+    "type": "object", "required": ["checked", "invalid", "entities", "next"],
+    "properties": {"checked": {"type": "integer", "minimum": 0}, "invalid": {"type": "integer", "minimum": 0},
+                   "entities": _FAILING, "next": {"type": ["string", "null"],
+                                                  "description": "`after` of the next call; null at the store's end"}},
+}
+SCHEMA_CHECK: Schema = {
+    "type": "object", "required": ["state", "checked", "invalid", "entities", "startedAt", "finishedAt", "error"],
+    "properties": {"state": {"enum": ["running", "done", "failed"]}, "checked": {"type": "integer", "minimum": 0},
+                   "invalid": {"type": "integer", "minimum": 0}, "entities": _FAILING, "startedAt": TIME,
+                   "finishedAt": {"anyOf": [TIME, {"type": "null"}]}, "error": {"type": ["string", "null"]}},
+}
 HEALTH: Schema = {"type": "object", "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
                   "required": ["status", "database"]}
 CHANGE: Schema = {
@@ -102,7 +117,8 @@ CHANGES: Schema = {
 SHARED: Mapping[str, Schema] = {
     "Error": ERROR, "Success": SUCCESS, "Deleted": DELETED, "Login": LOGIN, "Refresh": REFRESH, "Tokens": TOKENS,
     "KeyName": KEY_NAME, "Key": KEY, "NewKey": NEW_KEY, "SchemaStatus": SCHEMA_STATUS, "Health": HEALTH,
-    "Change": CHANGE, "Changes": CHANGES, "Access": ACCESS_BODY,
+    "Change": CHANGE, "Changes": CHANGES, "Access": ACCESS_BODY, "CheckReport": CHECK_REPORT,
+    "SchemaCheck": SCHEMA_CHECK,
 }
 
 

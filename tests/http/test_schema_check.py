@@ -182,3 +182,11 @@ async def test_the_cached_report_is_for_admins_and_file_stores(client, admin, us
     assert (await client.get("/api/v1/_schemas/users/_check", headers=admin)).status_code == 404
     assert (await client.get("/api/v1/_schemas/nothing/_check", headers=admin)).status_code == 404
     assert (await client.get(CHECK, params={"limit": "1"}, headers=admin)).status_code == 400
+
+
+async def test_other_methods_are_405_naming_the_served_ones(client, admin, lane):
+    for method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
+        r = await client.request(method, CHECK, headers=admin)
+        assert r.status_code == 405, (method, r.text)
+        assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}, (method, r.headers["allow"])
+    assert (await client.put(CHECK)).status_code == 401  # after authentication, as everywhere
