@@ -342,10 +342,11 @@ def main() -> None:
     p.add_argument("--no-check", action="store_true", help="only the fan-out part")
     p.add_argument("--no-reload", action="store_true", help="no second background check after a reload")
     args = p.parse_args()
+    embedded = args.embedded or os.environ.get("BENCH_LANE") == "embedded"  # run_all.py without .venv-wire
     if not args.no_check:
-        lane = "embedded" if args.embedded else "wire"
+        lane = "embedded" if embedded else "wire"
         start = time.perf_counter()
-        with seeded_embedded(args.entities) if args.embedded else seeded_wire(args.entities) as env:
+        with seeded_embedded(args.entities) if embedded else seeded_wire(args.entities) as env:
             print(f"seeded {args.entities:,} entities on the {lane} lane in {time.perf_counter() - start:.1f} s",
                   flush=True)
             asyncio.run(check_bench(env, args.entities, lane, not args.no_reload))
