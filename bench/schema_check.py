@@ -104,7 +104,7 @@ def _start_mongoeco(path: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([str(WIRE_PYTHON), str(LAUNCHER), str(port), path], stdout=subprocess.DEVNULL)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 900  # on a file of 100,000 rows mongoeco takes minutes to answer
     while not _answers(uri):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_process(proc)
@@ -150,7 +150,9 @@ def seeded_wire(n: int) -> Iterator[dict[str, str]]:
                        rows)
     db.commit()
     db.close()
+    start = time.perf_counter()
     proc, uri = _start_mongoeco(path)
+    print(f"mongoeco answers on the seeded file after {time.perf_counter() - start:.0f} s", flush=True)
     try:
         # mongoeco is single-threaded: a page of the check holds it, and the driver's heartbeat waits.
         yield {"STORE_MONGODB_URI": uri, "STORE_DATABASE": DATABASE, "STORE_SERVER_SELECTION_TIMEOUT_MS": "60000"}
