@@ -150,9 +150,9 @@ def seeded_wire(n: int) -> Iterator[dict[str, str]]:
                        rows)
     db.commit()
     db.close()
-    start = time.perf_counter()
+    began = time.perf_counter()
     proc, uri = _start_mongoeco(path)
-    print(f"mongoeco answers on the seeded file after {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"mongoeco answers on the seeded file after {time.perf_counter() - began:.0f} s", flush=True)
     try:
         # mongoeco is single-threaded: a page of the check holds it, and the driver's heartbeat waits.
         yield {"STORE_MONGODB_URI": uri, "STORE_DATABASE": DATABASE, "STORE_SERVER_SELECTION_TIMEOUT_MS": "60000"}
