@@ -76,7 +76,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 class _SeamCursor:
-    """The little of motor's cursor the benchmarks chain: find(...).sort(k, d).limit(n).to_list()."""
+    """The little of a driver cursor the benchmarks chain: find(...).sort(k, d).limit(n).to_list()."""
 
     def __init__(self, coll: SqliteCollection, query: dict[str, Any], projection: dict[str, Any] | None) -> None:
         self.coll, self.query, self.projection = coll, query, projection
@@ -97,7 +97,7 @@ class _SeamCursor:
 
 class EmbeddedRaw:
     """For the embedded database, what `driver_collection` gives: its own collection (SQLite is the
-    driver) with motor's spelling of bulk inserts and cursors."""
+    driver) with the driver's spelling of bulk inserts and cursors."""
 
     def __init__(self, coll: SqliteCollection) -> None:
         self.coll = coll
@@ -185,11 +185,12 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None,
-                   start_seconds: float = 30.0) -> Iterator[tuple[str, int]]:
+                   cwd: Path | None = None, start_seconds: float = 30.0) -> Iterator[tuple[str, int]]:
     """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end.
     On the embedded database it gets a fresh STORE_DATA_DIR of its own."""
     data = tempfile.mkdtemp(prefix="storeengine-bench-data-")
-    proc = subprocess.Popen(cmd, env={**os.environ, "STORE_DATA_DIR": data, **(env or {})}, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env={**os.environ, "STORE_DATA_DIR": data, **(env or {})},
+                            stdout=subprocess.DEVNULL, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_seconds

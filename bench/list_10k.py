@@ -1,6 +1,6 @@
 """GET /api/v1/<store>?limit=N over N entities of 10 fields, and GET /api/v1/<store>/<id>, each next
 to its floor: a bare Starlette app served the same way (in-process ASGI, same httpx client) on the
-same database, doing only motor find().sort(_id).limit + to_list (or find_one by _id) + orjson.dumps.
+same database, doing only the driver's find().sort(_id).limit + to_list (or find_one by _id) + orjson.dumps.
 
 N is BENCH_LIST_COUNT (default 10,000). With BENCH_JSON=1 the last line is `@result {json}`
 (bench/run_all.py builds its wire/fake table from it).

@@ -49,37 +49,44 @@ def docs(count: int, owner: ObjectId, extra: Any = None) -> list[dict[str, Any]]
     return out
 
 
-async def lists(client: httpx.AsyncClient, reader: dict[str, str]) -> tuple[float, float]:
-    """Median ms of the list without and with expand=parent, interleaved."""
+async def lists(client: httpx.AsyncClient, reader: dict[str, str]) -> tuple[float, float, float, float]:
+    """Median ms of the list without and with expand=parent, interleaved: wall, then CPU of this
+    process (client and server; on the wire, the database server's own CPU is not in it)."""
 
-    async def page(query: str) -> float:
-        start = time.perf_counter()
+    async def page(query: str) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         r: httpx.Response = await client.get(f"/api/v1/children?limit={COUNT}{query}", headers=reader)
-        took = time.perf_counter() - start
+        took = time.perf_counter() - start, time.process_time() - cpu
         if r.status_code != 200 or len(r.json()) != COUNT or (query and "_expand" not in r.json()[0]):
             raise RuntimeError(f"unexpected answer {r.status_code}")
         return took
 
-    plain: list[float] = []
-    expanded: list[float] = []
+    plain: list[tuple[float, float]] = []
+    expanded: list[tuple[float, float]] = []
     await page("")
     await page("&expand=parent")
     for _ in range(RUNS):
         plain.append(await page(""))
         expanded.append(await page("&expand=parent"))
-    return statistics.median(plain) * 1000, statistics.median(expanded) * 1000
+
+    def ms(runs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(run[i] for run in runs) * 1000
+
+    return ms(plain, 0), ms(expanded, 0), ms(plain, 1), ms(expanded, 1)
 
 
-async def writes(client: httpx.AsyncClient, reader: dict[str, str], ids: list[ObjectId]) -> tuple[float, float]:
-    """Median req/s of POSTs without and with two references, interleaved rounds."""
+async def writes(client: httpx.AsyncClient, reader: dict[str, str],
+                 ids: list[ObjectId]) -> tuple[float, float, float, float]:
+    """Median req/s of POSTs without and with two references, interleaved rounds; then the median
+    CPU ms per POST of this process for each."""
 
-    async def posts(body: Any) -> float:
-        start = time.perf_counter()
+    async def posts(body: Any) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(POSTS):
             r = await client.post("/api/v1/children", json=body(i), headers=reader)
             if r.status_code != 201:
                 raise RuntimeError(f"POST answered {r.status_code}: {r.text}")
-        return POSTS / (time.perf_counter() - start)
+        return POSTS / (time.perf_counter() - start), (time.process_time() - cpu) * 1000 / POSTS
 
     def bare(i: int) -> dict[str, Any]:
         return {"name": "x", "n": i}
@@ -87,13 +94,17 @@ async def writes(client: httpx.AsyncClient, reader: dict[str, str], ids: list[Ob
     def with_refs(i: int) -> dict[str, Any]:
         return {"name": "x", "n": i, "parent": str(ids[i % DISTINCT]), "other": str(ids[(i + 1) % DISTINCT])}
 
-    without: list[float] = []
-    with_two: list[float] = []
+    without: list[tuple[float, float]] = []
+    with_two: list[tuple[float, float]] = []
     await posts(bare)
     for _ in range(ROUNDS):
         without.append(await posts(bare))
         with_two.append(await posts(with_refs))
-    return statistics.median(without), statistics.median(with_two)
+
+    def median(runs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(run[i] for run in runs)
+
+    return median(without, 0), median(with_two, 0), median(without, 1), median(with_two, 1)
 
 
 async def main() -> dict[str, float]:
@@ -111,14 +122,14 @@ async def main() -> dict[str, float]:
         ids = [p["_id"] for p in parents]
         await driver_collection(ctx, "children").insert_many(
             docs(COUNT, owner, lambda i: {"parent": ids[i % DISTINCT]}))
-        plain_ms, expand_ms = await lists(client, reader)
-        bare_rps, refs_rps = await writes(client, reader, ids)
-    line(f"list of {COUNT}, no expand", f"{plain_ms:8.1f} ms")
-    line(f"list of {COUNT}, expand=parent", f"{expand_ms:8.1f} ms")
-    line("ratio expand / plain (target <= 1.3)", f"{expand_ms / plain_ms:8.2f} x")
-    line("POST without references", f"{bare_rps:8.0f} req/s")
-    line("POST with two references", f"{refs_rps:8.0f} req/s")
-    line("ratio with / without (target >= 0.8)", f"{refs_rps / bare_rps:8.2f} x")
+        plain_ms, expand_ms, plain_cpu, expand_cpu = await lists(client, reader)
+        bare_rps, refs_rps, bare_cpu, refs_cpu = await writes(client, reader, ids)
+    line(f"list of {COUNT}, no expand", f"{plain_ms:8.1f} ms  (CPU {plain_cpu:.1f} ms)")
+    line(f"list of {COUNT}, expand=parent", f"{expand_ms:8.1f} ms  (CPU {expand_cpu:.1f} ms)")
+    line("ratio expand / plain (target <= 1.3)", f"{expand_ms / plain_ms:8.2f} x  (CPU {expand_cpu / plain_cpu:.2f} x)")
+    line("POST without references", f"{bare_rps:8.0f} req/s  (CPU {bare_cpu:.2f} ms per POST)")
+    line("POST with two references", f"{refs_rps:8.0f} req/s  (CPU {refs_cpu:.2f} ms per POST)")
+    line("ratio with / without (target >= 0.8)", f"{refs_rps / bare_rps:8.2f} x  (CPU {bare_cpu / refs_cpu:.2f} x)")
     return {"list_ratio": expand_ms / plain_ms, "post_ratio": refs_rps / bare_rps}
 
 

@@ -1,7 +1,8 @@
 """Run every benchmark in turn (`make bench`): on the MongoDB-wire server (mongoeco, when .venv-wire
 exists) and on the embedded database (SQLite), then a table of the list / GET figures in both columns;
-then the peer benchmarks (storeengine next to PocketBase, and next to Parse Server, Eve and the floor
-on jongodb: bench/peers/), ending with every peer target, `ok` or MISSED.
+then write_path.py (the write path next to Eve and the floor over the wire; BENCH_WRITE_PATH=0 leaves
+it out); then the peer benchmarks (storeengine next to PocketBase, and next to Parse Server, Eve and
+the floor on jongodb: bench/peers/), ending with every peer target, `ok` or MISSED.
 A failing script's stderr is shown, others' is not (it only holds the server's start-up warnings)."""
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def main() -> int:
         if result:
             columns["embedded (SQLite)"] = result
     table(columns)
+    if os.environ.get("BENCH_WRITE_PATH") != "0":  # its own wire servers, Eve and the floor (minutes)
+        print("\n== write_path.py (POST / GET by id / list next to Eve and the floor, on mongoeco and jongodb)",
+              flush=True)
+        ok, _ = run("write_path.py", {})
+        failed += [] if ok else ["write_path.py"]
     print(flush=True)
     peers(failed)
     if failed:

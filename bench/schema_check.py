@@ -169,7 +169,7 @@ def seeded_embedded(n: int) -> Iterator[dict[str, str]]:
         coll: Any = storage.collection("things")  # the embedded collection's bulk insert (not on the seam)
         for start in range(0, n, BATCH):
             await coll.insert_many([entity(i) for i in range(start, min(start + BATCH, n))])
-        storage.close()
+        await storage.close()
 
     asyncio.run(fill())
     yield {"STORE_DATA_DIR": folder}

@@ -54,6 +54,7 @@ class Maintenance:
         self.auth_ready = False
         self.admin_ready = False
         self.next_expiry = 0.0
+        self.next_settle = 0.0
 
     async def tick(self) -> None:
         reloaded = self.ctx.registry.rescan()
@@ -73,6 +74,15 @@ class Maintenance:
                 self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
         await self._once()
         feed = self.ctx.service.feed
+        if feed.enabled and time.monotonic() >= self.next_settle:
+            # Recovery (feed.py, G): finish what dead writers left, so the feed matches the data.
+            self.next_settle = time.monotonic() + feed.settle_seconds
+            try:
+                await feed.settle(self.ctx.registry.all())
+            except Unavailable:
+                pass
+            except StoreError:  # never the reason a server does not start: the next tick tries again
+                log.exception("settling the change feed failed")
         if feed.enabled and time.monotonic() >= self.next_expiry:
             # Every process sweeps; raising the floor is idempotent. Not every tick: a sweep reads.
             self.next_expiry = time.monotonic() + min(feed.retention.total_seconds() / 2, 5.0)
@@ -163,7 +173,7 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.checks.close()
-            ctx.storage.close()
+            await ctx.storage.close()
 
     # Outermost first: CORS sees every answer (413 and other refusals get their CORS headers).
     middleware = [Middleware(Cors, allow_origins=list(settings.allowed_origins), allow_credentials=True,

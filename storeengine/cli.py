@@ -128,15 +128,16 @@ def _check_data(directory: Path) -> int:
     ctx.registry.rescan()
 
     async def run() -> int:
-        return sum([await _check_store(ctx.storage, store) for store in ctx.registry.all()])
+        try:
+            return sum([await _check_store(ctx.storage, store) for store in ctx.registry.all()])
+        finally:
+            await ctx.storage.close()  # on the loop: PyMongo's async client closes with `await`
 
     try:
         failing = asyncio.run(run())
     except StoreError as exc:
         print(f"storeengine: {json.dumps(exc.body())}", file=sys.stderr)
         return 1
-    finally:
-        ctx.storage.close()
     return 1 if failing else 0
 
 
@@ -189,9 +190,13 @@ def _user_create(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> None:
-        for store in ctx.registry.all():
-            await ctx.service.ensure_indexes(store)
-        user = await create_user(ctx.service, args.login, args.password, admin=args.admin, group_names=args.group)
+        try:
+            for store in ctx.registry.all():
+                await ctx.service.ensure_indexes(store)
+            user = await create_user(ctx.service, args.login, args.password, admin=args.admin,
+                                     group_names=args.group)
+        finally:
+            await ctx.storage.close()
         print(dumps(user).decode())
 
     try:
@@ -199,8 +204,6 @@ def _user_create(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"storeengine: {json.dumps(exc.body())}", file=sys.stderr)
         return 1
-    finally:
-        ctx.storage.close()
     return 0
 
 

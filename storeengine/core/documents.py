@@ -16,6 +16,8 @@ from storeengine.core.types import Doc
 # Fields the server manages on every entity (API.md section 1).
 SYSTEM_FIELDS = ("_id", "owner", "group", "access", "branch", "createdAt", "updatedAt")
 ACCESS_FIELDS = ("group", "access", "branch")
+# The change an entity carries in its own document (store/carried.py): internal, never shown.
+CARRIED = "_change"
 _ONE_MS = timedelta(milliseconds=1)
 
 

@@ -48,6 +48,11 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=_OPTS)
 
 
+def encoded(value: Any) -> orjson.Fragment:
+    """`value` as ready JSON: encoded once, copied as bytes wherever it is embedded again."""
+    return _Fragment(dumps(value))
+
+
 def to_json_form(value: Any) -> Any:
     """BSON document -> the plain JSON values a client sees (for merge patches and events)."""
     return orjson.loads(dumps(value))

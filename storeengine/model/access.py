@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
+from storeengine.core.documents import CARRIED
 from storeengine.core.errors import Forbidden
 
 
@@ -52,6 +53,8 @@ class Guarded(Protocol):
 
 ADMIN_ROLE = "admin"
 ROLE_PREFIX = "role:"
+# Stored with an entity, never part of it: left out of every read and every answer.
+_INTERNAL = frozenset({CARRIED})
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Matches no document, yet stays index-backed.
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
@@ -237,7 +240,7 @@ def unqueryable(principal: Principal, store: Guarded) -> frozenset[str]:
 def unreadable(principal: Principal, store: Guarded) -> frozenset[str]:
     """What a query's projection leaves out for the caller: hidden values, and properties whose
     `x-read` the caller fails on every entity."""
-    return store.hidden | {p for p, rules in store.read_rules.items() if _reach(principal, rules) == "none"}
+    return store.hidden | _INTERNAL | {p for p, rules in store.read_rules.items() if _reach(principal, rules) == "none"}
 
 
 def property_view(principal: Principal, store: Guarded) -> tuple[frozenset[str], frozenset[str]]:
@@ -260,7 +263,7 @@ def hidden_on(principal: Principal, store: Guarded, entity: Mapping[str, Any]) -
 def visible(principal: Principal, store: Guarded, entity: Mapping[str, Any]) -> dict[str, Any]:
     """The entity as this caller may see it: no hidden values, no property whose `x-read` they
     fail on it. Every way an entity leaves the server goes through here (expand included)."""
-    drop = store.hidden | hidden_on(principal, store, entity)
+    drop = store.hidden | _INTERNAL | hidden_on(principal, store, entity)
     return {k: v for k, v in entity.items() if k not in drop} if drop & entity.keys() else dict(entity)
 
 

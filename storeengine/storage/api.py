@@ -6,6 +6,17 @@ storage=...)` takes any object with these operations, so a test can hand the app
 fails or is slow, the way httpx takes a transport. Queries and updates are MongoDB-shaped
 dicts; storage/testing.py is the conformance suite every implementation passes. Every
 operation raises StoreErrors only (Unavailable, Conflict, BadRequest, StoreError).
+
+What the change feed relies on (store/feed.py, its argument A-G); every backend must give it:
+- Each write (`insert`, `update_if`, `update`, `delete`) is atomic for the one document it
+  touches: an entity and the `_change` field written with it land together or not at all.
+- `Conflict` (duplicate key) and `BadRequest` (a value refused) mean the write did NOT happen;
+  `update_if` returning False means it did not match. Any other failure (Unavailable, StoreError,
+  a cancellation) may leave the write done or not: the feed treats it so.
+- Queries, sorts and `$set` on a dotted path into a sub-document (`_change.seq` ranges, sorted
+  on `_change.seq`, with an index from `ensure_index((("_change.seq", 1),))`), and a filter
+  `{"_change.seq": None}` matching a document without the field (as MongoDB's does).
+- `close()` is a coroutine (PyMongo's async client closes with `await`).
 """
 
 from __future__ import annotations
@@ -73,4 +84,4 @@ class StorageAPI(Protocol):
         """False when the database cannot be reached (GET /healthz answers 503)."""
         ...
 
-    def close(self) -> None: ...
+    async def close(self) -> None: ...

@@ -1,4 +1,5 @@
-"""MongoDB access through motor. Driver errors become StoreErrors here and nowhere else."""
+"""MongoDB through PyMongo's native async driver (`AsyncMongoClient`: every operation a coroutine on
+the event loop, no thread pool). Driver errors become StoreErrors here and nowhere else."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bson.errors import BSONError
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
-from pymongo import ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
@@ -57,7 +59,7 @@ async def guard() -> AsyncIterator[None]:
 class Collection:
     """The few operations the engine needs, each guarded."""
 
-    def __init__(self, raw: AsyncIOMotorCollection[Doc], timeout_ms: int) -> None:
+    def __init__(self, raw: AsyncCollection[Doc], timeout_ms: int) -> None:
         self.raw = raw
         self.timeout_ms = timeout_ms  # bounds every read, so one costly filter cannot run on
 
@@ -83,7 +85,7 @@ class Collection:
         """One pipeline (the stages storage.api documents), bounded by maxTimeMS."""
         timeout = timeout_ms or self.timeout_ms
         async with guard():
-            cursor = self.raw.aggregate(list(pipeline), maxTimeMS=timeout)
+            cursor = await self.raw.aggregate(list(pipeline), maxTimeMS=timeout)
             rows: list[Doc] = await cursor.to_list(None)
             return rows
 
@@ -132,7 +134,7 @@ class Collection:
 class Storage:
     def __init__(self, client: Any, database: str, *, embedded: bool, query_timeout_ms: int = 10000) -> None:
         self.client = client
-        self.db: AsyncIOMotorDatabase[Doc] = client[database]
+        self.db: AsyncDatabase[Doc] = client[database]
         self.database_name = database
         self.embedded = embedded
         self.query_timeout_ms = query_timeout_ms
@@ -140,7 +142,7 @@ class Storage:
 
     @classmethod
     def connect(cls, settings: Settings) -> Storage:
-        client: AsyncIOMotorClient[Doc] = AsyncIOMotorClient(
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(
             settings.mongodb_uri, tz_aware=False,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
             connectTimeoutMS=settings.server_selection_timeout_ms,
@@ -149,8 +151,8 @@ class Storage:
         return cls(client, settings.database, embedded=False, query_timeout_ms=settings.query_timeout_ms)
 
     def collection(self, name: str) -> Collection:
-        # Kept per name: building motor's collection object (and pymongo's under it) took a
-        # sixth of a GET by id's own time over the wire.
+        # Kept per name: building the driver's collection object on every call took a sixth of a
+        # GET by id's own time over the wire.
         coll = self._collections.get(name)
         if coll is None:
             coll = self._collections[name] = Collection(self.db[name], self.query_timeout_ms)
@@ -164,5 +166,5 @@ class Storage:
         except StoreError:
             return False
 
-    def close(self) -> None:
-        self.client.close()
+    async def close(self) -> None:
+        await self.client.close()

@@ -41,13 +41,17 @@ from storeengine.model.keyset import Keyset, pageable
 from storeengine.model.query import ListQuery
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
+from storeengine.store.carried import SEQ as CARRIED_SEQ
+from storeengine.store.carried import public
 from storeengine.store.feed import Feed
 from storeengine.store.references import References
+from storeengine.store.writes import Writes
 
 log = logging.getLogger(__name__)
 # Indexes the engine itself queries on, for every store.
 ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
+    ((CARRIED_SEQ, 1),),  # the changes entities carry, read by number (feed.py, B)
 )
 
 MAX_RETRIES = 20
@@ -106,6 +110,7 @@ class EntityService:
         self.registry = registry
         self.keyset = keyset or Keyset(secrets.token_urlsafe(32))
         self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
+        self.writes = Writes(self.feed)
         self.storage = storage
         self.hasher = hasher
         self.events: EventSink = events or NoEvents()
@@ -185,9 +190,7 @@ class EntityService:
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
         await self.references.check(principal, store, None, doc)
-        async with self.feed.writing(principal, store, "create", None) as pending:
-            await self.storage.collection(store.name).insert(doc)
-            pending.commit(doc)
+        await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return acl.visible(principal, store, doc)
 
@@ -213,15 +216,12 @@ class EntityService:
 
     async def delete(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                      if_match: list[str] | None = None) -> ObjectId:
-        coll = self.storage.collection(store.name)
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, "delete", current, if_match)
-            async with self._guarded(principal, store, current, None), \
-                    self.feed.writing(principal, store, "delete", current) as pending:
-                if await coll.delete({"_id": current["_id"], "updatedAt": current["updatedAt"]}):
-                    pending.commit(None)
-            if pending.done:
+            async with self._guarded(principal, store, current, None):
+                done = await self.writes.delete(principal, store, current)
+            if done:
                 await self._after_write(principal, store, "delete", current, None)
                 deleted: ObjectId = current["_id"]
                 return deleted
@@ -238,9 +238,7 @@ class EntityService:
         acl.check_create(principal, store, system, content)
         doc = {"_id": deleted["_id"], **store.to_storage(content), **system}
         await self.references.check(principal, store, None, doc)
-        async with self.feed.writing(principal, store, "create", None) as pending:
-            await self.storage.collection(store.name).insert(doc)
-            pending.commit(doc)
+        await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return acl.visible(principal, store, doc)
 
@@ -265,20 +263,17 @@ class EntityService:
 
     async def _modify(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                       rule_op: str | None, change: Change, if_match: list[str] | None) -> Doc:
-        """Read, check, change, and compare-and-swap on `updatedAt`; on a race, again from the read."""
-        coll = self.storage.collection(store.name)
+        """Read, check, change, and compare-and-swap (on `updatedAt` and the change the entity
+        carries, see feed.py); on a race, again from the read."""
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, rule_op, current, if_match)
             new = change(current)
             await self.references.check(principal, store, current, new)
             new["updatedAt"] = next_update_time(current["updatedAt"])
-            async with self._guarded(principal, store, current, new), \
-                    self.feed.writing(principal, store, "update", current) as pending:
-                if await coll.update_if({"_id": current["_id"], "updatedAt": current["updatedAt"]},
-                                        _diff(current, new)):
-                    pending.commit(new)
-            if pending.done:
+            async with self._guarded(principal, store, current, new):
+                done = await self.writes.update(principal, store, current, new, _diff(current, new))
+            if done:
                 await self._after_write(principal, store, "update", current, new)
                 return acl.visible(principal, store, new)
             if if_match is not None:
@@ -407,6 +402,4 @@ def _visible(principal: Principal, store: StoreSchema, doc: Doc | None) -> Doc |
 
 
 def _public(store: StoreSchema, doc: Doc) -> Doc:
-    if not store.hidden:
-        return doc
-    return {k: v for k, v in doc.items() if k not in store.hidden}
+    return public(store, doc)

@@ -167,7 +167,7 @@ async def test_a_bad_token_is_still_401_while_the_database_is_down(down_client: 
 # --- recovery ------------------------------------------------------------------------------
 
 class DeadDriver:
-    """A motor collection whose server went away."""
+    """A driver collection whose server went away."""
 
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -189,8 +189,8 @@ class SwitchableStorage:
     async def ping(self) -> bool:
         return await self.real.ping()
 
-    def close(self) -> None:
-        self.real.close()
+    async def close(self) -> None:
+        await self.real.close()
 
 
 class SwitchableCollection:

@@ -17,6 +17,7 @@ from storeengine.app import create_app
 from storeengine.settings import Settings
 from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
+from storeengine.store.carried import SEQ as CARRIED_SEQ
 from tests.conftest import Users, lifespan
 from tests.paths import TESTS
 
@@ -39,14 +40,17 @@ class Counting:
     async def ping(self) -> bool:
         return await self.real.ping()
 
-    def close(self) -> None:
-        self.real.close()
+    async def close(self) -> None:
+        await self.real.close()
 
     def reset(self) -> None:
         self.calls.clear()
 
     def reads(self, store: str) -> int:
-        return sum(1 for name, op, _ in self.calls if name == store and op in ("find", "find_one", "count"))
+        """Reads of the store's entities; not the change feed's (a list's X-Change-Cursor reads the
+        changes entities carry, by `_change.seq`: the feed's cost, not the expansion's)."""
+        return sum(1 for name, op, query in self.calls
+                   if name == store and op in ("find", "find_one", "count") and CARRIED_SEQ not in query)
 
 
 class CountingCollection:
@@ -310,6 +314,34 @@ async def test_expansion_applies_the_callers_read_rules_inside_the_query(world: 
     await world.get(f"/customers/{world.c1['_id']}?expand=portfolio")
     (query,) = [q for name, op, q in counting.calls if name == "portfolios"]
     assert "$and" in query  # {_id: {$in: [...]}} AND Alice's read filter
+
+
+# --- users.groups: the built-in reference of section 4 -------------------------------------------
+
+@pytest.mark.lanes("embedded", "wire")
+async def test_a_users_groups_refer_to_groups(client: httpx.AsyncClient, admin: dict[str, str], users: Users) -> None:
+    """`users.groups` holds group ids (section 4), so it is a reference (section 13): an admin may
+    not put a user in a group that does not exist, and members see their groups expanded."""
+    staff, other = await users.group("staff"), await users.group("other")
+    missing = "0123456789abcdef01234567"
+    body = {"login": "ann", "password": "password-123", "groups": [staff, missing]}
+    refused(await client.post(f"{API}/users", json=body, headers=admin), {"groups": NOT_READABLE.format("groups")})
+    ann_id, ann = await users.user("ann", groups=[staff])
+    refused(await client.patch(f"{API}/users/{ann_id}", json={"groups": [staff, missing]}, headers=admin),
+            {"groups": NOT_READABLE.format("groups")})
+    r = await client.patch(f"{API}/users/{ann_id}", json={"groups": [other, staff]}, headers=admin)
+    assert r.status_code == 200, r.text
+    # Ann reads herself with her groups expanded: she is a member of both, so both show, in order.
+    me = (await client.get(f"{API}/users/{ann_id}?expand=groups", headers=ann)).json()
+    assert [g["name"] for g in me["_expand"]["groups"]] == ["other", "staff"]
+    # The group's members as a nested list (users also have the system field `group`: via chooses).
+    bob_id, _ = await users.user("bob", groups=[staff])
+    several = (await client.get(f"{API}/groups/{staff}/users", headers=admin)).json()
+    assert "group" in several["message"] and "groups" in several["message"]
+    members = (await client.get(f"{API}/groups/{staff}/users?via=groups&sort=login&only=login", headers=admin)).json()
+    assert members == [{"_id": ann_id, "login": "ann"}, {"_id": bob_id, "login": "bob"}]
+    mine = (await client.get(f"{API}/groups/{staff}/users?via=groups", headers=ann)).json()
+    assert [u["_id"] for u in mine] == [ann_id]
 
 
 # --- nested lists --------------------------------------------------------------------------------

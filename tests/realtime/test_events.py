@@ -209,7 +209,7 @@ async def processes(request: pytest.FixtureRequest,
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    storage.close()
+    await storage.close()
 
 
 async def test_a_revocation_on_one_process_drops_the_socket_on_another(
@@ -278,7 +278,7 @@ async def test_only_the_sockets_a_change_touches_are_re_checked(settings: Settin
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        storage.close()
+        await storage.close()
 
 
 async def test_a_socket_revoked_while_still_connecting_is_dropped_once_connected(settings: Settings) -> None:
@@ -309,4 +309,4 @@ async def test_a_socket_revoked_while_still_connecting_is_dropped_once_connected
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        storage.close()
+        await storage.close()

@@ -17,7 +17,7 @@ class TestInMemory(StorageConformance):
     def storage(self) -> Iterator[SqliteStorage]:
         storage = SqliteStorage(":memory:", name="conformance")
         yield storage
-        storage.close()
+        storage.shut()
 
 
 class TestInAFolder(StorageConformance):
@@ -25,4 +25,4 @@ class TestInAFolder(StorageConformance):
     def storage(self, tmp_path: Path) -> Iterator[SqliteStorage]:
         storage = SqliteStorage(str(tmp_path / "conformance.db"), name="conformance")
         yield storage
-        storage.close()
+        storage.shut()

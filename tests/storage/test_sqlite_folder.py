@@ -37,12 +37,12 @@ async def test_the_data_outlives_the_storage_and_the_folder_is_made(folder: Path
     assert first.embedded and (folder / DB_FILE).exists() and (folder / LOCK_FILE).exists()
     await first.collection("notes").insert({"_id": 1, "at": utcnow().replace(microsecond=0)})
     await first.collection("notes").ensure_index([("at", 1)])
-    first.close()
+    first.shut()
     again = SqliteStorage.open(settings(folder))
     try:
         assert [d["_id"] for d in await again.collection("notes").find({})] == [1]
     finally:
-        again.close()
+        again.shut()
 
 
 async def test_a_second_storage_on_a_held_folder_is_refused_with_the_holder(folder: Path) -> None:
@@ -52,8 +52,8 @@ async def test_a_second_storage_on_a_held_folder_is_refused_with_the_holder(fold
             SqliteStorage.open(settings(folder))
         assert f"pid {os.getpid()}" in refused.value.message and "another storeengine server" in refused.value.message
     finally:
-        first.close()
-    SqliteStorage.open(settings(folder)).close()  # released on close
+        first.shut()
+    SqliteStorage.open(settings(folder)).shut()  # released on close
 
 
 def test_the_workers_of_the_holder_share_the_folder(folder: Path) -> None:
@@ -63,10 +63,10 @@ def test_the_workers_of_the_holder_share_the_folder(folder: Path) -> None:
     try:
         worker = SqliteStorage.open(settings(folder, data_dir_owner=os.getppid()))  # as a child of the holder
         assert not worker.embedded  # shared: the feed counts in the database
-        worker.close()
+        worker.shut()
         own = SqliteStorage.open(settings(folder, data_dir_owner=os.getpid()))  # `serve` itself, one process
         assert own.embedded
-        own.close()
+        own.shut()
         with pytest.raises(DataDirError):  # anyone else: refused
             SqliteStorage.open(settings(folder, data_dir_owner=1))
     finally:
@@ -79,7 +79,7 @@ def test_a_corrupt_database_file_is_a_clear_error(folder: Path) -> None:
     with pytest.raises(DataDirError) as refused:
         SqliteStorage.open(settings(folder))
     assert "not an SQLite database" in refused.value.message and str(folder) in refused.value.message
-    SqliteStorage.open(settings(folder / "other")).close()  # and the lock was released
+    SqliteStorage.open(settings(folder / "other")).shut()  # and the lock was released
 
 
 def test_another_program_s_database_is_refused(folder: Path) -> None:
@@ -131,7 +131,7 @@ async def test_a_full_disk_makes_writes_503_and_reads_keep_working(folder: Path)
         assert "full" in full.value.message
         assert (await notes.find_one({"_id": 0})) == {"_id": 0, "text": "kept"}
     finally:
-        storage.close()
+        storage.shut()
 
 
 async def _slow_collection(storage: SqliteStorage, count: int) -> None:
@@ -155,7 +155,7 @@ async def test_a_read_past_the_timeout_is_interrupted_and_never_holds_up_other_r
         assert "too long" in late.value.message
         await storage.collection("small").insert({"_id": 2})  # and the writer was never blocked
     finally:
-        storage.close()
+        storage.shut()
 
 
 async def test_ttl_indexes_remove_what_expired(tmp_path: Path) -> None:
@@ -169,12 +169,12 @@ async def test_ttl_indexes_remove_what_expired(tmp_path: Path) -> None:
         await sessions.insert({"_id": "odd", "expiresAt": "not a date"})  # MongoDB leaves these too
         assert sorted(d["_id"] for d in await sessions.find({})) == ["new", "odd"]
     finally:
-        storage.close()
+        storage.shut()
 
 
 async def test_a_closed_storage_answers_503(tmp_path: Path) -> None:
     storage = SqliteStorage(str(tmp_path / "c.db"), name="c")
-    storage.close()
+    storage.shut()
     assert not await storage.ping()
     with pytest.raises(Unavailable):
         await storage.collection("x").find_one({})

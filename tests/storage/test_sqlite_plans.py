@@ -30,7 +30,7 @@ async def items(tmp_path: Path) -> AsyncIterator[SqliteCollection]:
                              "group": None, "access": [], "branch": [], "createdAt": now + timedelta(seconds=n)}
                             for n in range(2000)])
     yield coll
-    storage.close()
+    storage.shut()
 
 
 def scans(plan: list[str]) -> bool:
@@ -64,7 +64,7 @@ async def test_a_feed_page_is_one_range_of_the_store_seq_index(tmp_path: Path) -
         found = await changes.find({"store": "s", "seq": {"$gt": 10, "$lte": 20}}, {"seq": 1}, [("seq", 1)])
         assert [d["seq"] for d in found] == list(range(11, 21))
     finally:
-        storage.close()
+        storage.shut()
 
 
 async def test_a_field_that_holds_arrays_is_matched_through_its_index_and_its_array_index(

@@ -25,7 +25,7 @@ async def storage() -> Any:
     storage = connect(Settings(data_dir=":memory:"))
     await storage.collection("things").insert_many([{"_id": ObjectId(), "n": n} for n in range(10)])
     yield storage
-    storage.close()
+    await storage.close()
 
 
 class Gate:

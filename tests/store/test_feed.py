@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -14,14 +15,16 @@ import pytest
 from bson import ObjectId
 
 from storeengine.app import create_app
-from storeengine.core.errors import Gone
+from storeengine.core.errors import Conflict, Gone
 from storeengine.core.formats import utcnow
 from storeengine.http.context import Context
 from storeengine.model.access import SYSTEM
 from storeengine.model.schema import SchemaError, compile_schema
 from storeengine.settings import Settings
 from storeengine.storage.sqlite import SqliteStorage
+from storeengine.store import carried
 from storeengine.store.feed import Feed, cursor, parse_cursor
+from storeengine.store.writes import Writes
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Users, lifespan, token_for
 
 ORDER = {"product": "0123456789abcdef01234567", "quantity": 1}
@@ -107,6 +110,29 @@ async def test_hidden_fields_never_enter_the_feed(client: httpx.AsyncClient, adm
     assert "pin" not in change["entity"] and change["entity"]["name"] == "x"
 
 
+async def test_the_change_an_entity_carries_never_leaves_the_server(client: httpx.AsyncClient,
+                                                                  users: Users) -> None:
+    """Every entity carries its last change (`_change`, feed.py A): an internal field, in no answer."""
+    uid, owner = await users.user("owner")
+    created = await client.post("/api/v1/diary", json={"text": "one"}, headers=owner)
+    path = f"/api/v1/diary/{created.json()['_id']}"
+    answers = [created, await client.get(path, headers=owner),
+               await client.patch(path, json={"mood": 2}, headers=owner),
+               await client.put(path, json={"text": "two"}, headers=owner),
+               await client.put(f"{path}/acl", json={"access": [uid]}, headers=owner)]
+    versions = await client.get(f"{path}/_versions", headers=owner)
+    answers += [versions, await client.post(f"{path}/_restore", json={"version": versions.json()[0]["version"]},
+                                            headers=owner)]
+    for params in ({}, {"meta": "true"}, {"only": "text"}, {"sort": "-updatedAt"}):
+        answers.append(await client.get("/api/v1/diary", params=params, headers=owner))
+    answers += [await client.get("/api/v1/diary/_changes", headers=owner),
+                await client.get("/api/v1/auth/me", headers=owner),
+                await client.patch(f"/api/v1/users/{uid}", json={"name": "O"}, headers=owner)]
+    for answer in answers:
+        assert answer.status_code in (200, 201), answer.text
+        assert "_change" not in answer.text.replace("_changes", ""), answer.text
+
+
 # --- since / limit / more / cursor -------------------------------------------------------
 
 async def test_paging_with_since_limit_more_and_cursor(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
@@ -182,16 +208,15 @@ async def test_the_list_cursor_waits_below_a_write_in_flight(app: Any, client: h
                                                             admin: dict[str, str]) -> None:
     """A write that holds a number but has not committed: the list's cursor stays below it, so
     resuming from it brings that change once it commits."""
-    ctx = ctx_of(app)
-    store = ctx.registry.get("orders")
-    async with ctx.service.feed.writing(SYSTEM, store, "create", None) as pending:
-        r = await client.get("/api/v1/orders", headers=admin)
-        mark = r.headers["X-Change-Cursor"]
-        doc = {**entity(0), **ORDER}
-        await ctx.storage.collection("orders").insert(doc)
-        pending.commit(doc)
-    assert parse_cursor("orders", mark) == pending.seq - 1
-    assert ops((await feed_of(client, admin, since=mark))["changes"]) == [("create", str(doc["_id"]))]
+    gate, entered = hold_inserts(ctx_of(app).storage.collection("orders"))
+    posting = asyncio.create_task(client.post("/api/v1/orders", json=ORDER, headers=admin))
+    await entered.wait()  # numbered, its entity write not landed yet
+    mark = (await client.get("/api/v1/orders", headers=admin)).headers["X-Change-Cursor"]
+    gate.set()
+    created = (await posting).json()
+    [change] = (await feed_of(client, admin, since=mark))["changes"]
+    assert (change["op"], change["_id"]) == ("create", created["_id"])
+    assert parse_cursor("orders", mark) == parse_cursor("orders", change["seq"]) - 1
 
 
 # --- who sees what: own op, enter, leave -------------------------------------------------
@@ -273,7 +298,7 @@ def two_feeds(tmp_path: Path) -> Iterator[TwoFeeds]:
 
     yield make
     for storage in opened:
-        storage.close()
+        storage.shut()
 
 
 def entity(n: int) -> dict[str, Any]:
@@ -282,42 +307,109 @@ def entity(n: int) -> dict[str, Any]:
             "createdAt": now, "updatedAt": now}
 
 
+def hold_inserts(coll: Any) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold this collection object's inserts until the gate is set (a write in flight, its number
+    taken); `entered` is set once one is held."""
+    gate, entered, real = asyncio.Event(), asyncio.Event(), coll.insert
+
+    async def held(doc: dict[str, Any]) -> None:
+        entered.set()
+        await gate.wait()
+        await real(doc)
+
+    coll.insert = held
+    return gate, entered
+
+
 async def test_a_late_commit_below_a_later_one_is_not_skipped(two_feeds: TwoFeeds) -> None:
     early, late, store = two_feeds()
     await early.ensure_indexes()
-    seen: list[int] = []
-    position = 0
-    async with early.writing(SYSTEM, store, "create", None) as slow:  # holds number 1
-        async with late.writing(SYSTEM, store, "create", None) as fast:  # holds number 2
-            fast.commit(entity(2))
-        page = await late.read(store, position)  # between the two commits
-        assert page.records == [] and page.position == 0  # stops before the hole at 1
-        slow.commit(entity(1))
-    page = await late.read(store, position)
-    seen = [r["entity"]["n"] for r in page.records]
-    assert seen == [1, 2] and page.position == 2
-    assert (slow.seq, fast.seq) == (1, 2)
+    gate, entered = hold_inserts(early.storage.collection("orders"))
+    slow = asyncio.create_task(Writes(early).create(SYSTEM, store, first := entity(1)))  # number 1, in flight
+    await entered.wait()
+    await Writes(late).create(SYSTEM, store, second := entity(2))  # number 2, landed
+    page = await late.read(store, 0)  # between the two entity writes
+    assert page.records == [] and page.position == 0  # stops before the hole at 1
+    gate.set()
+    await slow
+    page = await late.read(store, 0)
+    assert [r["entity"]["n"] for r in page.records] == [1, 2] and page.position == 2
+    assert (first["_change"]["seq"], second["_change"]["seq"]) == (1, 2)
 
 
 async def test_a_dead_writer_s_number_is_closed_and_a_late_writer_numbers_again(two_feeds: TwoFeeds) -> None:
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
-    async with writer.writing(SYSTEM, store, "create", None) as stalled:  # number 1, "dies" for a while
-        async with writer.writing(SYSTEM, store, "create", None) as other:
-            other.commit(entity(2))
-        assert (await reader.read(store, 0)).position == 0  # young hole: wait
-        await asyncio.sleep(0.3)
-        page = await reader.read(store, 0)  # old hole: closed as void, the reader moves on
-        assert [r["entity"]["n"] for r in page.records] == [2] and page.position == 2
-        stalled.commit(entity(1))  # the writer comes back: number 1 is taken by the void
+    gate, entered = hold_inserts(writer.storage.collection("orders"))
+    stalled = asyncio.create_task(Writes(writer).create(SYSTEM, store, late := entity(1)))  # number 1, stalls
+    await entered.wait()
+    await Writes(reader).create(SYSTEM, store, entity(2))
+    assert (await reader.read(store, 0)).position == 0  # young hole: wait
+    await asyncio.sleep(0.3)
+    page = await reader.read(store, 0)  # old hole: closed as void, the reader moves on
+    assert [r["entity"]["n"] for r in page.records] == [2] and page.position == 2
+    gate.set()  # the write lands after its number was voided: its writer sees it and renumbers
+    await stalled
     page = await reader.read(store, 2)
     assert [(r["seq"], r["entity"]["n"]) for r in page.records] == [(3, 1)]  # seen, later
+    assert late["_change"]["seq"] == 3
+
+
+async def test_a_write_that_lands_after_its_writer_died_and_its_number_was_voided_is_renumbered(
+        two_feeds: TwoFeeds) -> None:
+    writer, reader, store = two_feeds(void_after_seconds=0.2)
+    await writer.ensure_indexes()
+    doc = entity(1)
+    seq = await writer.numbers.next(store)
+    doc["_change"] = carried.stamp(seq, "create", None, None, doc)
+    await asyncio.sleep(0.3)
+    assert (await reader.read(store, 0)).position == 1  # voided (a reader's void: noted for a recheck)
+    await reader.storage.collection("orders").insert(doc)  # ... and the write lands now; its writer is gone
+    await reader.settle([store])  # the maintenance loop's recheck finds it
+    page = await reader.read(store, 1)
+    assert [(r["seq"], r["id"]) for r in page.records] == [(2, doc["_id"])]
+    notes = reader.storage.collection("_change_rechecks")
+    assert await notes.count({}) == 1  # looked at again until the window ends
+    reader.recheck_window = timedelta(0)
+    await reader.settle([store])
+    assert await notes.count({}) == 0
+
+
+async def test_writers_asking_at_once_share_one_increment_of_the_counter(two_feeds: TwoFeeds) -> None:
+    feed, _, store = two_feeds()
+    counters, increments = feed.storage.collection("_change_seqs"), []
+    real, gate = counters.increment, asyncio.Event()
+
+    async def counted(query: Any, update: Any) -> Any:
+        increments.append(update["$inc"]["seq"])
+        await gate.wait()
+        return await real(query, update)
+
+    counters.increment = counted
+    first = asyncio.create_task(feed.numbers.next(store))
+    await asyncio.sleep(0.01)  # its increment is on its way: the next writers wait for the next one
+    rest = [asyncio.create_task(feed.numbers.next(store)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    rest[2].cancel()  # a writer that goes away while waiting
+    gate.set()
+    assert await first == 1
+    got = [await t for t in rest if not t.cancelled()]
+    assert increments == [1, 4] and got == [2, 3, 4, 5]  # one increment for the four still waiting
+    assert feed.numbers._leaders == {}
+    gate.clear()
+    rest = [asyncio.create_task(feed.numbers.next(store)) for _ in range(3)]
+    await asyncio.sleep(0.01)  # one increment of 3 on its way
+    rest[1].cancel()  # a writer that goes away while its number is being taken
+    gate.set()
+    assert [await rest[0], await rest[2]] == [6, 8] and increments == [1, 4, 3]
+    await asyncio.sleep(0.01)  # the number taken for it is closed at once, not left as a hole
+    assert (await feed.changes.find_one({"store": store.name, "seq": 7}) or {}).get("op") == "void"
 
 
 async def test_a_hole_at_the_top_is_closed_too(two_feeds: TwoFeeds) -> None:
     writer, reader, store = two_feeds(void_after_seconds=0.2)
     await writer.ensure_indexes()
-    await writer._allocate(store.name)  # a writer that died right after taking number 1
+    await writer.numbers.next(store)  # a writer that died right after taking number 1
     assert (await reader.read(store, 0)).position == 0
     await asyncio.sleep(0.3)
     assert (await reader.read(store, 0)).position == 1
@@ -326,12 +418,20 @@ async def test_a_hole_at_the_top_is_closed_too(two_feeds: TwoFeeds) -> None:
 async def test_numbers_stay_dense_and_ordered_under_concurrent_writers(two_feeds: TwoFeeds) -> None:
     one, two, store = two_feeds()
     await one.ensure_indexes()
+    for feed in (one, two):
+        coll = feed.storage.collection("orders")
+
+        async def flaky(doc: dict[str, Any], real: Any = coll.insert) -> None:
+            await asyncio.sleep(0.001 * (doc["n"] % 7))
+            if doc["n"] % 5 == 0:
+                raise Conflict()  # every fifth write fails (a duplicate key): its number becomes a void
+            await real(doc)
+
+        coll.insert = flaky
 
     async def write(feed: Feed, n: int) -> None:
-        async with feed.writing(SYSTEM, store, "create", None) as pending:
-            await asyncio.sleep(0.001 * (n % 7))
-            if n % 5:
-                pending.commit(entity(n))  # every fifth write fails: its number becomes a void
+        with contextlib.suppress(Conflict):
+            await Writes(feed).create(SYSTEM, store, entity(n))
 
     await asyncio.gather(*(write(one if n % 2 else two, n) for n in range(60)))
     page = await one.read(store, 0, 1000)
@@ -339,22 +439,9 @@ async def test_numbers_stay_dense_and_ordered_under_concurrent_writers(two_feeds
     assert sorted(r["entity"]["n"] for r in page.records) == [n for n in range(60) if n % 5]
 
 
-def count_inserts(collection: Any) -> list[int]:
-    """A list that gets a 1 for each `insert` into the collection from now on."""
-    inserts: list[int] = []
-    insert = collection.insert
-
-    async def counted(doc: dict[str, Any]) -> None:
-        inserts.append(1)
-        await insert(doc)
-
-    collection.insert = counted
-    return inserts
-
-
 async def test_numbering_goes_on_after_a_restart_on_the_embedded_database(settings: Settings, tmp_path: Path) -> None:
     """One process owns the embedded database and numbers in memory: after a restart it must go on
-    from the last change kept on disk, not start again at 1."""
+    from the last number in the data (carried by an entity or kept), not start again at 1."""
     on_disk = settings.model_copy(update={"data_dir": str(tmp_path / "data")})
     seen: list[list[int]] = []
     for _ in range(2):
@@ -362,10 +449,8 @@ async def test_numbering_goes_on_after_a_restart_on_the_embedded_database(settin
         async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                                     base_url="http://t") as client:
             admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
-            inserts = count_inserts(ctx_of(app).storage.collection("_changes"))
             for _ in range(3):
                 assert (await client.post("/api/v1/orders", json=ORDER, headers=admin)).status_code == 201
-            assert inserts == [1, 1, 1]  # each change inserted once: no number taken twice
             seen.append([parse_cursor("orders", c["seq"]) for c in await everything(client, admin)])
     assert seen == [[1, 2, 3], [1, 2, 3, 4, 5, 6]]
 
@@ -396,8 +481,7 @@ async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip(two_feeds: TwoFe
     feed.retention = timedelta(seconds=0)
     await feed.ensure_indexes()
     for n in range(3):
-        async with feed.writing(SYSTEM, store, "create", None) as pending:
-            pending.commit(entity(n))
+        await Writes(feed).create(SYSTEM, store, entity(n))
     await asyncio.sleep(0.01)  # older than the (zero) retention
     await feed.expire([store])
     with pytest.raises(Gone):

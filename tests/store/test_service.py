@@ -72,8 +72,8 @@ class SeamStorage:
     async def ping(self) -> bool:
         return not self.down
 
-    def close(self) -> None:
-        self.real.close()
+    async def close(self) -> None:
+        self.real.shut()
 
 
 class Down:
@@ -98,7 +98,7 @@ def world(tmp_path: Path) -> Iterator[tuple[EntityService, SeamStorage, Events, 
         return f"hashed:{value}"
 
     yield EntityService(registry, storage, hasher, events), storage, events, hashed
-    storage.close()
+    storage.real.shut()
 
 
 async def test_a_lost_race_runs_the_change_again_on_the_fresh_entity_and_hashes_once(world):

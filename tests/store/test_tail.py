@@ -116,8 +116,8 @@ async def test_a_replay_holds_one_page_and_passes_pages_of_voids(app: Any, clien
     orders = ctx.registry.get("orders")
     feed = ctx.service.feed
     for _ in range(REPLAY_PAGE + 5):  # numbers whose writers failed: a full page and more of voids
-        seq = await feed._allocate("orders")
-        await feed._fill_void(orders, seq)
+        seq = await feed.numbers.next(orders)
+        assert await feed.void(orders, seq, sure=True)
     created = [(await client.post("/api/v1/orders", json=ORDER, headers=admin)).json() for _ in range(3)]
     stream = await ctx.tail.open(orders, 0, reader_of(SYSTEM))
     try:

@@ -185,8 +185,8 @@ class Lanes:
 
     def close(self) -> None:
         self.run(self.wire.client.drop_database(self.wire.database_name))
-        self.wire.close()
-        self.sqlite.close()
+        self.run(self.wire.close())
+        self.sqlite.shut()
         self.loop.close()
 
 

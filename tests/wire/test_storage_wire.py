@@ -35,4 +35,4 @@ class TestWire(StorageConformance):
     async def storage(self, wire_db: WireDatabase) -> AsyncIterator[Storage]:
         storage = Storage.connect(Settings(mongodb_uri=wire_db.uri, database=wire_db.name))
         yield storage
-        storage.close()
+        await storage.close()

@@ -95,7 +95,7 @@ export async function showEntity(view, store, schema, id, app) {
   let entity;
   let etag;
   try {
-    const expand = expandOf(referencesOf(schema), app);
+    const expand = expandOf(referencesOf(schema), app, ["owner"]);
     const answer = await api("GET", storePath(store, id) + (expand ? `?expand=${encodeURIComponent(expand)}` : ""));
     entity = answer.data;
     etag = answer.headers.get("ETag");
@@ -141,7 +141,8 @@ export async function showEntity(view, store, schema, id, app) {
   view.replaceChildren(
     h("div", { class: "view-head" }, title, h("a", { href: `#/s/${store}` }, "Back to the list")),
     app.flash(),
-    h("p", { class: "meta" }, `created ${entity.createdAt} · updated ${entity.updatedAt} · owner ${entity.owner ?? "none"}`),
+    h("p", { class: "meta" }, `created ${entity.createdAt} · updated ${entity.updatedAt} · owner `,
+      entity.owner ? referenceLinks({ target: "users" }, entity.owner, expanded.owner ?? null) : "none"),
     references,
     h("details", { class: "panel" }, h("summary", {}, "Full JSON"), h("pre", { class: "json-view" }, JSON.stringify(entity, null, 2))),
     h("section", { class: "panel", "aria-label": "edit" }, form),

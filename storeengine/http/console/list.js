@@ -2,7 +2,7 @@
 import { api, storePath } from "./api.js";
 import { cellText, h, message, uid } from "./dom.js";
 import { kindOf } from "./form.js";
-import { expandOf, referenceLinks, referencesOf } from "./refs.js";
+import { expandOf, labelCache, referenceLinks, referencesOf, unlabelled } from "./refs.js";
 
 const FILTERABLE = new Set(["string", "integer", "number", "boolean", "enum", "objectid", "datetime", "strings"]);
 const PAGE_SIZES = [25, 100, 1000];
@@ -32,13 +32,13 @@ function queryOf(state, withPaging, expand = "") {
   return q.toString();
 }
 
-export function renderRows(tbody, store, columns, rows, refs = {}) {
+export function renderRows(tbody, store, columns, rows, refs = {}, labels = labelCache()) {
   const fragment = document.createDocumentFragment();
-  for (const row of rows) fragment.append(rowElement(store, columns, row, refs));
+  for (const row of rows) fragment.append(rowElement(store, columns, row, refs, labels));
   tbody.replaceChildren(fragment);
 }
 
-function rowElement(store, columns, row, refs = {}) {
+function rowElement(store, columns, row, refs = {}, labels = labelCache()) {
   const tr = document.createElement("tr");
   tr.dataset.id = row._id;
   for (const column of columns) {
@@ -49,7 +49,8 @@ function rowElement(store, columns, row, refs = {}) {
       a.textContent = row._id;
       td.append(a);
     } else if (refs[column] && row[column] !== undefined && row[column] !== null) {
-      td.append(...referenceLinks(refs[column], row[column], (row._expand || {})[column]).filter(Boolean));
+      const expanded = row._expand ? row._expand[column] ?? null : undefined; // undefined: a live row
+      td.append(...referenceLinks(refs[column], row[column], expanded, labels).filter(Boolean));
     } else {
       const text = cellText(row[column]);
       td.textContent = text.length > 80 ? `${text.slice(0, 79)}…` : text;
@@ -92,6 +93,8 @@ export async function showList(view, store, schema, app) {
   const columns = ["_id", ...visibleProps(schema), "updatedAt"];
   const refs = referencesOf(schema);
   const expand = expandOf(refs, app);
+  const labels = labelCache(); // reference labels this list has seen, for rows updated live
+  const expandable = Object.fromEntries(expand.split(",").filter(Boolean).map((name) => [name, refs[name]]));
   const status = h("div", { class: "status-line", role: "status", "aria-live": "polite" });
   const tbody = h("tbody");
   const headRow = h("tr");
@@ -134,7 +137,7 @@ export async function showList(view, store, schema, app) {
         api("GET", `${storePath(store)}?${queryOf(state, false)}`),
       ]);
       total = meta.data.total;
-      renderRows(tbody, store, columns, page.data, refs);
+      renderRows(tbody, store, columns, page.data, refs, labels);
       drawPager(page.data.length);
       status.textContent = "";
       return page.headers.get("X-Change-Cursor");
@@ -145,12 +148,29 @@ export async function showList(view, store, schema, app) {
     }
   }
 
+  // A row updated live holds a reference not labelled yet: its expanded GET brings the labels,
+  // unless a newer change of that row arrived meanwhile (`updates` counts them).
+  const updates = new Map();
+  async function relabel(id) {
+    const mine = updates.get(id);
+    try {
+      const { data } = await api("GET", `${storePath(store, id)}?expand=${encodeURIComponent(expand)}`);
+      const row = tbody.querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+      if (row && updates.get(id) === mine) row.replaceWith(rowElement(store, columns, data, refs, labels));
+    } catch (error) {
+      app.handle(error); // gone or unreadable meanwhile: its own change event says so
+    }
+  }
+
   // Rows follow the feed: updates in place, deletes and leaves go, creates and enters reload the page.
   let pending = null;
   function onChange(change) {
     const row = tbody.querySelector(`tr[data-id="${CSS.escape(change._id)}"]`);
-    if (change.op === "update" && row) row.replaceWith(rowElement(store, columns, change.entity, refs));
-    else if ((change.op === "delete" || change.op === "leave") && row) {
+    if (change.op === "update" && row) {
+      updates.set(change._id, (updates.get(change._id) || 0) + 1);
+      row.replaceWith(rowElement(store, columns, change.entity, refs, labels));
+      if (unlabelled(expandable, change.entity, labels)) relabel(change._id);
+    } else if ((change.op === "delete" || change.op === "leave") && row) {
       row.remove();
       if (total !== null) total -= 1;
       drawPager(tbody.rows.length);

@@ -28,9 +28,11 @@ function exists(app, target) {
   return target === "users" || target === "groups" || Boolean(app.schemas[target] && app.schemas[target].schema);
 }
 
-// The `expand` parameter for a list or an entity: the references whose store exists.
-export function expandOf(refs, app) {
-  return Object.entries(refs).filter(([, r]) => exists(app, r.target)).map(([name]) => name).slice(0, MAX_EXPAND).join(",");
+// The `expand` parameter for a list or an entity: the references whose store exists (and `extra`
+// paths, such as `owner`, while there is room).
+export function expandOf(refs, app, extra = []) {
+  const names = Object.entries(refs).filter(([, r]) => exists(app, r.target)).map(([name]) => name);
+  return [...names, ...extra].slice(0, MAX_EXPAND).join(",");
 }
 
 export function labelOf(entity) {
@@ -38,16 +40,41 @@ export function labelOf(entity) {
   return entity._id;
 }
 
-// Links to the referenced entities, labelled when `expanded` holds them.
-export function referenceLinks(ref, value, expanded) {
-  const ids = (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
-  const known = new Map((Array.isArray(expanded) ? expanded : expanded ? [expanded] : []).map((e) => [e._id, e]));
-  return ids.flatMap((id, i) => [i ? ", " : null,
-    h("a", { href: `#/s/${ref.target}/${id}`, class: "ref", title: `${ref.target} ${id}` }, known.has(id) ? labelOf(known.get(id)) : id)]);
+// The labels a list has seen in its expanded answers, by store and id (one per list view, so
+// nothing outlives it, or the session). An entity from the change feed has no `_expand`: its
+// row takes the labels from here, and asks for the rest (see `unlabelled`).
+export const labelCache = () => new Map();
+const seenKey = (target, id) => `${target}\n${id}`;
+
+const idsOf = (value) => (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string");
+
+// Links to the referenced entities. `expanded` is the entity's `_expand` entry (`null`: the answer
+// was expanded and this one is missing or unreadable, so it shows its id); `undefined`: the entity
+// was not expanded (a live row), so the labels in `seen` are used.
+export function referenceLinks(ref, value, expanded, seen = labelCache()) {
+  const known = new Map((Array.isArray(expanded) ? expanded : expanded ? [expanded] : []).map((e) => [e._id, labelOf(e)]));
+  for (const [id, label] of known) seen.set(seenKey(ref.target, id), label);
+  // Left out of an expanded answer (missing or unreadable): its id is its label, no need to ask again.
+  if (expanded !== undefined) for (const id of idsOf(value)) if (!known.has(id)) seen.set(seenKey(ref.target, id), id);
+  const label = (id) => known.get(id) ?? (expanded === undefined ? seen.get(seenKey(ref.target, id)) : undefined) ?? id;
+  return idsOf(value).flatMap((id, i) => [i ? ", " : null,
+    h("a", { href: `#/s/${ref.target}/${id}`, class: "ref", title: `${ref.target} ${id}` }, label(id))]);
 }
 
-function labelField(props) {
-  return LABELS.find((key) => props && props[key] && !props[key].writeOnly) || null;
+// Does an unexpanded entity hold a reference whose label was never seen?
+export function unlabelled(refs, entity, seen) {
+  return Object.entries(refs).some(([name, ref]) => idsOf(entity[name]).some((id) => !seen.has(seenKey(ref.target, id))));
+}
+
+// The label-like properties of the referenced store: a search looks in each (a user may have a
+// login and no name).
+function labelFields(props) {
+  return LABELS.filter((key) => props && props[key] && !props[key].writeOnly);
+}
+
+function searchFilter(fields, text) {
+  const terms = fields.map((field) => ({ [field]: { $regex: escapeRegex(text) } }));
+  return terms.length === 1 ? terms[0] : { $or: terms };
 }
 
 const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -66,10 +93,10 @@ export function pickerFor(app) {
     const chosen = new Map();
     let timer = null;
     async function suggest() {
-      const field = labelField(targetProperties(app, ref.target));
+      const fields = labelFields(targetProperties(app, ref.target));
       const q = new URLSearchParams({ limit: "20" });
       const text = search.value.trim();
-      if (field && text) q.set("filter", JSON.stringify({ [field]: { $regex: escapeRegex(text) } }));
+      if (fields.length && text) q.set("filter", JSON.stringify(searchFilter(fields, text)));
       try {
         const { data } = await api("GET", `${storePath(ref.target)}?${q}`);
         chosen.clear();

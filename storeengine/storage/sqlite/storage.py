@@ -49,16 +49,16 @@ class SqliteStorage:
         try:
             self.runner.run_now(lambda conn: check_database(conn, target))
         except sqlite3.DatabaseError as exc:  # unreadable before our check could run (connecting)
-            self.close()
+            self.shut()
             raise DataDirError(f"{target} is not an SQLite database ({exc}): it is corrupt or another program's "
                                "file. Move it away (the server then starts with an empty database) or restore "
                                "a backup") from None
         except sqlite3.Error as exc:
-            self.close()
+            self.shut()
             raise DataDirError(f"{target}: cannot open the database ({exc}); check the folder's free space and "
                                "permissions") from None
         except BaseException:
-            self.close()
+            self.shut()
             raise
         self.runner.after_write = self._sweep_if_due
 
@@ -97,7 +97,7 @@ class SqliteStorage:
         prepare_folder(folder)
         lock = FolderLock(folder).acquire()
         try:
-            cls(str(folder / DB_FILE), name=f"sqlite:{folder}", readers=0).close()
+            cls(str(folder / DB_FILE), name=f"sqlite:{folder}", readers=0).shut()
         except BaseException:
             lock.release()
             raise
@@ -112,7 +112,11 @@ class SqliteStorage:
     async def ping(self) -> bool:
         return not self.runner.closed
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        self.shut()
+
+    def shut(self) -> None:
+        """Close at once, from any thread or none (the seam's `close` is a coroutine)."""
         if not self.runner.closed:
             self.runner.close()
         if self._lock is not None:

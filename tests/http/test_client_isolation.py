@@ -1,4 +1,4 @@
-"""Issue 19 (hardening, round 2), in-process: what one client could do to the others.
+"""What one client could do to the others, in-process (the hardening round of API.md 2, 7, 10):
 
 Deep nesting anywhere → 400 with one log line at most; a `since` beyond the newest change → 400
 (and no reader's request changes what other readers get); `_versions` pages; the last active
