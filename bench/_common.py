@@ -185,7 +185,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None,
-                   cwd: Path | None = None) -> Iterator[tuple[str, int]]:
+                   cwd: Path | None = None, start_seconds: float = 30.0) -> Iterator[tuple[str, int]]:
     """A server process (its url and pid) once /healthz answers; stopped (this one only) at the end.
     On the embedded database it gets a fresh STORE_DATA_DIR of its own."""
     data = tempfile.mkdtemp(prefix="storeengine-bench-data-")
@@ -193,11 +193,12 @@ def server_process(cmd: list[str], port: int, env: dict[str, str] | None = None,
                             stdout=subprocess.DEVNULL, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + start_seconds
+        while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"{cmd} exited with {proc.returncode}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
                     break
             time.sleep(0.1)
         else:

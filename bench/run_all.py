@@ -24,6 +24,10 @@ EMBEDDED = ["list_10k.py", "auth_overhead.py", "acl_list.py", "realtime_fanout.p
 # acl_list needs 100,000 entities, and mongoeco's insert checks _id against every stored document
 # (quadratic): it runs on the embedded database only. The wire list uses 3,000 entities for the same reason.
 WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py", "tenants.py", "queries.py"]
+# Scripts that start their own wire server on data they seed straight into its file (a wire
+# lane of 100,000 entities: mongoeco's inserts could not fill it): run once, on the wire when
+# .venv-wire exists, else on the embedded database (BENCH_LANE=embedded).
+OWN_WIRE = ["schema_check.py"]
 # Peers (issues 21 and 26): each starts its own servers (installed on first use into bench/.peers/)
 # and drives them with wrk (Debian's package) and Node (Parse Server, jongodb from npm).
 PEERS = ["vs_pocketbase.py", "vs_parse.py"]
@@ -108,6 +112,12 @@ def main() -> int:
             failed += [] if ok else [f"{script} (wire)"]
             if result:
                 columns["wire (mongoeco)"] = result
+        have_wire = uri is not None
+    for script in OWN_WIRE:
+        print(f"== {script} ({'MongoDB wire: mongoeco, seeded' if have_wire else 'embedded database: SQLite'})",
+              flush=True)
+        ok, _ = run(script, {} if have_wire else {"BENCH_LANE": "embedded"})
+        failed += [] if ok else [script]
     for script in EMBEDDED:
         print(f"== {script} (embedded database: SQLite)", flush=True)
         ok, result = run(script, {})

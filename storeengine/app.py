@@ -79,6 +79,7 @@ class Maintenance:
             self.pending[store.name] = store
         if reloaded and self.on_reload is not None:
             self.on_reload([store.name for store in reloaded])
+        self._check_schemas(reloaded)
         for name, store in list(self.pending.items()):
             try:
                 await self.ctx.service.ensure_indexes(store)
@@ -104,6 +105,14 @@ class Maintenance:
             self.next_expiry = time.monotonic() + min(feed.retention.total_seconds() / 2, 5.0)
             with contextlib.suppress(Unavailable):
                 await feed.expire(self.ctx.registry.all())
+
+    def _check_schemas(self, reloaded: list[StoreSchema]) -> None:
+        """The console's report: each (re)loaded file's schema over its stored entities, in the
+        background (the built-in stores have no file and never change)."""
+        checks = self.ctx.checks
+        checks.keep_only({s.name for s in self.ctx.registry.all()})
+        for store in reloaded:
+            checks.schedule(store)
 
     async def _once(self) -> None:
         with contextlib.suppress(Unavailable):
@@ -244,6 +253,7 @@ def create_app(settings: Settings | None = None, *, storage: StorageAPI | None =
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.checks.close()
             await tenancy.close()
             await ctx.storage.close()
 

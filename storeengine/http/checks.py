@@ -1,36 +1,51 @@
 """`POST /api/v1/_schemas/:store/_check` (API.md 15): a dry run of a candidate schema file (or
-the store's current one) over the stored entities, a page of at most `limit` entities a call."""
+the store's current one) over the stored entities, a page of at most `limit` entities a call.
+
+`GET` on the same path (our addition, for the console) answers at once with the report of the
+background check of the store's current schema (store/check_cache.py), finished or so far."""
 
 from __future__ import annotations
 
 import orjson
 from bson import ObjectId
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storeengine.core.errors import BadRequest, Forbidden, Invalid, UnsupportedMediaType
+from storeengine.core.errors import BadRequest, Forbidden, Invalid, NotFound, UnsupportedMediaType
 from storeengine.core.formats import parse_objectid
 from storeengine.core.jsonio import loads_exact
 from storeengine.http.context import context
 from storeengine.http.responses import json_response
 from storeengine.model.access import Principal
 from storeengine.model.schema import SchemaError, StoreSchema, compile_schema
+from storeengine.store.check_cache import CachedCheck
 from storeengine.store.checks import MAX_LIMIT, check_entities
 
 BUILTIN = ("users", "groups")
 
 
 async def check(request: Request, principal: Principal) -> Response:
-    if request.method != "POST":
-        raise HTTPException(405, headers={"Allow": "POST"})
     if not principal.is_admin:
         raise Forbidden("Only admins may check schemas")
     ctx = context(request)
     current = ctx.registry.get(request.path_params["store"])  # 404 for an unknown store
+    if request.method != "POST":
+        return cached(request, current)
     limit, after = _paging(request)
     schema = await _candidate(request, current)
     report = await check_entities(ctx.storage, schema, limit=limit, after=after)
+    return json_response(report.to_json())
+
+
+def cached(request: Request, store: StoreSchema) -> Response:
+    """The background check's report; never waits for it."""
+    if request.query_params:
+        raise BadRequest(f"Unknown parameter: {sorted(request.query_params)[0]}")
+    if store.name in BUILTIN:
+        raise NotFound(f"{store.name} has no schema file: POST checks it")
+    report = context(request).checks.report(store.name)
+    if report is None:  # the file's load has not been seen yet (the first tick of a start)
+        report = CachedCheck()
     return json_response(report.to_json())
 
 

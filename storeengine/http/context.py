@@ -12,6 +12,7 @@ from storeengine.http.streams import StreamSlots
 from storeengine.model.schema import Registry
 from storeengine.settings import Settings
 from storeengine.storage.api import StorageAPI
+from storeengine.store.check_cache import SchemaChecks
 from storeengine.store.service import EntityService
 from storeengine.store.tail import FeedTail
 
@@ -26,9 +27,11 @@ class Context:
     tail: FeedTail | None = None  # the feed's live tail (SSE streams), None with the feed off
     streams: StreamSlots | None = None  # the SSE streams open per credential, with the feed
     openapi: DocumentCache = field(init=False)  # rebuilt only when the schemas change
+    checks: SchemaChecks = field(init=False)  # each store's entities against its current schema (console)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "openapi", DocumentCache(self.registry))
+        object.__setattr__(self, "checks", SchemaChecks(self.storage))
 
 
 SCOPE_KEY = "storeengine.ctx"  # a tenant's Context, put in the scope by http/tenancy.TenantSelect

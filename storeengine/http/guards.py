@@ -35,7 +35,9 @@ def with_method_guards(table: Sequence[BaseRoute]) -> list[BaseRoute]:
     takes (OPTIONS) Starlette's own 405 names the real route's methods."""
     guards: list[BaseRoute] = []
     for route in table:
-        if isinstance(route, Route) and route.path.startswith("/api/v1/") and "{" not in route.path:
+        if not isinstance(route, Route) or not route.path.startswith("/api/v1/"):
+            continue
+        if "{" not in route.path or route.path.startswith("/api/v1/_schemas/"):  # no store route takes these
             allowed = route.methods or set()
             others = [m for m in GENERIC if m not in allowed]
             if others:

@@ -11,8 +11,11 @@ from typing import Any
 from storeengine.core.jsonio import dumps
 from storeengine.http import openapi_refs as refs
 from storeengine.http import openapi_shapes as schemas
+from storeengine.model import access as acl
+from storeengine.model.access import SYSTEM, Principal
 from storeengine.model.query import MAX_LIMIT
 from storeengine.model.schema import Registry, StoreSchema
+from storeengine.store.checks import MAX_LIMIT as CHECK_LIMIT
 from storeengine.store.history import MAX_VERSIONS
 
 Op = dict[str, Any]
@@ -141,6 +144,7 @@ def service_paths() -> dict[str, Any]:
     return {
         "/api/v1/_schemas": {"get": _op("Every store's schema and its error, if any", "stores",
                                         {200: _answer("schemas", _ref("SchemaStatus"))}, ())},
+        "/api/v1/_schemas/{store}/_check": check_ops(),
         "/api/v1/_openapi.json": {"get": _op("This document", "stores",
                                              {200: _answer("OpenAPI 3.1", {"type": "object"})}, ())},
         "/healthz": {"get": _op("Liveness and database state", "operations",
@@ -149,7 +153,23 @@ def service_paths() -> dict[str, Any]:
     }
 
 
-def store_paths(store: StoreSchema) -> dict[str, Any]:
+def check_ops() -> dict[str, Op]:
+    store = {"name": "store", "in": "path", "required": True, "schema": {"type": "string"}}
+    post = _op("Admins: which stored entities fail a candidate schema file (the body; empty: the current schema), "
+               "changing nothing", "stores", {200: _answer("the entities checked by this call", _ref("CheckReport"))},
+               (400, 403, 404, 413, 415), body={"type": "object", "description": "a schema file"}, params=[
+                   store,
+                   {"name": "limit", "in": "query", "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": CHECK_LIMIT, "default": CHECK_LIMIT}},
+                   {"name": "after", "in": "query", "required": False, "schema": schemas.OBJECT_ID,
+                    "description": "the `next` of the previous call"}])
+    post["requestBody"]["required"] = False
+    get = _op("Admins: the report of the background check of the current schema after its last load, at once",
+              "stores", {200: _answer("finished, or so far", _ref("SchemaCheck"))}, (400, 403, 404), params=[store])
+    return {"post": post, "get": get}
+
+
+def store_paths(store: StoreSchema, unqueryable: frozenset[str] = frozenset()) -> dict[str, Any]:
     name = store.name
     base = f"/api/v1/{name}"
     entity = _answer("the entity", _ref(name), headers=ENTITY_HEADERS)
@@ -161,7 +181,7 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
             "get": _op(f"List {name} the caller may read (oldest first)", name,
                        {200: _answer("entities, or `{total, first, last}` with meta=true",
                                      schemas.list_answer(name), headers=cursor)},
-                       (400, 404), params=refs.with_expand(schemas.list_parameters(store), store)),
+                       (400, 404), params=refs.with_expand(schemas.list_parameters(store, unqueryable), store)),
             "post": _op(f"Create one of {name}", name,
                         {201: _answer("created", _ref(name), headers={
                             **ENTITY_HEADERS, "Location": {"schema": {"type": "string"}}})},
@@ -180,19 +200,19 @@ def store_paths(store: StoreSchema) -> dict[str, Any]:
             "Change access (owner or admin; `owner` admins only)", name, {200: entity}, (*WRITE, 404, 409, 412),
             body=_ref("Access"), params=[ID, IF_MATCH])},
         f"{base}/_changes": {"get": changes_op(name)},
-        f"{base}/_aggregate": {"get": aggregate_op(store)},
+        f"{base}/_aggregate": {"get": aggregate_op(store, unqueryable)},
     }
     if store.raw.get("x-history") is True:
         paths.update(history_paths(store))
     return paths
 
 
-def aggregate_op(store: StoreSchema) -> Op:
+def aggregate_op(store: StoreSchema, unqueryable: frozenset[str] = frozenset()) -> Op:
     def query(name: str, description: str) -> dict[str, Any]:
         return {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
                 "description": description}
 
-    filters = [p for p in schemas.list_parameters(store)
+    filters = [p for p in schemas.list_parameters(store, unqueryable)
                if p["name"] not in ("offset", "limit", "only", "meta", "sort", "after", "group", "count",
                                     "sum", "avg", "min", "max")]
     row = {"type": "object", "required": ["group"], "properties": {
@@ -260,16 +280,19 @@ def error_responses() -> dict[str, Any]:
     return out
 
 
-def build(registry: Registry) -> dict[str, Any]:
+def build(registry: Registry, principal: Principal = SYSTEM) -> dict[str, Any]:
+    """The document as `principal` sees it: the property rules decide what of each store shows."""
     stores = sorted(registry.all(), key=lambda s: s.name)
     components: dict[str, Any] = dict(schemas.SHARED)
     paths: dict[str, Any] = {**auth_paths(), **service_paths(), **tenant_paths()}
     for store in stores:
-        components.update(schemas.store_schemas(store))
+        never, some = acl.property_view(principal, store)
+        components.update(schemas.store_schemas(store, never, some))
         refs.annotate(components, store, registry)
-        paths.update(store_paths(store))
+        paths.update(store_paths(store, never | some))
         listing = paths[f"/api/v1/{store.name}"]["get"]
-        paths.update(refs.nested_paths(store, registry, schemas.list_parameters(store), listing["responses"]["200"],
+        paths.update(refs.nested_paths(store, registry, schemas.list_parameters(store, never | some),
+                                       listing["responses"]["200"],
                                        {k: v for k, v in listing["responses"].items() if k != "200"}))
     return {
         "openapi": "3.1.0",
@@ -285,17 +308,27 @@ def build(registry: Registry) -> dict[str, Any]:
     }
 
 
+MAX_VIEWS = 64  # distinct documents kept per registry version
+
+
 class DocumentCache:
-    """The encoded document, rebuilt only when the registry's version moves."""
+    """The encoded document per view (callers with the same property rights share one), rebuilt
+    only when the registry's version moves."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._version: int | None = None
-        self._body = b""
+        self._bodies: dict[tuple[tuple[str, frozenset[str], frozenset[str]], ...], bytes] = {}
 
-    def get(self) -> bytes:
+    def get(self, principal: Principal = SYSTEM) -> bytes:
         version = self.registry.version
         if version != self._version:
-            self._body = dumps(build(self.registry))
+            self._bodies.clear()
             self._version = version
-        return self._body
+        key = tuple((s.name, *acl.property_view(principal, s)) for s in self.registry.all() if s.read_rules)
+        body = self._bodies.get(key)
+        if body is None:
+            if len(self._bodies) >= MAX_VIEWS:
+                self._bodies.pop(next(iter(self._bodies)))
+            body = self._bodies[key] = dumps(build(self.registry, principal))
+        return body

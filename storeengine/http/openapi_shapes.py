@@ -78,6 +78,21 @@ SCHEMA_STATUS: Schema = {
         "required": ["schema", "error"],
     },
 }
+_FAILING: Schema = {"type": "array", "maxItems": 100, "items": {
+    "type": "object", "required": ["_id", "fields"],
+    "properties": {"_id": OBJECT_ID, "fields": {"type": "object", "additionalProperties": {"type": "string"}}}}}
+CHECK_REPORT: Schema = {
+    "type": "object", "required": ["checked", "invalid", "entities", "next"],
+    "properties": {"checked": {"type": "integer", "minimum": 0}, "invalid": {"type": "integer", "minimum": 0},
+                   "entities": _FAILING, "next": {"type": ["string", "null"],
+                                                  "description": "`after` of the next call; null at the store's end"}},
+}
+SCHEMA_CHECK: Schema = {
+    "type": "object", "required": ["state", "checked", "invalid", "entities", "startedAt", "finishedAt", "error"],
+    "properties": {"state": {"enum": ["running", "done", "failed"]}, "checked": {"type": "integer", "minimum": 0},
+                   "invalid": {"type": "integer", "minimum": 0}, "entities": _FAILING, "startedAt": TIME,
+                   "finishedAt": {"anyOf": [TIME, {"type": "null"}]}, "error": {"type": ["string", "null"]}},
+}
 HEALTH: Schema = {"type": "object", "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
                   "required": ["status", "database"]}
 CHANGE: Schema = {
@@ -120,7 +135,8 @@ SHARED: Mapping[str, Schema] = {
     "Error": ERROR, "Success": SUCCESS, "Deleted": DELETED, "Login": LOGIN, "Refresh": REFRESH, "Tokens": TOKENS,
     "KeyName": KEY_NAME, "Key": KEY, "NewKey": NEW_KEY, "SchemaStatus": SCHEMA_STATUS, "Health": HEALTH,
     "Change": CHANGE, "Changes": CHANGES, "Access": ACCESS_BODY, "Tenant": TENANT, "NewTenant": NEW_TENANT,
-    "TenantCreate": TENANT_CREATE, "TenantKey": TENANT_KEY,
+    "TenantCreate": TENANT_CREATE, "TenantKey": TENANT_KEY, "CheckReport": CHECK_REPORT,
+    "SchemaCheck": SCHEMA_CHECK,
 }
 
 
@@ -160,13 +176,25 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def store_schemas(store: StoreSchema) -> dict[str, Schema]:
-    """Components of one store: body (the file), entity (answers), partial (lists), create, patch."""
+SOME_ENTITIES = ("Shown only on the entities whose `x-read` rules you pass; you may not filter, sort or group "
+                 "by it.")
+
+
+def store_schemas(store: StoreSchema, never: frozenset[str] = frozenset(),
+                  some: frozenset[str] = frozenset()) -> dict[str, Schema]:
+    """Components of one store: body (the file), entity (answers), partial (lists), create, patch.
+
+    Answers are the caller's view (API.md 15): a property they read on no entity is left out, as
+    if undeclared; one they read on some entities only is optional and says so. Request bodies
+    stay the file's: writing is `x-write`'s business."""
     name = store.name
     body = body_schema(store)
-    shown = {k: v for k, v in store.properties.items() if k not in store.hidden}
+    shown = {k: v for k, v in store.properties.items() if k not in store.hidden and k not in never}
     visible = {k: _with_id_patterns(_relocate(v, f"#/components/schemas/{name}.body")) for k, v in shown.items()}
-    required = [r for r in body.get("required", []) if r not in store.hidden]
+    for k in some & visible.keys():
+        visible[k] = {"allOf": [visible[k]], "description": SOME_ENTITIES} if "$ref" in visible[k] else \
+            {**visible[k], "description": " ".join(filter(None, (visible[k].get("description"), SOME_ENTITIES)))}
+    required = [r for r in body.get("required", []) if r not in store.hidden and r not in never and r not in some]
     closed = body.get("additionalProperties") is False
     entity: Schema = {
         "type": "object",
@@ -225,7 +253,9 @@ def _param_schema(prop: Mapping[str, Any]) -> Schema:
     return {"type": kind if kind in ("integer", "number", "boolean") else "string"}
 
 
-def list_parameters(store: StoreSchema) -> list[Schema]:
+def list_parameters(store: StoreSchema, unqueryable: frozenset[str] = frozenset()) -> list[Schema]:
+    """The list's query parameters; `unqueryable`: properties the caller may not query (no
+    equality parameter: it would be the 400 of an undeclared field)."""
     def query(name: str, schema: Schema, description: str) -> Schema:
         return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
@@ -248,6 +278,7 @@ def list_parameters(store: StoreSchema) -> list[Schema]:
     ]
     for prop, sub in store.properties.items():
         # A property named like a parameter is filtered through `filter` only (API.md 7).
-        if prop not in store.hidden and prop not in RESERVED_PARAMS and prop not in {p["name"] for p in params}:
+        if prop not in store.hidden and prop not in unqueryable and prop not in RESERVED_PARAMS and \
+                prop not in {p["name"] for p in params}:
             params.append(query(prop, _param_schema(sub if isinstance(sub, dict) else {}), f"equality on `{prop}`"))
     return params

@@ -38,7 +38,7 @@ async def docs(request: Request) -> Response:
 
 
 async def openapi_document(request: Request, principal: Principal) -> Response:
-    return Response(context(request).openapi.get(), media_type="application/json")
+    return Response(context(request).openapi.get(principal), media_type="application/json")
 
 
 def routes() -> list[BaseRoute]:

@@ -243,6 +243,16 @@ def unreadable(principal: Principal, store: Guarded) -> frozenset[str]:
     return store.hidden | _INTERNAL | {p for p, rules in store.read_rules.items() if _reach(principal, rules) == "none"}
 
 
+def property_view(principal: Principal, store: Guarded) -> tuple[frozenset[str], frozenset[str]]:
+    """(properties the caller reads on no entity, those they read on some entities only) by the
+    store's `x-read` rules: what the API description leaves out or marks for this caller."""
+    if principal.is_admin or not store.read_rules:
+        return frozenset(), frozenset()
+    reach = {p: _reach(principal, rules) for p, rules in store.read_rules.items()}
+    return (frozenset(p for p, how in reach.items() if how == "none"),
+            frozenset(p for p, how in reach.items() if how == "some"))
+
+
 def hidden_on(principal: Principal, store: Guarded, entity: Mapping[str, Any]) -> frozenset[str]:
     """The properties of this (stored-form) entity whose `x-read` the caller fails."""
     if principal.is_admin or not store.read_rules:

@@ -8,7 +8,7 @@ are kept. Nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bson import ObjectId
@@ -36,8 +36,10 @@ class CheckReport:
 
 async def check_entities(storage: StorageAPI, schema: StoreSchema, *, limit: int = MAX_LIMIT,
                          after: ObjectId | None = None, batch: int = BATCH,
-                         progress: Progress | None = None) -> CheckReport:
-    """Check up to `limit` entities after `after` (in `_id` order) against `schema`."""
+                         progress: Progress | None = None,
+                         between: Callable[[], Awaitable[None]] | None = None) -> CheckReport:
+    """Check up to `limit` entities after `after` (in `_id` order) against `schema`; `between` is
+    awaited between batches (a background check gives way to the server's other work there)."""
     coll = storage.collection(schema.name)
     report = CheckReport()
     last = after
@@ -56,6 +58,8 @@ async def check_entities(storage: StorageAPI, schema: StoreSchema, *, limit: int
             return report
         last = docs[-1]["_id"]
         del docs
+        if between is not None:
+            await between()
     if last is not None and await coll.find_one({"_id": {"$gt": last}}, {"_id": 1}) is not None:
         report.next = str(last)
     return report

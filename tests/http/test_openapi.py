@@ -179,3 +179,26 @@ async def test_tenant_paths_are_described(client: httpx.AsyncClient, admin: dict
     assert created["schema"] == {"$ref": "#/components/schemas/NewTenant"}
     assert "key" in doc["components"]["schemas"]["NewTenant"]["required"]
     assert "key" not in doc["components"]["schemas"]["Tenant"]["properties"]
+
+
+async def test_schema_checks_are_described_and_answer_as_described(client: httpx.AsyncClient,
+                                                                   admin: dict[str, str]) -> None:
+    from jsonschema import Draft202012Validator
+
+    doc = await document(client, admin)
+    validate(doc)
+    ops = doc["paths"]["/api/v1/_schemas/{store}/_check"]
+    assert set(ops) == {"get", "post"} and ops["post"]["requestBody"]["required"] is False
+    components = doc["components"]["schemas"]
+    r = await client.post("/api/v1/products", json={"name": "p", "price": 1}, headers=admin)
+    assert r.status_code == 201, r.text
+    strict = {"type": "object", "properties": {"price": {"type": "number", "minimum": 5}}}
+    posted = await client.post("/api/v1/_schemas/products/_check", json=strict, headers=admin)
+    assert posted.json()["invalid"] == 1
+    Draft202012Validator(components["CheckReport"]).validate(posted.json())
+    for _ in range(100):
+        cached = (await client.get("/api/v1/_schemas/products/_check", headers=admin)).json()
+        if cached["state"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    Draft202012Validator(components["SchemaCheck"]).validate(cached)

@@ -123,17 +123,47 @@ async def test_the_feed_and_versions_leave_it_out(client, people, lane):
     assert hr_versions[-1]["entity"]["salary"] == 100 and all("notes" not in v["entity"] for v in hr_versions)
 
 
-async def test_an_unknown_rule_is_a_schema_error_and_the_store_keeps_its_last_file(client, people, schema_dir, lane):
-    bad = {**STAFF, "properties": {**STAFF["properties"], "salary": {"type": "integer", "x-read": ["hr"]}}}
+@pytest.mark.parametrize("keyword", ["x-read", "x-write"])
+async def test_an_unknown_rule_is_a_schema_error_and_the_store_keeps_its_last_file(client, people, schema_dir, lane,
+                                                                                   keyword):
+    salary = {**STAFF["properties"]["salary"], keyword: ["hr"]}
+    bad = {**STAFF, "properties": {**STAFF["properties"], "salary": salary}}
     (schema_dir / "staff.json").write_text(json.dumps(bad))
     for _ in range(100):
         status = (await client.get("/api/v1/_schemas", headers=people["admin"])).json()["staff"]
         if status["error"]:
             break
         await asyncio.sleep(0.05)
-    assert "x-read: unknown rules ['hr']" in status["error"]
-    r = await client.get(f"/api/v1/staff/{people['id']}", headers=people["plain"])
-    assert r.status_code == 200 and "salary" not in r.json()  # the last valid rules still hold
+    assert f"property 'salary': {keyword}: unknown rules ['hr']" in status["error"]
+    assert status["schema"] == STAFF  # the last valid file
+    # the last valid rules still hold: hr reads and writes salary, plain neither
+    path = f"/api/v1/staff/{people['id']}"
+    r = await client.get(path, headers=people["plain"])
+    assert r.status_code == 200 and "salary" not in r.json()
+    assert (await client.patch(path, json={"salary": 7}, headers=people["plain"])).status_code == 403
+    r = await client.patch(path, json={"salary": 7}, headers=people["hr"])
+    assert r.status_code == 200 and r.json()["salary"] == 7
+
+
+async def test_only_of_a_hidden_property_says_nothing_of_any_entity(client, people, users, lane):
+    """`only=<property>` the caller may not read is the 400 of an undeclared field, the same whether
+    the entities asked for hold it or not, and whether the caller may read it on some of them."""
+    _, other = await users.user("other-person")
+    r = await client.post("/api/v1/staff", json={"name": "bob"}, headers=other)  # no notes, no salary
+    assert r.status_code == 201, r.text
+    bare = r.json()["_id"]
+
+    async def answer(who: str, prop: str, entity: str) -> tuple[int, str]:
+        params = {"only": prop, "filter": json.dumps({"_id": entity})}
+        got = await client.get("/api/v1/staff", params=params, headers=people.get(who, other))
+        return got.status_code, got.text.replace(prop, "PROP")
+
+    for who, props in (("plain", ("salary", "notes")), ("hr", ("notes",)), ("other", ("salary", "notes"))):
+        for prop in props:
+            undeclared = await answer(who, "nosuch", people["id"])
+            assert undeclared[0] == 400
+            assert await answer(who, prop, people["id"]) == undeclared, (who, prop)  # holds it
+            assert await answer(who, prop, bare) == undeclared, (who, prop)  # does not
 
 
 async def test_an_expanded_entity_is_the_callers_view(client, people, lane):
@@ -145,3 +175,39 @@ async def test_an_expanded_entity_is_the_callers_view(client, people, lane):
         page = (await client.get("/api/v1/desks", params={"expand": "staff"}, headers=people[who])).json()
         for expanded in (one["_expand"]["staff"], page[0]["_expand"]["staff"]):
             assert shown in expanded and hidden not in expanded, (who, expanded)
+
+
+async def test_the_api_description_is_each_callers_view(client, people, lane):
+    from openapi_spec_validator import validate
+
+    from storeengine.http.openapi_shapes import SOME_ENTITIES
+
+    docs = {}
+    for who in ("plain", "hr", "admin"):
+        r = await client.get("/api/v1/_openapi.json", headers=people[who])
+        assert r.status_code == 200, r.text
+        docs[who] = r.json()
+    validate(docs["plain"])
+
+    def entity(who: str) -> dict:
+        return docs[who]["components"]["schemas"]["staff"]
+
+    def filters(who: str, path: str) -> set[str]:
+        return {p["name"] for p in docs[who]["paths"][path]["get"]["parameters"]}
+
+    # a property read on no entity is left out, as if undeclared; one read on some is optional and says so
+    assert "salary" not in entity("plain")["properties"] and "salary" not in entity("plain")["required"]
+    assert entity("plain")["properties"]["notes"]["description"] == SOME_ENTITIES
+    assert "notes" not in entity("plain")["required"]
+    assert "salary" not in docs["plain"]["components"]["schemas"]["staff.partial"]["properties"]
+    for path in ("/api/v1/staff", "/api/v1/staff/_aggregate"):
+        assert {"name", "tier"} <= filters("plain", path) and not {"salary", "notes"} & filters("plain", path)
+    assert "description" not in entity("hr")["properties"]["salary"] and "salary" in filters("hr", "/api/v1/staff")
+    assert entity("hr")["properties"]["notes"]["description"] == SOME_ENTITIES
+    assert {"salary", "notes"} <= filters("admin", "/api/v1/staff")
+    assert all("description" not in entity("admin")["properties"][p] for p in ("salary", "notes"))
+    # what the document promises matches what the caller gets
+    got = (await client.get(f"/api/v1/staff/{people['id']}", headers=people["plain"])).json()
+    assert set(got) <= set(entity("plain")["properties"])
+    # the request bodies stay the file's (writing is x-write's business)
+    assert "salary" in docs["plain"]["components"]["schemas"]["staff.body"]["properties"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -97,12 +98,26 @@ async def test_a_candidate_that_is_not_a_schema_file_is_400_with_every_problem(c
         assert len(answer["fields"]) == 2  # both problems, not only the first
 
 
+async def test_a_store_file_with_problems_of_every_kind_is_400_listing_each(client, admin, lane):
+    candidate = {"type": "object", "x-acl": {"read": ["someone"]}, "x-indexes": "bad",
+                 "properties": {"a": {"type": "string", "x-write": ["nobody"]}, "b": {"type": "nope"}}}
+    r = await client.post(CHECK, json=candidate, headers=admin)
+    assert r.status_code == 400, r.text
+    problems = list(r.json()["fields"].values())
+    assert len(problems) == 4, problems
+    for expected in ("not a valid JSON Schema", "x-acl.read: unknown rules ['someone']", "x-indexes must be a list",
+                     "property 'a': x-write: unknown rules ['nobody']"):
+        assert any(expected in p for p in problems), (expected, problems)
+    # nothing was checked, nothing changed: the current schema still holds
+    assert (await client.post(CHECK, headers=admin)).json()["invalid"] == 0
+
+
 async def test_who_may_check_and_bad_parameters(client, admin, users, lane):
     _, user = await users.user("someone")
     assert (await client.post(CHECK, headers=user)).status_code == 403
     assert (await client.post(CHECK)).status_code == 401
     assert (await client.post("/api/v1/_schemas/nothing/_check", headers=admin)).status_code == 404
-    assert (await client.get(CHECK, headers=admin)).status_code == 405
+    assert (await client.put(CHECK, headers=admin)).status_code == 405
     for params in ({"limit": "0"}, {"limit": "100001"}, {"after": "zz"}, {"other": "1"}):
         assert (await client.post(CHECK, params=params, headers=admin)).status_code == 400, params
     r = await client.post(CHECK, content=b"{}", headers={**admin, "Content-Type": "text/plain"})
@@ -129,3 +144,49 @@ def test_check_schemas_data_reports_failing_entities_and_exits_1(wire_db, tmp_pa
     run = subprocess.run([sys.executable, "-m", "storeengine", "check-schemas", "--data", str(schema_dir)],
                          env=env, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+async def _cached(client: httpx.AsyncClient, admin: dict[str, str], expected_invalid: int) -> dict:
+    """The background report once it is done and counts `expected_invalid` failures (10 s at most)."""
+    for _ in range(200):
+        r = await client.get(CHECK, headers=admin)
+        assert r.status_code == 200, r.text
+        report = r.json()
+        if report["state"] == "done" and report["invalid"] == expected_invalid:
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the background check did not report {expected_invalid} failures: {report}")
+
+
+async def test_each_reload_is_checked_in_the_background_and_its_report_cached(client, admin, schema_dir, lane):
+    first = await _cached(client, admin, 0)  # checked when the server loaded the file: an empty store
+    assert first["checked"] == 0 and first["entities"] == [] and first["error"] is None
+    ids = await _products(client, admin, 12)
+    assert (await client.get(CHECK, headers=admin)).json() == first  # cached until the next load
+    (schema_dir / "products.json").write_text(json.dumps(STRICTER))
+    report = await _cached(client, admin, 11)  # all but the last: odd ones with price >= 10
+    assert report["checked"] == 12 and report["finishedAt"] >= report["startedAt"] > first["finishedAt"]
+    # the same entities and messages as a dry run of that schema
+    dry = (await client.post(CHECK, headers=admin)).json()
+    assert report["entities"] == dry["entities"] and [e["_id"] for e in dry["entities"]] == ids[:11]
+    # a write after the check does not change the report until the next reload
+    await client.delete(f"/api/v1/products/{ids[0]}", headers=admin)
+    assert (await client.get(CHECK, headers=admin)).json() == report
+    (schema_dir / "products.json").write_text(json.dumps(PRODUCTS))
+    assert (await _cached(client, admin, 0))["checked"] == 11
+
+
+async def test_the_cached_report_is_for_admins_and_file_stores(client, admin, users, lane):
+    _, user = await users.user("someone")
+    assert (await client.get(CHECK, headers=user)).status_code == 403
+    assert (await client.get("/api/v1/_schemas/users/_check", headers=admin)).status_code == 404
+    assert (await client.get("/api/v1/_schemas/nothing/_check", headers=admin)).status_code == 404
+    assert (await client.get(CHECK, params={"limit": "1"}, headers=admin)).status_code == 400
+
+
+async def test_other_methods_are_405_naming_the_served_ones(client, admin, lane):
+    for method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
+        r = await client.request(method, CHECK, headers=admin)
+        assert r.status_code == 405, (method, r.text)
+        assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}, (method, r.headers["allow"])
+    assert (await client.put(CHECK)).status_code == 401  # after authentication, as everywhere

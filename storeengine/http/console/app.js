@@ -5,6 +5,7 @@ import { showCreate, showEntity } from "./entity.js";
 import { showKeys } from "./keys.js";
 import { showList } from "./list.js";
 import { Live } from "./live.js";
+import { schemaCheckPanel } from "./schemacheck.js";
 
 const root = document.getElementById("app");
 const who = document.getElementById("who");
@@ -146,6 +147,8 @@ async function route() {
     }
     const holder = h("div");
     view.append(holder);
+    // Schema check: its own panel below the list, loaded on its own (never awaited here).
+    if (!id && isAdmin() && !BUILTIN.includes(store)) view.append(schemaCheckPanel(store, app));
     if (!id) return await showList(holder, store, schema, app);
     if (id === "new") return showCreate(holder, store, schema, app);
     return await showEntity(holder, store, schema, id, app);
