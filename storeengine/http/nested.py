@@ -39,13 +39,15 @@ def list_query(ctx: Context, request: Request, store: StoreSchema,
 
 async def list_answer(ctx: Context, principal: Principal, store: StoreSchema, query: ListQuery,
                       tree: dict[str, Node]) -> Response:
-    result = await ctx.service.list_entities(principal, store, query)
-    docs = result.to_json()
-    await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],
-                                        tree)
+    result = await ctx.service.list_entities(principal, store, query, encoded=not tree)
     headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
     if isinstance(result, Page) and result.next_after is not None:
         headers["X-Next-After"] = result.next_after
+    if isinstance(result, Page) and result.encoded is not None:
+        return await list_response(result.encoded, headers)  # JSON already (no `expand` to add)
+    docs = result.to_json()
+    await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],
+                                        tree)
     return await list_response(docs, headers)
 
 

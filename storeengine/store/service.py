@@ -12,9 +12,9 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bson import ObjectId
 
@@ -75,6 +75,15 @@ Change = Callable[[Doc], Doc]
 WriteGuard = Callable[[Principal, StoreSchema, Doc, "Doc | None"], contextlib.AbstractAsyncContextManager[None]]
 
 
+@runtime_checkable
+class EncodedReads(Protocol):
+    """A backend that answers a page as the answer's JSON bytes, without decoding the documents
+    (the embedded database: storage/sqlite/answer.py). Not part of the storage seam."""
+
+    async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
+                          skip: int = 0, limit: int = 0) -> tuple[bytes, int, Doc | None]: ...
+
+
 @dataclass(frozen=True)
 class Page:
     """A list answer: the entities, and where a later read may resume (the change feed's cursor)."""
@@ -82,6 +91,7 @@ class Page:
     items: list[Doc]
     cursor: str | None = None
     next_after: str | None = None  # a full page's keyset token (X-Next-After)
+    encoded: bytes | None = None  # the entities as the answer's JSON already (`items` then empty)
 
     def to_json(self) -> list[Doc]:
         return self.items
@@ -119,10 +129,13 @@ class EntityService:
         return acl.visible(principal, store, await self._readable(principal, store, entity_id,
                                                                   projection=_hide(principal, store)))
 
-    async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page | Summary:
+    async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery, *,
+                            encoded: bool = False) -> Page | Summary:
+        """`encoded`: the caller sends the page as it is (no `expand`), so it may come as JSON
+        bytes (Page.encoded) where the backend can make them."""
         coll = self.storage.collection(store.name)
         if not query.meta:
-            return await self._page(principal, store, query)
+            return await self._page(principal, store, query, encoded)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(principal, store)
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
@@ -138,7 +151,7 @@ class EntityService:
         rows = await self.storage.collection(store.name).aggregate(aggregation.pipeline(match))
         return aggregation.answer(rows)
 
-    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page:
+    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery, encoded: bool = False) -> Page:
         """A page, resumed after a keyset token when given; a full page carries the next token."""
         keyed = pageable(store.properties, query.sort)
         where = query.filter
@@ -155,8 +168,14 @@ class EntityService:
             added = [k for k, _ in query.sort if k not in query.projection]
             projection = {**query.projection, **dict.fromkeys(added, 1)}
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
-        items = await self.storage.collection(store.name).find(where, projection, query.sort, query.offset,
-                                                               query.limit)
+        coll = self.storage.collection(store.name)
+        if encoded and projection is None and not (store.read_rules and not principal.is_admin) \
+                and isinstance(coll, EncodedReads):
+            # Nothing to take out of or add to the stored entities: they go out as stored.
+            body, count, last = await coll.find_answer(where, query.sort, query.offset, query.limit)
+            full = keyed and count == query.limit and last is not None
+            return Page([], at, self.keyset.token(store.name, query.sort, last) if full and last else None, body)
+        items = await coll.find(where, projection, query.sort, query.offset, query.limit)
         token = self.keyset.token(store.name, query.sort, items[-1]) if keyed and len(items) == query.limit else None
         if added:
             items = [{k: v for k, v in doc.items() if k not in added} for doc in items]

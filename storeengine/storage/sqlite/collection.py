@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
-from storeengine.storage.sqlite import codec, schema
+from storeengine.core.jsonio import dumps
+from storeengine.storage.sqlite import answer, codec, schema
 from storeengine.storage.sqlite.codec import AnyShape, Shapes
 from storeengine.storage.sqlite.compiler import Compiler, pins_id
 from storeengine.storage.sqlite.grouping import run_pipeline
@@ -79,6 +80,37 @@ class SqliteCollection:
                 return docs
 
             return self._read(conn, query, select, [], needs_shapes=any(k != "_id" for k, _ in sort))
+
+        return await self._runner.read(run, self._storage.query_timeout_ms)
+
+    async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0,
+                          limit: int = 0) -> tuple[bytes, int, Doc | None]:
+        """`find` without a projection, as the answer's JSON array (core/jsonio.py's form), built
+        from the stored text without decoding it (answer.py); with the number of documents and
+        the last one decoded (a page's keyset token is made from it). Not in the seam: the
+        service asks for it where a backend has it (store/service.py EncodedReads)."""
+        query, sort = dict(query), list(sort or ())
+
+        def run(conn: sqlite3.Connection) -> tuple[bytes, int, Doc | None]:
+            def select(shapes: Shapes) -> tuple[bytes, int, Doc | None]:
+                compiler = Compiler(shapes.may_be_array)
+                where = compiler.query(query)
+                order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
+                # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
+                sql = f"SELECT CAST(doc AS BLOB) FROM {self._table} WHERE {where}{order} LIMIT :limit OFFSET :skip"
+                cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
+                rows: list[bytes] = []
+                while batch := cursor.fetchmany(_BATCH):
+                    self._runner.check_deadline()
+                    rows += [row[0] for row in batch]
+                last = codec.decode(rows[-1]) if rows else None
+                body = answer.array(rows)
+                if body is None:  # a stored string the byte rewrite leaves alone: decode and encode
+                    body = dumps([codec.decode(row) for row in rows])
+                return body, len(rows), last
+
+            empty: tuple[bytes, int, Doc | None] = (b"[]", 0, None)
+            return self._read(conn, query, select, empty, needs_shapes=any(k != "_id" for k, _ in sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
