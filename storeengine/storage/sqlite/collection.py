@@ -206,7 +206,7 @@ class SqliteCollection:
                 self._note_shapes(conn, seen)
                 conn.execute(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", (key, text))
 
-        await self._runner.write(run)
+        await self._runner.write(run, short=True)
 
     async def insert_many(self, docs: Sequence[Doc]) -> None:
         """Many inserts in one transaction (bulk loads: benchmarks, tests; not part of the seam)."""
@@ -261,7 +261,7 @@ class SqliteCollection:
                                  (_key(doc), self._encode(conn, doc)))
                 return len(rows), doc
 
-        return await self._runner.write(run)
+        return await self._runner.write(run, short=pins_id(query))
 
     def _encode(self, conn: sqlite3.Connection, doc: Doc) -> str:
         seen = Shapes()
@@ -280,7 +280,7 @@ class SqliteCollection:
 
             return self._write_where(conn, query, remove, 0)
 
-        return await self._runner.write(run)
+        return await self._runner.write(run, short=pins_id(query))
 
     async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None:
         query = dict(query)
@@ -294,7 +294,7 @@ class SqliteCollection:
 
             return self._write_where(conn, query, remove, None)
 
-        return await self._runner.write(run)
+        return await self._runner.write(run, short=pins_id(query))
 
     def _write_where(self, conn: sqlite3.Connection, query: Mapping[str, Any], write: Callable[[Shapes], R],
                      empty: R) -> R:
