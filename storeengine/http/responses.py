@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from storeengine.core.errors import MethodNotAllowed, NotFound, StoreError, TooManyRequests
 from storeengine.core.jsonio import dumps
+from storeengine.store.references import EXPANDED
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,36 @@ async def list_response(content: Any, headers: Mapping[str, str] | None = None) 
         parts.append(dumps(content[start:start + LIST_SLICE])[1:-1])
         await asyncio.sleep(0)
     return JSONResponse(b"[" + b",".join(parts) + b"]", headers=headers)
+
+
+def with_expansions(rows: Sequence[bytes], expanded: Sequence[Mapping[str, Any]]) -> list[bytes]:
+    """Entities encoded already (JSON objects) with their `_expand` (made on stand-ins holding only
+    the reference fields: store/references.py) added as their last member. An expanded entity
+    shown on many rows is encoded once."""
+    encoded: dict[int, bytes] = {}
+
+    def one(value: Any) -> bytes:
+        found = encoded.get(id(value))
+        if found is None:
+            found = encoded[id(value)] = dumps(value)
+        return found
+
+    def value_of(value: Any) -> bytes:
+        return b"[" + b",".join(map(one, value)) + b"]" if isinstance(value, list) else one(value)
+
+    out = []
+    for row, stand_in in zip(rows, expanded, strict=True):
+        expansion = stand_in.get(EXPANDED)
+        if expansion is None:
+            out.append(row)
+        elif b'"' + EXPANDED.encode() + b'"' in row:  # a stored member of that name (never declared): merged
+            doc = orjson.loads(row)
+            doc.setdefault(EXPANDED, {}).update(expansion)
+            out.append(dumps(doc))
+        else:
+            members = b",".join(dumps(key) + b":" + value_of(value) for key, value in expansion.items())
+            out.append(row[:-1] + b',"' + EXPANDED.encode() + b'":{' + members + b"}}")
+    return out
 
 
 def error_response(error: StoreError) -> JSONResponse:

@@ -81,7 +81,8 @@ class EncodedReads(Protocol):
     (the embedded database: storage/sqlite/answer.py). Not part of the storage seam."""
 
     async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
-                          skip: int = 0, limit: int = 0) -> tuple[bytes, int, Doc | None]: ...
+                          skip: int = 0, limit: int = 0,
+                          fields: Sequence[str] = ()) -> tuple[list[bytes], list[list[Any]], Doc | None]: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,10 @@ class Page:
     items: list[Doc]
     cursor: str | None = None
     next_after: str | None = None  # a full page's keyset token (X-Next-After)
-    encoded: bytes | None = None  # the entities as the answer's JSON already (`items` then empty)
+    # The entities as the answer's JSON already (`items` then empty), and for each the values of
+    # the fields asked for (`expand` follows them: list_entities' `fields`).
+    encoded: list[bytes] | None = None
+    fields: list[Doc] | None = None
 
     def to_json(self) -> list[Doc]:
         return self.items
@@ -130,12 +134,12 @@ class EntityService:
                                                                   projection=_hide(principal, store)))
 
     async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery, *,
-                            encoded: bool = False) -> Page | Summary:
-        """`encoded`: the caller sends the page as it is (no `expand`), so it may come as JSON
-        bytes (Page.encoded) where the backend can make them."""
+                            encoded: bool = False, fields: Sequence[str] = ()) -> Page | Summary:
+        """`encoded`: the caller sends the entities as they are, so they may come as JSON bytes
+        (Page.encoded) where the backend can make them, with the values of `fields` of each."""
         coll = self.storage.collection(store.name)
         if not query.meta:
-            return await self._page(principal, store, query, encoded)
+            return await self._page(principal, store, query, encoded, fields)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(principal, store)
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
@@ -151,7 +155,8 @@ class EntityService:
         rows = await self.storage.collection(store.name).aggregate(aggregation.pipeline(match))
         return aggregation.answer(rows)
 
-    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery, encoded: bool = False) -> Page:
+    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery, encoded: bool = False,
+                    fields: Sequence[str] = ()) -> Page:
         """A page, resumed after a keyset token when given; a full page carries the next token."""
         keyed = pageable(store.properties, query.sort)
         where = query.filter
@@ -172,9 +177,10 @@ class EntityService:
         if encoded and projection is None and not (store.read_rules and not principal.is_admin) \
                 and isinstance(coll, EncodedReads):
             # Nothing to take out of or add to the stored entities: they go out as stored.
-            body, count, last = await coll.find_answer(where, query.sort, query.offset, query.limit)
-            full = keyed and count == query.limit and last is not None
-            return Page([], at, self.keyset.token(store.name, query.sort, last) if full and last else None, body)
+            rows, values, last = await coll.find_answer(where, query.sort, query.offset, query.limit, fields)
+            token = self.keyset.token(store.name, query.sort, last) if keyed and last and len(rows) == query.limit \
+                else None
+            return Page([], at, token, rows, [dict(zip(fields, row, strict=True)) for row in values])
         items = await coll.find(where, projection, query.sort, query.offset, query.limit)
         token = self.keyset.token(store.name, query.sort, items[-1]) if keyed and len(items) == query.limit else None
         if added:

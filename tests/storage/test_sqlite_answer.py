@@ -73,21 +73,32 @@ def test_what_cannot_be_rewritten_is_left_to_the_decoder(doc: dict[str, Any]) ->
     assert answer.array(rows) is None
 
 
+def test_each_rewrites_every_row_as_array_does() -> None:
+    rows = _rows([{"_id": ObjectId(), "at": datetime(2026, 1, 1), "ok": True, "s": "a\nb"} for _ in range(3)])
+    each = answer.each(rows)
+    assert each is not None and b"[" + b",".join(each) + b"]" == answer.array(rows)
+    assert answer.each([]) == []
+
+
 def test_find_answer_is_find_encoded(tmp_path: Any) -> None:
     async def run() -> None:
         storage = SqliteStorage(str(tmp_path / "answer.db"), name="answer")
         try:
             coll = storage.collection("items")
+            ref = ObjectId()
             docs = [{"_id": ObjectId(), "n": i, "at": datetime(2026, 1, 1, 0, 0, i), "ok": i % 2 == 0,
-                     "s": ESC + "odd" if i == 3 else f"s{i}"} for i in range(6)]
+                     "s": ESC + "odd" if i == 3 else f"s{i}", "ref": [ref, ref] if i == 2 else ref if i else None}
+                    for i in range(6)]
             await coll.insert_many(docs)
             for query, limit in (({}, 0), ({"n": {"$gte": 2}}, 3), ({"n": 99}, 0)):
-                body, count, last = await coll.find_answer(query, [("n", -1)], 0, limit)
+                rows, values, last = await coll.find_answer(query, [("n", -1)], 0, limit, ["ref", "none"])
                 found = await coll.find(query, None, [("n", -1)], 0, limit)
-                assert body == dumps(found)  # the ESC string takes the decoder's way, and is right
-                assert (count, last) == (len(found), found[-1] if found else None)
-            assert (await coll.find_answer({}, [("n", 1)], 0, 0))[0] != (await coll.find_answer({}, [("n", -1)]))[0]
-            assert await storage.collection("none").find_answer({}) == (b"[]", 0, None)
+                assert rows == [dumps(doc) for doc in found]  # the ESC string takes the decoder's way, and is right
+                assert values == [[doc["ref"], None] for doc in found]
+                assert last == (found[-1] if found else None)
+            rows, values, _ = await coll.find_answer({}, [("n", 1)])
+            assert values == [[]] * 6 and rows == [dumps(doc) for doc in docs]
+            assert await storage.collection("none").find_answer({}) == ([], [], None)
         finally:
             storage.close()
 

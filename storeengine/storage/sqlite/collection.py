@@ -83,33 +83,38 @@ class SqliteCollection:
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
-    async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0,
-                          limit: int = 0) -> tuple[bytes, int, Doc | None]:
-        """`find` without a projection, as the answer's JSON array (core/jsonio.py's form), built
-        from the stored text without decoding it (answer.py); with the number of documents and
-        the last one decoded (a page's keyset token is made from it). Not in the seam: the
-        service asks for it where a backend has it (store/service.py EncodedReads)."""
+    async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
+                          fields: Sequence[str] = ()) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+        """`find` without a projection, each document as the answer's JSON (core/jsonio.py's form),
+        made from the stored text without decoding it (answer.py); with the values of `fields` of
+        each (decoded: `expand` follows them), and the last document decoded (a page's keyset token
+        is made from it). Not in the seam: the service asks for it where a backend has it
+        (store/service.py EncodedReads)."""
         query, sort = dict(query), list(sort or ())
+        extract = "".join(f", {Node.root().child_path(f).src} -> {Node.root().child_path(f).path}" for f in fields)
 
-        def run(conn: sqlite3.Connection) -> tuple[bytes, int, Doc | None]:
-            def select(shapes: Shapes) -> tuple[bytes, int, Doc | None]:
+        def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+            def select(shapes: Shapes) -> tuple[list[bytes], list[list[Any]], Doc | None]:
                 compiler = Compiler(shapes.may_be_array)
                 where = compiler.query(query)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
                 # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
-                sql = f"SELECT CAST(doc AS BLOB) FROM {self._table} WHERE {where}{order} LIMIT :limit OFFSET :skip"
+                sql = (f"SELECT CAST(doc AS BLOB){extract} FROM {self._table} WHERE {where}{order} "
+                       "LIMIT :limit OFFSET :skip")
                 cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
-                rows: list[bytes] = []
+                found: list[tuple[Any, ...]] = []
                 while batch := cursor.fetchmany(_BATCH):
                     self._runner.check_deadline()
-                    rows += [row[0] for row in batch]
-                last = codec.decode(rows[-1]) if rows else None
-                body = answer.array(rows)
-                if body is None:  # a stored string the byte rewrite leaves alone: decode and encode
-                    body = dumps([codec.decode(row) for row in rows])
-                return body, len(rows), last
+                    found += batch
+                stored = [row[0] for row in found]
+                values = [[None if v is None else codec.decode_value(v) for v in row[1:]] for row in found] \
+                    if fields else [[] for _ in found]
+                rows = answer.each(stored)
+                if rows is None:  # a stored string the byte rewrite leaves alone: decode and encode
+                    rows = [dumps(codec.decode(row)) for row in stored]
+                return rows, values, codec.decode(stored[-1]) if stored else None
 
-            empty: tuple[bytes, int, Doc | None] = (b"[]", 0, None)
+            empty: tuple[list[bytes], list[list[Any]], Doc | None] = ([], [], None)
             return self._read(conn, query, select, empty, needs_shapes=any(k != "_id" for k, _ in sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
