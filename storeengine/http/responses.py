@@ -47,32 +47,28 @@ async def list_response(content: Any, headers: Mapping[str, str] | None = None) 
 
 def with_expansions(rows: Sequence[bytes], expanded: Sequence[Mapping[str, Any]]) -> list[bytes]:
     """Entities encoded already (JSON objects) with their `_expand` (made on stand-ins holding only
-    the reference fields: store/references.py) added as their last member. An expanded entity
-    shown on many rows is encoded once."""
-    encoded: dict[int, bytes] = {}
-
-    def one(value: Any) -> bytes:
-        found = encoded.get(id(value))
-        if found is None:
-            found = encoded[id(value)] = dumps(value)
-        return found
-
-    def value_of(value: Any) -> bytes:
-        return b"[" + b",".join(map(one, value)) + b"]" if isinstance(value, list) else one(value)
-
+    the reference fields: store/references.py) added as their last member. The rows that expand to
+    the same entities (a parent shared by many children) share one encoding of that member."""
+    tails: dict[tuple[tuple[str, int], ...], bytes] = {}
     out = []
     for row, stand_in in zip(rows, expanded, strict=True):
         expansion = stand_in.get(EXPANDED)
         if expansion is None:
             out.append(row)
-        elif b'"' + EXPANDED.encode() + b'"' in row:  # a stored member of that name (never declared): merged
+        elif _MEMBER in row:  # a stored member of that name (never a declared one): merged, as before
             doc = orjson.loads(row)
             doc.setdefault(EXPANDED, {}).update(expansion)
             out.append(dumps(doc))
         else:
-            members = b",".join(dumps(key) + b":" + value_of(value) for key, value in expansion.items())
-            out.append(row[:-1] + b',"' + EXPANDED.encode() + b'":{' + members + b"}}")
+            key = tuple((name, id(value)) for name, value in expansion.items())  # the values live as long
+            tail = tails.get(key)
+            if tail is None:
+                tail = tails[key] = b"," + _MEMBER + b":" + dumps(expansion) + b"}"
+            out.append(row[:-1] + tail)
     return out
+
+
+_MEMBER = b'"' + EXPANDED.encode() + b'"'
 
 
 def error_response(error: StoreError) -> JSONResponse:

@@ -91,7 +91,7 @@ class SqliteCollection:
         is made from it). Not in the seam: the service asks for it where a backend has it
         (store/service.py EncodedReads)."""
         query, sort = dict(query), list(sort or ())
-        extract = "".join(f", {Node.root().child_path(f).src} -> {Node.root().child_path(f).path}" for f in fields)
+        extract = "".join(f", {Node.root().child_path(f).type}, {Node.root().child_path(f).value}" for f in fields)
 
         def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[list[Any]], Doc | None]:
             def select(shapes: Shapes) -> tuple[list[bytes], list[list[Any]], Doc | None]:
@@ -107,8 +107,7 @@ class SqliteCollection:
                     self._runner.check_deadline()
                     found += batch
                 stored = [row[0] for row in found]
-                values = [[None if v is None else codec.decode_value(v) for v in row[1:]] for row in found] \
-                    if fields else [[] for _ in found]
+                values = _field_values(found, len(fields))
                 rows = answer.each(stored)
                 if rows is None:  # a stored string the byte rewrite leaves alone: decode and encode
                     rows = [dumps(codec.decode(row)) for row in stored]
@@ -331,6 +330,23 @@ class SqliteCollection:
     async def index_keys(self) -> list[tuple[list[tuple[str, int]], bool]]:
         """The indexes made by `ensure_index`: (keys, unique) each (MongoDB's listIndexes, roughly)."""
         return await self._runner.read(lambda conn: schema.indexes(conn, self.name), self._storage.query_timeout_ms)
+
+
+def _field_values(found: Sequence[tuple[Any, ...]], count: int) -> list[list[Any]]:
+    """The (json_type, json_extract) pairs after each row's document -> the fields' values. The
+    same scalar (a reference shared by many rows) is decoded once."""
+    if not count:
+        return [[] for _ in found]
+    atoms: dict[Any, Any] = {}
+
+    def value(kind: str | None, raw: Any) -> Any:
+        if kind in ("array", "object"):
+            return codec.decode_value(raw)
+        if raw not in atoms:
+            atoms[raw] = codec.decode_atom(raw)
+        return atoms[raw]
+
+    return [[value(row[i], row[i + 1]) for i in range(1, 2 * count, 2)] for row in found]
 
 
 def _fields(query: Mapping[str, Any]) -> list[str]:
