@@ -18,8 +18,10 @@ the event loop's own thread when the writer thread is idle, on the writer's conn
 says who holds it; the loop never waits for it: if it is taken, the write queues for the thread
 as any other). Handing a write to a thread costs more than the write: the thread must win the
 GIL from a busy event loop, once to start and again after every statement, and each time can
-wait the interpreter's switch interval (5 ms). Measured (bench/vs_pocketbase.py, POST at 32
-connections): 470 -> 573 req/s with a 0.5 ms switch interval alone. Only where this process
+wait the interpreter's switch interval (5 ms). Measured with bench/vs_pocketbase.py's POST at 32
+connections, one process, on a loaded 2-core machine: 470 -> 573 req/s with a 0.5 ms switch
+interval alone; 357 -> 1,033 req/s with the writes inline (main's server beside, same run; CPU
+per POST 0.85 -> 0.74 ms). Only where this process
 alone writes the database (not for the workers of `serve --workers N`, whose writes may wait on
 another process's lock) and not in memory (one thread does everything there). The checkpoints
 (copying the WAL into the database file, with an fsync) then run on a reader thread, every
