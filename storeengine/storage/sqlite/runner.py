@@ -235,7 +235,8 @@ class Runner:
             try:
                 self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
-                log.warning("embedded database checkpoint failed: %s", exc)
+                if not self.closed:  # close() interrupts it: the last connection to close checkpoints
+                    log.warning("embedded database checkpoint failed: %s", exc)
             finally:
                 self._checkpointing = False
 
