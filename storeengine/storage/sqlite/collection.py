@@ -103,15 +103,18 @@ class SqliteCollection:
                        "LIMIT :limit OFFSET :skip")
                 cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
                 found: list[tuple[Any, ...]] = []
+                rows: list[bytes] = []
                 while batch := cursor.fetchmany(_BATCH):
                     self._runner.check_deadline()
                     found += batch
-                stored = [row[0] for row in found]
-                values = _field_values(found, len(fields))
-                rows = answer.each(stored)
-                if rows is None:  # a stored string the byte rewrite leaves alone: decode and encode
-                    rows = [dumps(codec.decode(row)) for row in stored]
-                return rows, values, codec.decode(stored[-1]) if stored else None
+                    # Batch by batch: each rewrite is a few C calls holding the GIL, kept short so
+                    # that the event loop runs between them (a page of 10,000 in one would stall it).
+                    stored = [row[0] for row in batch]
+                    rewritten = answer.each(stored)
+                    if rewritten is None:  # a stored string the byte rewrite leaves alone: decode and encode
+                        rewritten = [dumps(codec.decode(row)) for row in stored]
+                    rows += rewritten
+                return rows, _field_values(found, len(fields)), codec.decode(found[-1][0]) if found else None
 
             empty: tuple[list[bytes], list[list[Any]], Doc | None] = ([], [], None)
             return self._read(conn, query, select, empty, needs_shapes=any(k != "_id" for k, _ in sort))
