@@ -9,7 +9,7 @@ from starlette.responses import Response
 from storeengine.core.documents import path_id
 from storeengine.core.errors import BadRequest, NotFound
 from storeengine.http.context import Context, context
-from storeengine.http.responses import list_response
+from storeengine.http.responses import list_response, with_expansions
 from storeengine.model.access import Principal
 from storeengine.model.expand import EXPAND, VIA, Node, parse_expand, split_params, with_reference_fields
 from storeengine.model.query import ListQuery, parse_list_query
@@ -39,13 +39,20 @@ def list_query(ctx: Context, request: Request, store: StoreSchema,
 
 async def list_answer(ctx: Context, principal: Principal, store: StoreSchema, query: ListQuery,
                       tree: dict[str, Node]) -> Response:
-    result = await ctx.service.list_entities(principal, store, query)
-    docs = result.to_json()
-    await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],
-                                        tree)
+    result = await ctx.service.list_entities(principal, store, query, encoded=True,
+                                             fields=[node.ref.prop for node in tree.values()])
     headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
     if isinstance(result, Page) and result.next_after is not None:
         headers["X-Next-After"] = result.next_after
+    if isinstance(result, Page) and result.encoded is not None:  # JSON already: `expand` is spliced in
+        rows = result.encoded
+        if tree and result.fields is not None:
+            await ctx.service.references.expand(principal, result.fields, tree)
+            rows = with_expansions(rows, result.fields)
+        return await list_response(b"[" + b",".join(rows) + b"]", headers)
+    docs = result.to_json()
+    await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],
+                                        tree)
     return await list_response(docs, headers)
 
 

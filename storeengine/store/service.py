@@ -12,9 +12,9 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bson import ObjectId
 
@@ -79,6 +79,17 @@ Change = Callable[[Doc], Doc]
 WriteGuard = Callable[[Principal, StoreSchema, Doc, "Doc | None"], contextlib.AbstractAsyncContextManager[None]]
 
 
+@runtime_checkable
+class EncodedReads(Protocol):
+    """A backend that answers a page as the answer's JSON bytes, without decoding the documents
+    (the embedded database: storage/sqlite/answer.py). Not part of the storage seam."""
+
+    async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
+                          skip: int = 0, limit: int = 0,
+                          fields: Sequence[str] = (), drop: Sequence[str] = (),
+                          ) -> tuple[list[bytes], list[list[Any]], Doc | None]: ...
+
+
 @dataclass(frozen=True)
 class Page:
     """A list answer: the entities, and where a later read may resume (the change feed's cursor)."""
@@ -86,6 +97,10 @@ class Page:
     items: list[Doc]
     cursor: str | None = None
     next_after: str | None = None  # a full page's keyset token (X-Next-After)
+    # The entities as the answer's JSON already (`items` then empty), and for each the values of
+    # the fields asked for (`expand` follows them: list_entities' `fields`).
+    encoded: list[bytes] | None = None
+    fields: list[Doc] | None = None
 
     def to_json(self) -> list[Doc]:
         return self.items
@@ -124,10 +139,13 @@ class EntityService:
         return acl.visible(principal, store, await self._readable(principal, store, entity_id,
                                                                   projection=_hide(principal, store)))
 
-    async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page | Summary:
+    async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery, *,
+                            encoded: bool = False, fields: Sequence[str] = ()) -> Page | Summary:
+        """`encoded`: the caller sends the entities as they are, so they may come as JSON bytes
+        (Page.encoded) where the backend can make them, with the values of `fields` of each."""
         coll = self.storage.collection(store.name)
         if not query.meta:
-            return await self._page(principal, store, query)
+            return await self._page(principal, store, query, encoded, fields)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(principal, store)
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
@@ -143,7 +161,8 @@ class EntityService:
         rows = await self.storage.collection(store.name).aggregate(aggregation.pipeline(match))
         return aggregation.answer(rows)
 
-    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery) -> Page:
+    async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery, encoded: bool = False,
+                    fields: Sequence[str] = ()) -> Page:
         """A page, resumed after a keyset token when given; a full page carries the next token."""
         keyed = pageable(store.properties, query.sort)
         where = query.filter
@@ -160,8 +179,17 @@ class EntityService:
             added = [k for k, _ in query.sort if k not in query.projection]
             projection = {**query.projection, **dict.fromkeys(added, 1)}
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
-        items = await self.storage.collection(store.name).find(where, projection, query.sort, query.offset,
-                                                               query.limit)
+        coll = self.storage.collection(store.name)
+        drop = _dropped(projection)
+        if encoded and drop is not None and not (store.read_rules and not principal.is_admin) \
+                and isinstance(coll, EncodedReads):
+            # Nothing to add to the stored entities, only top-level fields to leave out (the change
+            # an entity carries, hidden values): they go out as stored.
+            rows, values, last = await coll.find_answer(where, query.sort, query.offset, query.limit, fields, drop)
+            token = self.keyset.token(store.name, query.sort, last) if keyed and last and len(rows) == query.limit \
+                else None
+            return Page([], at, token, rows, [dict(zip(fields, row, strict=True)) for row in values])
+        items = await coll.find(where, projection, query.sort, query.offset, query.limit)
         token = self.keyset.token(store.name, query.sort, items[-1]) if keyed and len(items) == query.limit else None
         if added:
             items = [{k: v for k, v in doc.items() if k not in added} for doc in items]
@@ -395,6 +423,16 @@ def _hide(principal: Principal, store: StoreSchema) -> dict[str, int] | None:
     """The projection of a read: what the caller may never see of the store left out."""
     unreadable = acl.unreadable(principal, store)
     return {f: 0 for f in unreadable} if unreadable else None
+
+
+def _dropped(projection: Mapping[str, int] | None) -> tuple[str, ...] | None:
+    """The top-level fields an exclusion projection leaves out (none without one); None for any
+    other projection."""
+    if projection is None:
+        return ()
+    if all(v == 0 and "." not in k for k, v in projection.items()):
+        return tuple(projection)
+    return None
 
 
 def _visible(principal: Principal, store: StoreSchema, doc: Doc | None) -> Doc | None:

@@ -49,8 +49,9 @@ class Counting:
     def reads(self, store: str) -> int:
         """Reads of the store's entities; not the change feed's (a list's X-Change-Cursor reads the
         changes entities carry, by `_change.seq`: the feed's cost, not the expansion's)."""
+        reads = ("find", "find_one", "count", "find_answer")  # find_answer: the embedded database's page
         return sum(1 for name, op, query in self.calls
-                   if name == store and op in ("find", "find_one", "count") and CARRIED_SEQ not in query)
+                   if name == store and op in reads and CARRIED_SEQ not in query)
 
 
 class CountingCollection:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from storeengine.core.errors import Unavailable
+from storeengine.core.errors import BadRequest, Conflict, Unavailable
 from storeengine.core.formats import utcnow
 from storeengine.settings import Settings
 from storeengine.storage.sqlite import DataDirError, SqliteStorage
+from storeengine.storage.sqlite import runner as runner_module
 from storeengine.storage.sqlite.folder import DB_FILE, LOCK_FILE
 from storeengine.storage.sqlite.runner import Runner
 
@@ -211,3 +212,74 @@ async def test_cancelling_a_caller_whose_job_just_finished_still_cancels_it(runn
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.fixture
+def inline_runner(tmp_path: Path) -> Iterator[Runner]:
+    runner = Runner(lambda: sqlite3.connect(tmp_path / "w.db", check_same_thread=False), readers=1,
+                    inline_writes=True)
+    runner.run_now(lambda conn: conn.execute("PRAGMA journal_mode = WAL"))  # the writer's connection exists
+    yield runner
+    runner.close()
+
+
+def _thread(conn: sqlite3.Connection) -> str:
+    return threading.current_thread().name
+
+
+async def test_a_short_write_runs_on_the_callers_thread_when_the_writer_is_idle(inline_runner: Runner) -> None:
+    assert await inline_runner.write(_thread, short=True) == threading.current_thread().name
+    assert (await inline_runner.write(_thread)).startswith("storeengine-sqlite-write")
+
+
+async def test_a_short_write_queues_behind_a_write_in_progress(inline_runner: Runner) -> None:
+    release = threading.Event()
+
+    def long_write(conn: sqlite3.Connection) -> str:
+        release.wait(5)
+        return _thread(conn)
+
+    first = asyncio.create_task(inline_runner.write(long_write))
+    await asyncio.sleep(0.05)  # the writer thread holds the connection now
+    second = asyncio.create_task(inline_runner.write(_thread, short=True))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # neither run here nor blocking the loop: queued for the thread
+    release.set()
+    assert (await first).startswith("storeengine-sqlite-write")
+    assert (await second).startswith("storeengine-sqlite-write")
+
+
+async def test_a_short_write_fails_as_any_write(folder: Path) -> None:
+    storage = SqliteStorage.open(settings(folder))
+    try:
+        notes = storage.collection("notes")
+        await notes.insert({"_id": 1})
+        with pytest.raises(Conflict):
+            await notes.insert({"_id": 1})
+        with pytest.raises(BadRequest):
+            await notes.insert({"_id": 2, "n": 2**70})
+        assert await notes.count({}) == 1
+    finally:
+        await storage.close()
+
+
+async def test_writes_on_the_event_loop_leave_checkpoints_to_a_reader(folder: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SQLite's automatic checkpoints off on the writer's connection, the WAL stays bounded
+    only if the reader's checkpoints run (without them: 300 x 4 KB and more)."""
+    monkeypatch.setattr(runner_module, "CHECKPOINT_EVERY", 20)
+    storage = SqliteStorage.open(settings(folder))
+    try:
+        notes = storage.collection("notes")
+        await notes.insert({"_id": -1})
+        for n in range(300):
+            await notes.insert({"_id": n, "text": "x" * 4000})
+            for _ in range(500):  # the checkpoint runs on its thread meanwhile (an fsync: may take a while)
+                if not storage.runner.checkpointing:
+                    break
+                await asyncio.sleep(0.01)
+        wal = folder / (DB_FILE + "-wal")
+        assert wal.stat().st_size < 300 * 4000 / 2
+        assert await notes.count({}) == 301
+    finally:
+        await storage.close()

@@ -14,7 +14,6 @@ answers a named case as MongoDB does, so that the name goes.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import uuid
@@ -52,9 +51,7 @@ class Wire:
 
     def close(self) -> None:
         self.run(self.storage.client.drop_database(self.storage.database_name))
-        closing = self.storage.close()
-        if inspect.isawaitable(closing):  # an awaitable once the seam is on PyMongo's async client
-            self.run(closing)
+        self.run(self.storage.close())
         self.loop.close()
 
 

@@ -8,6 +8,7 @@ atomic against other threads and other processes sharing the folder.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
-from storeengine.storage.sqlite import codec, schema
+from storeengine.core.jsonio import dumps
+from storeengine.storage.sqlite import answer, codec, schema
 from storeengine.storage.sqlite.codec import AnyShape, Shapes
 from storeengine.storage.sqlite.compiler import Compiler, pins_id
 from storeengine.storage.sqlite.grouping import run_pipeline
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 Doc = dict[str, Any]
 Sort = Sequence[tuple[str, int]]
 R = TypeVar("R")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # spliced into a JSON path of find_answer
 _BATCH = 500  # rows decoded between two deadline checks
 
 
@@ -79,6 +82,50 @@ class SqliteCollection:
                 return docs
 
             return self._read(conn, query, select, [], needs_shapes=any(k != "_id" for k, _ in sort))
+
+        return await self._runner.read(run, self._storage.query_timeout_ms)
+
+    async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
+                          fields: Sequence[str] = (), drop: Sequence[str] = (),
+                          ) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+        """`find` with at most an exclusion of top-level fields (`drop`, left out by SQLite's
+        json_remove), each document as the answer's JSON (core/jsonio.py's form),
+        made from the stored text without decoding it (answer.py); with the values of `fields` of
+        each (decoded: `expand` follows them), and the last document decoded (a page's keyset token
+        is made from it). Not in the seam: the service asks for it where a backend has it
+        (store/service.py EncodedReads)."""
+        query, sort = dict(query), list(sort or ())
+        if any(not _PLAIN_NAME.match(name) for name in drop):
+            raise ValueError("find_answer: drop takes plain top-level names")
+        removed = "".join(f", '$.\"{name}\"'" for name in drop)
+        body = f"json_remove(doc{removed})" if drop else "doc"
+        extract = "".join(f", {Node.root().child_path(f).type}, {Node.root().child_path(f).value}" for f in fields)
+
+        def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+            def select(shapes: Shapes) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+                compiler = Compiler(shapes.may_be_array)
+                where = compiler.query(query)
+                order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
+                # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
+                sql = (f"SELECT CAST({body} AS BLOB){extract} FROM {self._table} WHERE {where}{order} "
+                       "LIMIT :limit OFFSET :skip")
+                cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
+                found: list[tuple[Any, ...]] = []
+                rows: list[bytes] = []
+                while batch := cursor.fetchmany(_BATCH):
+                    self._runner.check_deadline()
+                    found += batch
+                    # Batch by batch: each rewrite is a few C calls holding the GIL, kept short so
+                    # that the event loop runs between them (a page of 10,000 in one would stall it).
+                    stored = [row[0] for row in batch]
+                    rewritten = answer.each(stored)
+                    if rewritten is None:  # a stored string the byte rewrite leaves alone: decode and encode
+                        rewritten = [dumps(codec.decode(row)) for row in stored]
+                    rows += rewritten
+                return rows, _field_values(found, len(fields)), codec.decode(found[-1][0]) if found else None
+
+            empty: tuple[list[bytes], list[list[Any]], Doc | None] = ([], [], None)
+            return self._read(conn, query, select, empty, needs_shapes=any(k != "_id" for k, _ in sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
@@ -174,7 +221,7 @@ class SqliteCollection:
                 self._note_shapes(conn, seen)
                 conn.execute(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", (key, text))
 
-        await self._runner.write(run)
+        await self._runner.write(run, short=True)
 
     async def insert_many(self, docs: Sequence[Doc]) -> None:
         """Many inserts in one transaction (bulk loads: benchmarks, tests; not part of the seam)."""
@@ -229,7 +276,7 @@ class SqliteCollection:
                                  (_key(doc), self._encode(conn, doc)))
                 return len(rows), doc
 
-        return await self._runner.write(run)
+        return await self._runner.write(run, short=pins_id(query))
 
     def _encode(self, conn: sqlite3.Connection, doc: Doc) -> str:
         seen = Shapes()
@@ -248,7 +295,7 @@ class SqliteCollection:
 
             return self._write_where(conn, query, remove, 0)
 
-        return await self._runner.write(run)
+        return await self._runner.write(run, short=pins_id(query))
 
     async def find_one_and_delete(self, query: Mapping[str, Any]) -> Doc | None:
         query = dict(query)
@@ -262,7 +309,7 @@ class SqliteCollection:
 
             return self._write_where(conn, query, remove, None)
 
-        return await self._runner.write(run)
+        return await self._runner.write(run, short=pins_id(query))
 
     def _write_where(self, conn: sqlite3.Connection, query: Mapping[str, Any], write: Callable[[Shapes], R],
                      empty: R) -> R:
@@ -294,6 +341,23 @@ class SqliteCollection:
     async def index_keys(self) -> list[tuple[list[tuple[str, int]], bool]]:
         """The indexes made by `ensure_index`: (keys, unique) each (MongoDB's listIndexes, roughly)."""
         return await self._runner.read(lambda conn: schema.indexes(conn, self.name), self._storage.query_timeout_ms)
+
+
+def _field_values(found: Sequence[tuple[Any, ...]], count: int) -> list[list[Any]]:
+    """The (json_type, json_extract) pairs after each row's document -> the fields' values. The
+    same scalar (a reference shared by many rows) is decoded once."""
+    if not count:
+        return [[] for _ in found]
+    atoms: dict[Any, Any] = {}
+
+    def value(kind: str | None, raw: Any) -> Any:
+        if kind in ("array", "object"):
+            return codec.decode_value(raw)
+        if raw not in atoms:
+            atoms[raw] = codec.decode_atom(raw)
+        return atoms[raw]
+
+    return [[value(row[i], row[i + 1]) for i in range(1, 2 * count, 2)] for row in found]
 
 
 def _fields(query: Mapping[str, Any]) -> list[str]:

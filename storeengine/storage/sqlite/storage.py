@@ -42,7 +42,7 @@ class SqliteStorage:
         self.query_timeout_ms = query_timeout_ms
         self._lock = lock
         memory = target == MEMORY
-        self.runner = Runner(lambda: connect(target), 0 if memory else readers)
+        self.runner = Runner(lambda: connect(target), 0 if memory else readers, inline_writes=embedded)
         self._collections: dict[str, SqliteCollection] = {}
         self._ttl_every = ttl_sweep_seconds
         self._next_sweep = 0.0
@@ -61,6 +61,7 @@ class SqliteStorage:
             self.shut()
             raise
         self.runner.after_write = self._sweep_if_due
+        self.runner.upkeep_due = lambda: time.monotonic() >= self._next_sweep
 
     @classmethod
     def open(cls, settings: Settings) -> SqliteStorage:
