@@ -14,7 +14,7 @@ same number of entities.
 Prints the table, each server's CPU per request beside wall time (and jongodb's), and a line per
 target of issue 21, `ok` or `!!! MISSED !!!`; `@result {json}` with BENCH_JSON=1.
 BENCH_PEER_SECONDS (default 5) per timed run, BENCH_PEER_COUNT (3000) entities, BENCH_PEER_POSTS (500),
-BENCH_PEER_ROUNDS (2).
+BENCH_PEER_ROUNDS (2), BENCH_PEER_TIMEOUT (30) seconds an answer may take.
 """
 
 from __future__ import annotations

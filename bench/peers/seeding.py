@@ -61,6 +61,8 @@ def in_database(target: Target, uri: str, count: int) -> list[str]:
         template = collection.find_one({"_id": ObjectId(first) if ObjectId.is_valid(first) else first})
         if template is None:
             raise RuntimeError(f"{target.name}: the entity just created is not in {database}.{name}")
+        if target.before_copies is not None:
+            target.before_copies(client[database], count)
         ids, batch = [first], []
         for i in range(1, count):
             body = target.body(i)
@@ -68,6 +70,8 @@ def in_database(target: Target, uri: str, count: int) -> list[str]:
                    "tags": body["tags"]}
             # stored as the server stores it: a BSON date where it made one, else the body's value
             doc["listedAt"] = fields(i)["listedAt"] if isinstance(template["listedAt"], datetime) else body["listedAt"]
+            if target.copied is not None:
+                target.copied(doc, i)
             batch.append(doc)
             ids.append(str(doc["_id"]))
             if len(batch) == BATCH or i == count - 1:

@@ -48,3 +48,7 @@ class Target:
     setup: str = ""             # one line: auth, schema and server set-up, for the report
     stored_in: tuple[str, str] | None = None  # (database, collection) on a MongoDB server: see seeding.py
     ids: list[str] = field(default_factory=list)
+    # Seeding in the database (seeding.py): what the i-th copy of the stored document changes beyond
+    # the fields, and what the database needs before the copies go in (the peer's own bookkeeping).
+    copied: Callable[[dict[str, Any], int], None] | None = None
+    before_copies: Callable[[Any, int], None] | None = None

@@ -35,7 +35,8 @@ def _default(value: Any) -> Any:
     # milliseconds and handed back as ready JSON (a Fragment), never as a new str.
     kind = type(value)
     if kind is ObjectId:
-        return value.binary.hex()
+        # its 12 bytes, read from the slot: `.binary` (a property) or str() cost 5 to 6 times as much
+        return value._ObjectId__id.hex()
     if kind is datetime and value.tzinfo is None:
         raw = orjson.dumps(value, option=_NATIVE_DATE)
         return _Fragment(raw[:24] + b'Z"' if len(raw) > 22 else raw[:20] + b'.000Z"')

@@ -196,12 +196,16 @@ def query_filter(principal: Principal, rules: Iterable[str]) -> dict[str, Any] |
 
 
 def restrict(query: dict[str, Any], principal: Principal, rules: Iterable[str]) -> dict[str, Any]:
-    """AND the caller's read filter into a query."""
+    """AND the caller's read filter into a query: side by side in one document when no top-level
+    key collides (top-level keys are ANDed), so that the server sees `_id` at the top of a GET by
+    id (jongodb spent 2 to 3 times the CPU on `{$and: [{_id}, {$or}]}` as on `{_id, $or}`)."""
     extra = query_filter(principal, rules)
     if extra is None:
         return query
     if not query:
         return extra
+    if query.keys().isdisjoint(extra):
+        return {**query, **extra}
     return {"$and": [query, extra]}
 
 

@@ -32,6 +32,7 @@ _DOWN = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkT
 # Values the driver cannot encode: integers outside signed 64 bits (OverflowError), invalid
 # documents and strings (bson InvalidDocument / InvalidStringData), lone surrogates.
 _UNENCODABLE = (OverflowError, BSONError, UnicodeEncodeError)
+CONNECT_TIMEOUT_MS = 20000  # PyMongo's default (see Storage.connect)
 
 
 
@@ -142,10 +143,14 @@ class Storage:
 
     @classmethod
     def connect(cls, settings: Settings) -> Storage:
+        # connectTimeoutMS also bounds the monitor's heartbeat `hello` and every new connection's
+        # handshake, and one that runs out clears the pool, cancelling every operation in flight
+        # (503s). At the selection timeout (2 s) a database merely busy under load (32 lists of
+        # 1,000 on jongodb) did that; a dead one is still found by server selection.
         client: AsyncMongoClient[Doc] = AsyncMongoClient(
             settings.mongodb_uri, tz_aware=False,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
-            connectTimeoutMS=settings.server_selection_timeout_ms,
+            connectTimeoutMS=max(CONNECT_TIMEOUT_MS, settings.server_selection_timeout_ms),
         )
         log.info("using MongoDB database %r", settings.database)
         return cls(client, settings.database, embedded=False, query_timeout_ms=settings.query_timeout_ms)

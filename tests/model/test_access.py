@@ -141,10 +141,16 @@ def test_an_anonymous_caller_never_owns_an_ownerless_entity():
 def test_restrict_ands_the_rules_into_a_query():
     p = PRINCIPALS["owner"]
     assert restrict({}, p, ["owner"]) == {"owner": OWNER}
-    assert restrict({"n": 1}, p, ["owner"]) == {"$and": [{"n": 1}, {"owner": OWNER}]}
+    # side by side when no top-level key collides, so an `_id` stays at the top for the server
+    assert restrict({"n": 1}, p, ["owner"]) == {"n": 1, "owner": OWNER}
+    assert restrict({"_id": OTHER}, p, ["owner", "access"]) == {"_id": OTHER, **query_filter(p, ["owner", "access"])}
+    assert restrict({"owner": OTHER}, p, ["owner"]) == {"$and": [{"owner": OTHER}, {"owner": OWNER}]}
+    assert restrict({"$or": [{"n": 1}]}, p, ["owner", "access"]) == \
+        {"$and": [{"$or": [{"n": 1}]}, query_filter(p, ["owner", "access"])]}
     assert restrict({"n": 1}, PRINCIPALS["admin"], ["owner"]) == {"n": 1}
     assert restrict({"n": 1}, p, ["authenticated"]) == {"n": 1}
-    assert restrict({"n": 1}, PRINCIPALS["anonymous"], ["owner"]) == {"$and": [{"n": 1}, NOTHING]}
+    assert restrict({"n": 1}, PRINCIPALS["anonymous"], ["owner"]) == {"n": 1, **NOTHING}
+    assert restrict({"_id": OTHER}, PRINCIPALS["anonymous"], ["owner"]) == {"$and": [{"_id": OTHER}, NOTHING]}
 
 
 HOSTILE = [
@@ -153,6 +159,8 @@ HOSTILE = [
     {"$nor": [{"_id": None}]},
     {"$or": [{"owner": OWNER}, {"_id": {"$exists": True}}]},
     {"_id": {"$exists": True}, "$or": [{"owner": OTHER}]},
+    {"_id": {"$exists": True}},  # merged side by side with the rules' own keys
+    {"access": {"$exists": True}, "$nor": [{"owner": None}]},
 ]
 
 

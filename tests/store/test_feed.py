@@ -489,6 +489,33 @@ async def test_a_reader_that_met_a_deletion_gets_410_not_a_skip(two_feeds: TwoFe
     assert (await feed.read(store, None)).position == 3
 
 
+async def test_expiry_reads_only_the_oldest_change_while_it_is_within_retention(
+        two_feeds: TwoFeeds, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process sweeps every few seconds: a page of up to 1,000 entities read each time for
+    nothing to expire was a list's worth of database work."""
+    feed, _, store = two_feeds()
+    feed.retention = timedelta(hours=1)
+    await feed.ensure_indexes()
+    for n in range(3):
+        await Writes(feed).create(SYSTEM, store, entity(n))
+    limits: list[int] = []
+    read = feed.read
+
+    async def counted(store: Any, since: int | None, limit: int = 1000, **options: Any) -> Any:
+        limits.append(limit)
+        return await read(store, since, limit, **options)
+
+    monkeypatch.setattr(feed, "read", counted)
+    await feed.expire([store])
+    assert limits == [1]
+    assert [r["seq"] for r in (await read(store, None)).records] == [1, 2, 3]  # nothing expired
+    feed.retention = timedelta(seconds=0)
+    await asyncio.sleep(0.01)
+    await feed.expire([store])
+    with pytest.raises(Gone):
+        await read(store, 1)
+
+
 # --- history and restore -----------------------------------------------------------------
 
 async def test_versions_and_restore_of_a_living_entity(client: httpx.AsyncClient, users: Users) -> None:

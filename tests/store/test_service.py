@@ -52,6 +52,10 @@ class Racing:
             await self.real.update({"_id": query["_id"]}, {"$set": {**self.owner.race_set, "updatedAt": later}})
         return await self.real.update_if(query, update)
 
+    async def find(self, query: dict[str, Any], projection: dict[str, Any] | None = None, *args: Any,
+                   **kwargs: Any) -> list[dict[str, Any]]:
+        return await self.real.find(query, projection if self.owner.projections else None, *args, **kwargs)
+
 
 class SeamStorage:
     """The real embedded storage, with a racing or failing collection swapped in where asked."""
@@ -61,6 +65,7 @@ class SeamStorage:
         self.races = 0  # how many compare-and-swaps to lose, from now on
         self.race_set: dict[str, Any] = {"body": "concurrent"}  # what the other writer changes
         self.down = False
+        self.projections = True  # False: finds return whole documents (jongodb ignores projections)
         self.embedded, self.database_name = True, "unit"
 
     def collection(self, name: str) -> Any:
@@ -165,6 +170,21 @@ async def test_lists_are_typed_pages_and_summaries(world):
     assert summary.to_json() == {"total": 3, "first": mine[0], "last": mine[2]}
     everything = await service.list_entities(ADMIN, notes, parse_list_query([("meta", "true")], notes))
     assert isinstance(everything, Summary) and everything.total == 4
+
+
+async def test_a_list_leaves_out_what_the_database_returned_despite_the_projection(world):
+    service, storage, _, _ = world
+    things = service.registry.get("things")
+    await service.create(ALICE, things, {"name": "a", "pin": "1234"})
+    await service.create(ALICE, things, {"name": "b"})
+    storage.projections = False
+    await storage.real.collection("things").update({}, {"$set": {"_change": {"seq": 1, "op": "create"}}})
+    stored = await storage.real.collection("things").find({})
+    assert all("_change" in doc for doc in stored) and any("pin" in doc for doc in stored)
+    for who in (ALICE, ADMIN):
+        page = await service.list_entities(who, things, parse_list_query([], things))
+        assert isinstance(page, Page) and [doc["name"] for doc in page.items] == ["a", "b"]
+        assert all("_change" not in doc and "pin" not in doc for doc in page.items), page.items
 
 
 async def test_access_decisions_come_before_any_write(world):

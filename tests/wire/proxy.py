@@ -40,12 +40,13 @@ class DelayProxy:
             client_writer.close()
             return
         self.writers |= {client_writer, server_writer}
-        for task in (self._pipe(client_reader, server_writer, self.delay), self._pipe(server_reader, client_writer, 0)):
+        for task in (self._pipe(client_reader, server_writer, True), self._pipe(server_reader, client_writer, False)):
             t = asyncio.create_task(task)
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool) -> None:
+        """Requests (`delayed`) are held `self.delay` seconds, read as each arrives: a test may change it."""
         held: asyncio.Queue[tuple[float, bytes | None]] = asyncio.Queue()
 
         async def forward() -> None:
@@ -60,7 +61,7 @@ class DelayProxy:
         forwarding = asyncio.create_task(forward())
         try:
             while chunk := await reader.read(65536):
-                held.put_nowait((time.monotonic() + delay, chunk))
+                held.put_nowait((time.monotonic() + (self.delay if delayed else 0.0), chunk))
             held.put_nowait((0.0, None))
             await forwarding
         except OSError:

@@ -15,8 +15,10 @@ import pytest
 
 from storeengine.app import create_app
 from storeengine.settings import Settings
+from storeengine.storage.mongo import Storage
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, lifespan, token_for
 from tests.lanes import WireDatabase, WireServer, require_wire
+from tests.wire.proxy import DelayProxy
 
 # Catastrophic backtracking: each document costs the server tens of ms, so a list over a few
 # dozen of them outlasts a 100 ms maxTimeMS (the server checks the bound between documents).
@@ -125,3 +127,19 @@ async def test_database_down_is_503_then_the_routes_recover_by_themselves(
         assert (await client.post("/api/v1/notes", json={"title": "after"}, headers=admin)).status_code == 201
         titles = [n["title"] for n in (await client.get("/api/v1/notes", headers=admin)).json()]
         assert titles == ["kept", "after"]
+
+
+async def test_a_database_slower_than_the_selection_timeout_is_slow_not_unavailable(
+        wire_db: WireDatabase, settings: Settings) -> None:
+    """A busy database answers late; new connections' handshakes are late too. Bounding those by
+    the selection timeout (500 ms here) failed them, and the driver then cleared its pool: 503s."""
+    proxy = DelayProxy(int(wire_db.uri.split(":")[2].split("/")[0]), 0.0)
+    storage = Storage.connect(settings.model_copy(update={"mongodb_uri": proxy.uri(), "database": wire_db.name}))
+    try:
+        coll = storage.collection("slow")
+        await coll.insert({"_id": 1})
+        proxy.delay = 0.8
+        assert await asyncio.gather(*(coll.find_one({"_id": 1}) for _ in range(4))) == [{"_id": 1}] * 4
+    finally:
+        await storage.close()
+        proxy.close()
