@@ -4,21 +4,26 @@ request shows the server's reason."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import Server, start_server, stop_server
-from tests.http.test_console_browser import CHROMIUM, Watch, admin_headers, shoot, sign_in
-
-# A page's requests wait for the server: on a loaded 2-core machine 5 s (Playwright's default) was
-# seen to run out before a store's first list arrived. The expectations themselves are unchanged.
-expect.set_options(timeout=15_000)
+from tests.browser import (
+    Browser,
+    Page,
+    Watch,
+    admin_headers,
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    expect,
+    schema_folder,
+    serving,
+    shoot,
+    sign_in,
+)
+from tests.conftest import Server
 
 SCHEMA = {"type": "object", "properties": {
     "region": {"enum": ["north", "south", "east"]},
@@ -38,24 +43,12 @@ SALES = [
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("aggregate-browser") / "schemas"
-    folder.mkdir()
-    (folder / "sales.json").write_text(json.dumps(SCHEMA))
-    server = start_server(folder, folder.parent / "server.log")
-    admin = admin_headers(server)
-    for sale in SALES:
-        r = httpx.post(f"{server.url}/api/v1/sales", json=sale, headers=admin)
-        assert r.status_code == 201, r.text
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
+    with serving(schema_folder(tmp_path_factory, "aggregate-browser", {"sales": SCHEMA})) as server:
+        admin = admin_headers(server)
+        for sale in SALES:
+            r = httpx.post(f"{server.url}/api/v1/sales", json=sale, headers=admin)
+            assert r.status_code == 201, r.text
+        yield server
 
 
 def shown(page: Page) -> list[list[str]]:

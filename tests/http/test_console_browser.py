@@ -8,28 +8,25 @@ nothing from another host and logs no error. Set SCREENSHOTS=<dir> to keep the s
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server, start_server, stop_server
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None:
-    pytest.skip("SKIPPED THE BROWSER TESTS: no Chromium on PATH. Install Debian's package "
-                "(apt-get install -y chromium chromium-driver; .ci/run does it) to run them.",
-                allow_module_level=True)
-
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
-
-# A page's requests wait for the server: on a loaded 2-core machine 5 s (Playwright's default) was
-# seen to run out before a store's first list arrived. The expectations themselves are unchanged.
-expect.set_options(timeout=15_000)
+from tests.browser import (
+    Browser,
+    Page,
+    Watch,
+    admin_headers,
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    expect,
+    schema_folder,
+    serving,
+    shoot,
+    sign_in,
+)
+from tests.conftest import ADMIN_LOGIN, Server
 
 STORE = "gizmos"
 SCHEMA = {
@@ -49,77 +46,13 @@ SCHEMA = {
 
 @pytest.fixture(scope="module")
 def schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("browser") / "schemas"
-    folder.mkdir()
-    (folder / f"{STORE}.json").write_text(json.dumps(SCHEMA))
-    return folder
+    return schema_folder(tmp_path_factory, "browser", {STORE: SCHEMA})
 
 
 @pytest.fixture(scope="module")
 def live_server(schemas: Path) -> Iterator[Server]:
-    server = start_server(schemas, schemas.parent / "server.log")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-class Watch:
-    """Every request the page makes and every console message it logs."""
-
-    def __init__(self, page: Page, origin: str) -> None:
-        self.origin = origin
-        self.foreign: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", self._request)
-        page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
-
-    def _request(self, request: object) -> None:
-        url: str = request.url  # type: ignore[attr-defined]
-        parts = urlsplit(url)
-        if parts.scheme not in ("data", "blob") and f"{parts.scheme}://{parts.netloc}" != self.origin:
-            self.foreign.append(url)
-
-    def _console(self, msg: ConsoleMessage) -> None:
-        if msg.type != "error":
-            return
-        # Chromium logs every 4xx answer as "Failed to load resource". The console's own API
-        # refusals are expected ones (401 before signing in, the 400 the test provokes);
-        # anything else (script errors, console.error, other resources) is a failure.
-        url = msg.location.get("url", "")
-        if msg.text.startswith("Failed to load resource: the server responded with a status of 4") and \
-                urlsplit(url).path.startswith("/api/v1/"):
-            return
-        self.errors.append(f"{msg.text} ({url})")
-
-
-def shoot(page: Page, name: str, tmp_path: Path) -> None:
-    target = Path(os.environ.get("SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"console-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 1000
-
-
-def admin_headers(server: Server) -> dict[str, str]:
-    r = httpx.post(server.url + "/api/v1/auth/token", json={"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD})
-    r.raise_for_status()
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
-def sign_in(page: Page, server: Server) -> None:
-    page.goto(server.url + "/")
-    page.get_by_label("Login").fill(ADMIN_LOGIN)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    with serving(schemas) as server:
+        yield server
 
 
 def field_error(page: Page, label: str) -> str:

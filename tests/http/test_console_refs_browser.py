@@ -4,20 +4,24 @@ store and puts the chosen id in the field."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.conftest import Server, start_server, stop_server
-from tests.http.test_console_browser import CHROMIUM, Watch, admin_headers, shoot, sign_in
-
-# A page's requests wait for the server: on a loaded 2-core machine 5 s (Playwright's default) was
-# seen to run out before a store's first list arrived. The expectations themselves are unchanged.
-expect.set_options(timeout=15_000)
+from tests.browser import (
+    Browser,
+    Watch,
+    admin_headers,
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    expect,
+    schema_folder,
+    serving,
+    shoot,
+    sign_in,
+)
+from tests.conftest import Server
 
 ID = {"type": "string", "format": "objectid"}
 SCHEMAS = {
@@ -33,21 +37,8 @@ SCHEMAS = {
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("refs-browser") / "schemas"
-    folder.mkdir()
-    for name, schema in SCHEMAS.items():
-        (folder / f"{name}.json").write_text(json.dumps(schema))
-    server = start_server(folder, folder.parent / "server.log")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
+    with serving(schema_folder(tmp_path_factory, "refs-browser", SCHEMAS)) as server:
+        yield server
 
 
 def test_reference_link_label_and_picker(browser: Browser, live_server: Server, tmp_path: Path) -> None:

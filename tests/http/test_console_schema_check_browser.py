@@ -11,13 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server, stop_server
-from tests.http.test_console_browser import CHROMIUM, Watch, admin_headers, shoot, sign_in
-
-assert CHROMIUM is not None  # the import above skips the module without it
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-expect.set_options(timeout=15_000)
+from tests.browser import (
+    Browser,
+    Watch,
+    admin_headers,
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    expect,
+    schema_folder,
+    serving,
+    shoot,
+    sign_in,
+)
+from tests.conftest import Server
 
 STORE = "parts"
 LOOSE = {"type": "object", "properties": {"name": {"type": "string"}, "weight": {"type": "number"}},
@@ -28,25 +33,13 @@ STRICT = {**LOOSE, "required": ["name", "weight"],
 
 @pytest.fixture(scope="module")
 def schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("check-browser") / "schemas"
-    folder.mkdir()
-    (folder / f"{STORE}.json").write_text(json.dumps(LOOSE))
-    return folder
+    return schema_folder(tmp_path_factory, "check-browser", {STORE: LOOSE})
 
 
 @pytest.fixture(scope="module")
 def live_server(schemas: Path) -> Iterator[Server]:
-    server = start_server(schemas, schemas.parent / "server.log")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
+    with serving(schemas) as server:
+        yield server
 
 
 def test_an_admin_sees_which_entities_fail_the_current_schema(browser: Browser, live_server: Server,
