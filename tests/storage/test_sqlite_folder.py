@@ -249,6 +249,32 @@ async def test_a_short_write_queues_behind_a_write_in_progress(inline_runner: Ru
     assert (await second).startswith("storeengine-sqlite-write")
 
 
+async def test_a_short_read_runs_on_the_callers_thread_when_the_writer_is_idle(inline_runner: Runner) -> None:
+    assert await inline_runner.read(_thread, 1000, short=True) == threading.current_thread().name
+    assert (await inline_runner.read(_thread, 1000)).startswith("storeengine-sqlite-read")
+    release = threading.Event()
+
+    def long_write(conn: sqlite3.Connection) -> str:
+        release.wait(5)
+        return _thread(conn)
+
+    writing = asyncio.create_task(inline_runner.write(long_write))
+    await asyncio.sleep(0.05)  # the writer thread holds its connection: a short read goes to a reader
+    assert (await inline_runner.read(_thread, 1000, short=True)).startswith("storeengine-sqlite-read")
+    release.set()
+    await writing
+
+
+async def test_a_short_read_keeps_its_deadline(inline_runner: Runner) -> None:
+    def endless(conn: sqlite3.Connection) -> object:
+        return conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                            "SELECT count(*) FROM n").fetchone()
+
+    with pytest.raises(Unavailable):
+        await inline_runner.read(endless, 100, short=True)
+    assert await inline_runner.read(_thread, 1000, short=True) == threading.current_thread().name
+
+
 async def test_a_short_write_fails_as_any_write(folder: Path) -> None:
     storage = SqliteStorage.open(settings(folder))
     try:

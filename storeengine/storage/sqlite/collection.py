@@ -83,7 +83,7 @@ class SqliteCollection:
 
             return self._read(conn, query, select, [], needs_shapes=any(k != "_id" for k, _ in sort))
 
-        return await self._runner.read(run, self._storage.query_timeout_ms)
+        return await self._runner.read(run, self._storage.query_timeout_ms, short=pins_id(query))
 
     async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
                           fields: Sequence[str] = (), drop: Sequence[str] = (),
