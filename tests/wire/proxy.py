@@ -88,3 +88,4 @@ class DelayProxy:
         self.server.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()  # its self-pipe (a socket pair) would otherwise be left for the GC to warn about
