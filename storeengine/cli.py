@@ -19,6 +19,7 @@ from bson import ObjectId
 from storeengine.settings import Settings
 
 if TYPE_CHECKING:
+    from storeengine.http.context import Context
     from storeengine.model.schema import StoreSchema
     from storeengine.storage.api import StorageAPI
     from storeengine.storage.sqlite.folder import FolderLock
@@ -172,21 +173,33 @@ def _shifted(show: Callable[[int, int], None], done: int, total: int, checked: i
     show(done + checked, total + invalid)
 
 
-def _user_create(args: argparse.Namespace) -> int:
+def _command_context(lost: str) -> Context | None:
+    """The context of a command that writes beside the servers (not in one), on the database of
+    the settings; None, said on stderr, where it cannot run: an in-memory database (what it wrote,
+    `lost`, would go with the command), or an embedded folder a server holds."""
     from storeengine.app import build_context
-    from storeengine.auth.bootstrap import create_user
     from storeengine.core.errors import StoreError
-    from storeengine.core.jsonio import dumps
 
     settings = Settings()
     if settings.mongodb_uri is None and settings.data_dir == ":memory:":
-        print("storeengine: STORE_DATA_DIR=:memory:: a user in an in-memory database would be lost at once. "
-              "Use STORE_ADMIN_LOGIN / STORE_ADMIN_PASSWORD for such a server.", file=sys.stderr)
-        return 2
+        print(f"storeengine: STORE_DATA_DIR=:memory:: {lost}", file=sys.stderr)
+        return None
     try:
         ctx, _ = build_context(settings)  # the embedded database: refused while a server holds it
     except StoreError as exc:
         print(f"storeengine: {exc.message}", file=sys.stderr)
+        return None
+    return ctx
+
+
+def _user_create(args: argparse.Namespace) -> int:
+    from storeengine.auth.bootstrap import create_user
+    from storeengine.core.errors import StoreError
+    from storeengine.core.jsonio import dumps
+
+    ctx = _command_context("a user in an in-memory database would be lost at once. "
+                           "Use STORE_ADMIN_LOGIN / STORE_ADMIN_PASSWORD for such a server.")
+    if ctx is None:
         return 2
 
     async def run() -> None:
@@ -209,19 +222,12 @@ def _user_create(args: argparse.Namespace) -> int:
 
 def _tenant(args: argparse.Namespace) -> int:
     """`storeengine tenant create|list|delete` (API.md 12), on the database of the settings."""
-    from storeengine.app import build_context, build_tenancy
+    from storeengine.app import build_tenancy
     from storeengine.core.errors import StoreError
     from storeengine.core.jsonio import dumps
 
-    settings = Settings()
-    if settings.mongodb_uri is None and settings.data_dir == ":memory:":
-        print("storeengine: STORE_DATA_DIR=:memory:: a tenant in an in-memory database would be lost at once",
-              file=sys.stderr)
-        return 2
-    try:
-        ctx, _ = build_context(settings)  # the embedded database: refused while a server holds it
-    except StoreError as exc:
-        print(f"storeengine: {exc.message}", file=sys.stderr)
+    ctx = _command_context("a tenant in an in-memory database would be lost at once")
+    if ctx is None:
         return 2
     ctx.registry.rescan()  # the stores whose entities a copy takes
     tenancy = build_tenancy(ctx)
