@@ -333,7 +333,7 @@ class EntityService:
                 log.exception("write hook failed")
         entity = after if after is not None else before
         assert entity is not None
-        self.events.publish(store, op, _public(store, entity))
+        self.events.publish(store, op, public(store, entity))
 
 
 # --- the pure parts of a write ------------------------------------------------------------------
@@ -451,6 +451,3 @@ def _left_out(items: list[Doc], hide: dict[str, int]) -> list[Doc]:
 def _visible(principal: Principal, store: StoreSchema, doc: Doc | None) -> Doc | None:
     return None if doc is None else acl.visible(principal, store, doc)
 
-
-def _public(store: StoreSchema, doc: Doc) -> Doc:
-    return public(store, doc)
