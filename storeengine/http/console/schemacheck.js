@@ -12,8 +12,11 @@ function summary(report) {
   const { state, checked, invalid } = report;
   if (state === "running") return `Checking the entities against the current schema… ${plural(checked, "entity", "entities")} so far, ${invalid.toLocaleString("en")} failing.`;
   if (state === "failed") return `The schema check failed: ${report.error}`;
-  if (!invalid) return `All ${plural(checked, "entity fits", "entities fit")} the current schema.`;
-  return `${invalid.toLocaleString("en")} of ${plural(checked, "entity fails", "entities fail")} the current schema.`;
+  // The check reads what the store held when the schema was loaded; every later write was
+  // validated by the write itself, so "all fit" never claims more than was read.
+  if (!checked) return "The store was empty when the current schema was loaded; entities written since were checked as they were written.";
+  if (!invalid) return `All ${plural(checked, "entity", "entities")} stored when the current schema was loaded fit it.`;
+  return `${invalid.toLocaleString("en")} of ${plural(checked, "entity", "entities")} stored when the current schema was loaded fail it.`;
 }
 
 function failures(store, report) {
