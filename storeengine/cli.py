@@ -117,15 +117,12 @@ def _check(args: argparse.Namespace) -> int:
 
 def _check_data(directory: Path) -> int:
     """`check-schemas --data`: every stored entity of every store against its current file."""
-    from storeengine.app import build_context
     from storeengine.core.errors import StoreError
 
-    settings = Settings(schema_dir=directory)
-    if settings.mongodb_uri is None:
-        print("storeengine: --data needs STORE_MONGODB_URI (the embedded database belongs to its server)",
-              file=sys.stderr)
+    ctx = _command_context("a new in-memory database holds no entities to check",
+                           Settings(schema_dir=directory))
+    if ctx is None:
         return 2
-    ctx, _ = build_context(settings)
     ctx.registry.rescan()
 
     async def run() -> int:
@@ -173,14 +170,14 @@ def _shifted(show: Callable[[int, int], None], done: int, total: int, checked: i
     show(done + checked, total + invalid)
 
 
-def _command_context(lost: str) -> Context | None:
-    """The context of a command that writes beside the servers (not in one), on the database of
+def _command_context(lost: str, settings: Settings | None = None) -> Context | None:
+    """The context of a command that works beside the servers (not in one), on the database of
     the settings; None, said on stderr, where it cannot run: an in-memory database (what it wrote,
     `lost`, would go with the command), or an embedded folder a server holds."""
     from storeengine.app import build_context
     from storeengine.core.errors import StoreError
 
-    settings = Settings()
+    settings = settings or Settings()
     if settings.mongodb_uri is None and settings.data_dir == ":memory:":
         print(f"storeengine: STORE_DATA_DIR=:memory:: {lost}", file=sys.stderr)
         return None

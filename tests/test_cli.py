@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "schemas"
@@ -114,7 +114,7 @@ def test_serve_refuses_several_workers_on_an_in_memory_database(tmp_path: Path) 
 def test_tenant_create_list_delete_on_the_embedded_database(tmp_path: Path) -> None:
     import httpx
 
-    from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE, start_server, stop_server
+    from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, HERE
 
     data = tmp_path / "data"
     env = clean_env(STORE_DATA_DIR=str(data), STORE_SCHEMA_DIR=str(HERE / "schemas"), STORE_ARGON2_TIME_COST="1",
@@ -162,3 +162,41 @@ def test_tenant_create_list_delete_on_the_embedded_database(tmp_path: Path) -> N
     assert storeengine("tenant", "list", env=env).stdout == ""
     missing = storeengine("tenant", "delete", "acme", env=env)
     assert missing.returncode == 1 and '"404"' in missing.stderr
+
+
+def _embedded_things(data: Path, docs: list[dict[str, object]]) -> None:
+    """Entities written straight into an embedded data folder (as an older schema allowed them)."""
+    import asyncio
+
+    from storeengine.app import build_context
+    from storeengine.settings import Settings
+    from storeengine.storage.sqlite import SqliteStorage
+
+    ctx, _ = build_context(Settings(data_dir=str(data), schema_dir=EXAMPLES, secret="x" * 32))
+    asyncio.run(ctx.storage.collection("things").insert_many(docs))
+    assert isinstance(ctx.storage, SqliteStorage)
+    ctx.storage.shut()  # frees the folder's lock
+
+
+def test_check_schemas_data_reads_an_embedded_folder_no_server_holds(tmp_path: Path) -> None:
+    from bson import ObjectId
+
+    schemas, data, bad = tmp_path / "schemas", tmp_path / "data", ObjectId()
+    schemas.mkdir()
+    (schemas / "things.json").write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}}))
+    _embedded_things(data, [{"_id": ObjectId(), "n": 1}, {"_id": bad, "n": "one"}])
+    env = clean_env(STORE_DATA_DIR=str(data), STORE_SECRET="x" * 32)
+    result = storeengine("check-schemas", "--data", str(schemas), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"things/{bad}: n: " in result.stdout and "things: 1 of 2 entities fail its schema" in result.stdout
+
+    server = start_server(schemas, tmp_path / "server.log", env={"STORE_DATA_DIR": str(data)})
+    try:  # a server holds the folder: refused, never read beside it
+        held = storeengine("check-schemas", "--data", str(schemas), env=env)
+    finally:
+        stop_server(server)
+    assert held.returncode == 2 and "another storeengine server" in held.stderr, held.stdout + held.stderr
+    assert "Traceback" not in held.stderr
+
+    memory = storeengine("check-schemas", "--data", str(schemas), env=clean_env(STORE_DATA_DIR=":memory:"))
+    assert memory.returncode == 2 and ":memory:" in memory.stderr, memory.stderr
