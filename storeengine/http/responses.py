@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from storeengine.core.errors import MethodNotAllowed, NotFound, StoreError, TooManyRequests
+from storeengine.core.errors import BadRequest, MethodNotAllowed, NotFound, StoreError, TooManyRequests
 from storeengine.core.jsonio import dumps
 from storeengine.store.references import EXPANDED
 
@@ -101,9 +101,16 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def on_disconnect(request: Request, exc: Exception) -> Response:
+    """The client left before its body arrived: nothing was done, and nobody reads the answer."""
+    log.info("client left during its request's body: %s %s", request.method, request.url.path)
+    return error_response(BadRequest("The client disconnected before its request's body arrived"))
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(StoreError())
 
 
-EXCEPTION_HANDLERS = {StoreError: on_store_error, HTTPException: on_http_error, Exception: on_unexpected}
+EXCEPTION_HANDLERS = {StoreError: on_store_error, HTTPException: on_http_error, ClientDisconnect: on_disconnect,
+                      Exception: on_unexpected}

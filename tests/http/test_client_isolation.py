@@ -422,3 +422,33 @@ async def test_api_answers_are_not_sniffed_either(client: httpx.AsyncClient, adm
     for r in (await client.get("/api/v1/orders", headers=admin), await client.get("/api/v1/orders"),
               await client.get("/healthz")):
         assert r.headers["x-content-type-options"] == "nosniff"
+
+
+# --- a client that leaves mid-body -----------------------------------------------------------
+
+async def test_a_client_that_disconnects_mid_body_costs_one_quiet_line_and_writes_nothing(
+        app: Any, client: httpx.AsyncClient, admin: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    before = (await client.get("/api/v1/orders", params={"meta": "true"}, headers=admin)).json()["total"]
+    events: list[dict[str, Any]] = [{"type": "http.request", "body": b'{"product": "0123', "more_body": True},
+                                    {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, Any]:
+        return events.pop(0) if events else {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"1000"),
+               (b"authorization", admin["Authorization"].encode()), (b"host", b"testserver")]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/v1/orders", "raw_path": b"/api/v1/orders", "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+    await app(scope, receive, send)
+    records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert not any(r.exc_info or r.levelno >= logging.ERROR for r in records), \
+        "".join(caplog.handler.format(r) for r in records)[:1500]
+    after = (await client.get("/api/v1/orders", params={"meta": "true"}, headers=admin)).json()["total"]
+    assert after == before
