@@ -9,7 +9,7 @@ from starlette.responses import Response
 from storeengine.core.documents import path_id
 from storeengine.core.errors import BadRequest, NotFound
 from storeengine.http.context import Context, context
-from storeengine.http.responses import list_response, with_expansions
+from storeengine.http.responses import list_response
 from storeengine.model.access import Principal
 from storeengine.model.expand import EXPAND, VIA, Node, parse_expand, split_params, with_reference_fields
 from storeengine.model.query import ListQuery, parse_list_query
@@ -46,9 +46,8 @@ async def list_answer(ctx: Context, principal: Principal, store: StoreSchema, qu
         headers["X-Next-After"] = result.next_after
     if isinstance(result, Page) and result.encoded is not None:  # JSON already: `expand` is spliced in
         rows = result.encoded
-        if tree and result.fields is not None:
-            await ctx.service.references.expand(principal, result.fields, tree)
-            rows = with_expansions(rows, result.fields)
+        if tree and result.columns is not None:
+            rows = await ctx.service.references.expand_encoded(principal, rows, result.columns, tree)
         return await list_response(b"[" + b",".join(rows) + b"]", headers)
     docs = result.to_json()
     await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],

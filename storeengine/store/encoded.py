@@ -1,0 +1,35 @@
+"""Reads answered as the answer's JSON bytes, where a backend can make them without decoding.
+
+The embedded database keeps each entity as JSON text that differs from the answer's form only
+in tagged strings (storage/sqlite/answer.py), so a page, and the entities a page's `expand`
+refers to, can leave as bytes. Not part of the storage seam: the service asks for it where a
+backend has it, and decodes otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from storeengine.core.types import Doc
+
+
+@runtime_checkable
+class EncodedReads(Protocol):
+    async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
+                          skip: int = 0, limit: int = 0,
+                          fields: Sequence[str] = (), drop: Sequence[str] = (),
+                          ) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+        """The matching entities as JSON objects (bytes), with top-level fields `drop` left out;
+        for each of `fields` the column of its (decoded) values, one per entity (`_id` included
+        when asked); and the last entity decoded (a page's keyset token is made from it)."""
+        ...
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def droppable(names: Iterable[str]) -> bool:
+    """May `find_answer` leave these out? Plain top-level names only (spliced into SQL's JSON paths)."""
+    return all(_PLAIN_NAME.match(name) for name in names)

@@ -1,0 +1,46 @@
+"""`_expand` spliced into entities that are JSON already (store/expanded.py): the same bytes as
+decoding each entity, adding `_expand` and encoding it again."""
+
+from __future__ import annotations
+
+import orjson
+from bson import ObjectId
+
+from storeengine.core.jsonio import dumps
+from storeengine.store.expanded import splice
+
+
+def test_expansions_are_spliced_as_the_last_member_as_decoding_would_add_them() -> None:
+    parent, other = {"_id": ObjectId(), "name": "p"}, {"_id": ObjectId(), "name": "o"}
+    found = {parent["_id"].binary: dumps(parent), other["_id"].binary: dumps(other)}
+    missing = ObjectId()
+    docs = [{"_id": ObjectId(), "n": 1, "parent": parent["_id"], "many": [parent["_id"], missing, other["_id"]]},
+            {"_id": ObjectId(), "n": 2, "parent": missing, "many": []},
+            {"_id": ObjectId(), "n": 3},
+            {"_id": ObjectId(), "n": 4, "parent": other["_id"], "many": "not a list of ids"}]
+    columns = [[doc.get("parent") for doc in docs], [doc.get("many") for doc in docs]]
+    rows = splice([dumps(doc) for doc in docs], ["parent", "many"], columns, [found, found])
+    expected = [{**docs[0], "_expand": {"parent": parent, "many": [parent, other]}},
+                {**docs[1], "_expand": {"many": []}},
+                {**docs[2], "_expand": {}},
+                {**docs[3], "_expand": {"parent": other}}]
+    assert rows == [dumps(doc) for doc in expected]
+
+
+def test_rows_that_refer_to_the_same_entities_share_one_member() -> None:
+    parent = {"_id": ObjectId(), "name": "p"}
+    docs = [{"_id": ObjectId(), "parent": parent["_id"]} for _ in range(3)]
+    rows = splice([dumps(doc) for doc in docs], ["parent"], [[doc["parent"] for doc in docs]],
+                  [{parent["_id"].binary: dumps(parent)}])
+    assert [orjson.loads(row)["_expand"] for row in rows] == [{"parent": orjson.loads(dumps(parent))}] * 3
+
+
+def test_a_stored_member_named_like_the_expansion_is_merged_not_repeated() -> None:
+    parent = {"_id": ObjectId()}
+    row = dumps({"_id": 1, "_expand": {"kept": 1}, "parent": parent["_id"]})
+    plain = dumps({"_id": 2, "parent": parent["_id"]})
+    merged, other = splice([row, plain], ["parent"], [[parent["_id"], parent["_id"]]],
+                           [{parent["_id"].binary: dumps(parent)}])
+    assert orjson.loads(merged) == {"_id": 1, "_expand": {"kept": 1, "parent": {"_id": str(parent["_id"])}},
+                                    "parent": str(parent["_id"])}
+    assert orjson.loads(other)["_expand"] == {"parent": {"_id": str(parent["_id"])}}
