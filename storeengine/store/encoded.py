@@ -14,16 +14,21 @@ from typing import Any, Protocol, runtime_checkable
 
 from storeengine.core.types import Doc
 
+# The values of one field across a page, dictionary-encoded: each entity's code (hashable; None
+# for no value), and each distinct code's value. A page of 1,000 entities refers to 100 parents:
+# 100 values to decode and follow, one lookup per entity.
+Column = tuple[list[Any], dict[Any, Any]]
+
 
 @runtime_checkable
 class EncodedReads(Protocol):
     async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
                           skip: int = 0, limit: int = 0,
                           fields: Sequence[str] = (), drop: Sequence[str] = (),
-                          ) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+                          ) -> tuple[list[bytes], list[Column], Doc | None]:
         """The matching entities as JSON objects (bytes), with top-level fields `drop` left out;
-        for each of `fields` the column of its (decoded) values, one per entity (`_id` included
-        when asked); and the last entity decoded (a page's keyset token is made from it)."""
+        the column of each of `fields` (`_id` included when asked; values shared by the rows of a
+        code are read-only); and the last entity decoded (a page's keyset token is made from it)."""
         ...
 
 

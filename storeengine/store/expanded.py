@@ -1,9 +1,10 @@
 """`_expand` spliced into entities that are JSON already (API.md section 13), as text.
 
 A page of 1,000 entities leaves the embedded database as JSON bytes (storage/sqlite/answer.py);
-decoding it to add `_expand` and encoding it again would cost more than the page itself. So each
-entity's `_expand` member is made once per distinct combination of referenced ids (a parent
-shared by many children: one member for them all) and put in front of the entity's closing `}`.
+decoding it to add `_expand` and encoding it again would cost more than the page itself. So the
+`_expand` member is made once per distinct value of the references followed (a parent shared by
+many children: one member for them all, from the page's dictionary-encoded columns, encoded.py)
+and put in front of each entity's closing `}`.
 """
 
 from __future__ import annotations
@@ -15,50 +16,45 @@ import orjson
 from bson import ObjectId
 
 from storeengine.core.jsonio import dumps
+from storeengine.store.encoded import Column
 
 EXPANDED = "_expand"
 _MEMBER = b'"' + EXPANDED.encode() + b'"'
-Key = bytes | tuple[bytes | None, ...] | None  # an id's bytes, a list's ids, or no reference
 
 
-def splice(rows: Sequence[bytes], props: Sequence[str], columns: Sequence[Sequence[Any]],
+def splice(rows: Sequence[bytes], props: Sequence[str], columns: Sequence[Column],
            found: Sequence[Mapping[bytes, bytes]]) -> list[bytes]:
     """Each row (a JSON object) with `"_expand": {prop: entity, ...}` added as its last member:
-    for each of `props`, the entity of `found` its value refers to (left out when there is none),
-    or for a list of ids the found ones in order. `columns` holds each prop's value of each row."""
+    for each of `props`, the entity of `found` (by its id's bytes) that the row's value in the
+    prop's column refers to, left out when there is none; for a list of ids, the found ones in order."""
     names = [dumps(prop) + b":" for prop in props]
-    keys: list[Any] = [[_key(value) for value in column] for column in columns]
-    per_row = keys[0] if len(keys) == 1 else list(zip(*keys, strict=True))
-    single = len(keys) == 1
-
-    def member(key: Any) -> bytes:
-        parts = (_part(name, k, entities) for name, k, entities in zip(names, (key,) if single else key, found,
-                                                                          strict=True))
-        return b"{" + b",".join(p for p in parts if p is not None) + b"}"
-
-    members = {key: member(key) for key in dict.fromkeys(per_row)}
-    if not any(_MEMBER in row for row in rows):
-        tails = {key: b"," + _MEMBER + b":" + value + b"}" for key, value in members.items()}
+    if len(columns) == 1:
+        (per_row, values), = columns
+        members = {code: _object([_part(names[0], value, found[0])]) for code, value in values.items()}
+    else:
+        per_row = list(zip(*(codes for codes, _ in columns), strict=True))
+        members = {key: _object([_part(name, values[code], entities) for name, code, (_, values), entities
+                                 in zip(names, key, columns, found, strict=True)])
+                   for key in dict.fromkeys(per_row)}
+    if _MEMBER not in b"".join(rows):
+        tails = {key: b"," + _MEMBER + b":" + member + b"}" for key, member in members.items()}
         return [row[:-1] + tails[key] for row, key in zip(rows, per_row, strict=True)]
     return [_merged(row, members[key]) if _MEMBER in row else row[:-1] + b"," + _MEMBER + b":" + members[key] + b"}"
             for row, key in zip(rows, per_row, strict=True)]
 
 
-def _key(value: Any) -> Key:
+def _part(name: bytes, value: Any, entities: Mapping[bytes, bytes]) -> bytes | None:
     if type(value) is ObjectId:
-        return value.binary
-    if isinstance(value, list):
-        return tuple(i.binary if type(i) is ObjectId else None for i in value)
-    return None
-
-
-def _part(name: bytes, key: Key, entities: Mapping[bytes, bytes]) -> bytes | None:
-    if type(key) is bytes:
-        entity = entities.get(key)
+        entity = entities.get(value.binary)
         return None if entity is None else name + entity
-    if type(key) is tuple:
-        return name + b"[" + b",".join(entities[i] for i in key if i is not None and i in entities) + b"]"
+    if isinstance(value, list):
+        shown = (entities.get(i.binary) for i in value if type(i) is ObjectId)
+        return name + b"[" + b",".join(e for e in shown if e is not None) + b"]"
     return None
+
+
+def _object(parts: list[bytes | None]) -> bytes:
+    return b"{" + b",".join(p for p in parts if p is not None) + b"}"
 
 
 def _merged(row: bytes, member: bytes) -> bytes:

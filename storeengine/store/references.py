@@ -25,7 +25,7 @@ from storeengine.model.expand import Expansion, Node
 from storeengine.model.references import ids_of
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
-from storeengine.store.encoded import EncodedReads, droppable
+from storeengine.store.encoded import Column, EncodedReads, droppable
 from storeengine.store.expanded import EXPANDED, splice
 
 T = TypeVar("T")
@@ -81,15 +81,15 @@ class References:
         found = await self._entities(principal, node, _wanted(doc.get(node.ref.prop) for doc in page))
         _attach(page, node.ref.prop, {key: Fragment(entity) for key, entity in found.items()})
 
-    async def expand_encoded(self, principal: Principal, rows: list[bytes], columns: Mapping[str, list[Any]],
+    async def expand_encoded(self, principal: Principal, rows: list[bytes], columns: Mapping[str, Column],
                              tree: Expansion) -> list[bytes]:
         """`expand` on a page that is JSON already (each entity a JSON object, as bytes), given the
-        column of values of each reference the tree follows: `_expand` is spliced into each
-        object as text (expanded.py), the page is never decoded."""
+        column of each reference the tree follows: `_expand` is spliced into each object as text
+        (expanded.py), the page is never decoded."""
         if not tree or not rows:
             return rows
         props = list(tree)
-        found = await _each(self._entities(principal, tree[p], _wanted(columns[p])) for p in props)
+        found = await _each(self._entities(principal, tree[p], _wanted(columns[p][1].values())) for p in props)
         return splice(rows, props, [columns[p] for p in props], found)
 
     async def _entities(self, principal: Principal, node: Node, wanted: Mapping[bytes, ObjectId]) -> dict[bytes, bytes]:
@@ -106,16 +106,17 @@ class References:
             deeper = list(node.children)
             rows, columns, _ = await coll.find_answer(_where(principal, target, ids), None, 0, len(ids),
                                                       [*deeper, "_id"], drop)
-            keys = [i.binary if type(i) is ObjectId else None for i in columns[-1]]
+            codes, values = columns[-1]
             rows = await self.expand_encoded(principal, rows, dict(zip(deeper, columns, strict=False)), node.children)
-            return {key: row for key, row in zip(keys, rows, strict=True) if key is not None}
+            return {values[code].binary: row for code, row in zip(codes, rows, strict=True)
+                    if type(values[code]) is ObjectId}
         docs = await self._find(principal, target, ids, _hide(principal, target))
         # Property rules per entity (API.md 15) before the next level: a property hidden on an
         # entity is neither shown nor followed.
         seen = [acl.visible(principal, target, doc) for doc in docs]
         await self.expand(principal, seen, node.children)
         # Each entity encoded once, however many entities of the page refer to it.
-        return {row["_id"].binary: dumps(row) for row in seen if type(row["_id"]) is ObjectId}
+        return {doc["_id"].binary: dumps(doc) for doc in seen if type(doc["_id"]) is ObjectId}
 
     async def _find(self, principal: Principal, store: StoreSchema, ids: list[ObjectId],
                     projection: Mapping[str, int] | None) -> list[Doc]:

@@ -43,7 +43,7 @@ from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
 from storeengine.store.carried import SEQ as CARRIED_SEQ
 from storeengine.store.carried import public
-from storeengine.store.encoded import EncodedReads, droppable
+from storeengine.store.encoded import Column, EncodedReads, droppable
 from storeengine.store.feed import Feed
 from storeengine.store.references import References
 from storeengine.store.writes import Writes
@@ -90,7 +90,7 @@ class Page:
     # The entities as the answer's JSON already (`items` then empty), and the column of values of
     # each field asked for, one per entity (`expand` follows them: list_entities' `fields`).
     encoded: list[bytes] | None = None
-    columns: dict[str, list[Any]] | None = None
+    columns: dict[str, Column] | None = None
 
     def to_json(self) -> list[Doc]:
         return self.items

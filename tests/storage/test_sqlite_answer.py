@@ -94,7 +94,9 @@ def test_find_answer_is_find_encoded(tmp_path: Any) -> None:
                 rows, columns, last = await coll.find_answer(query, [("n", -1)], 0, limit, ["ref", "none", "_id"])
                 found = await coll.find(query, None, [("n", -1)], 0, limit)
                 assert rows == [dumps(doc) for doc in found]  # the ESC string takes the decoder's way, and is right
-                assert columns == [[doc["ref"] for doc in found], [None] * len(found), [doc["_id"] for doc in found]]
+                # Each row's code, and each code's value.
+                assert [[values[code] for code in codes] for codes, values in columns] == \
+                    [[doc["ref"] for doc in found], [None] * len(found), [doc["_id"] for doc in found]]
                 assert last == (found[-1] if found else None)
             rows, columns, _ = await coll.find_answer({}, [("n", 1)])
             assert columns == [] and rows == [dumps(doc) for doc in docs]

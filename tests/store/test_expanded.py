@@ -3,11 +3,20 @@ decoding each entity, adding `_expand` and encoding it again."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from bson import ObjectId
 
 from storeengine.core.jsonio import dumps
+from storeengine.store.encoded import Column
 from storeengine.store.expanded import splice
+
+
+def column(values: list[Any]) -> Column:
+    """Dictionary-encoded as the embedded database gives it (each value's JSON as its code)."""
+    codes = [None if v is None else dumps(v) for v in values]
+    return codes, {code: v for code, v in zip(codes, values, strict=True)}
 
 
 def test_expansions_are_spliced_as_the_last_member_as_decoding_would_add_them() -> None:
@@ -18,7 +27,7 @@ def test_expansions_are_spliced_as_the_last_member_as_decoding_would_add_them() 
             {"_id": ObjectId(), "n": 2, "parent": missing, "many": []},
             {"_id": ObjectId(), "n": 3},
             {"_id": ObjectId(), "n": 4, "parent": other["_id"], "many": "not a list of ids"}]
-    columns = [[doc.get("parent") for doc in docs], [doc.get("many") for doc in docs]]
+    columns = [column([doc.get("parent") for doc in docs]), column([doc.get("many") for doc in docs])]
     rows = splice([dumps(doc) for doc in docs], ["parent", "many"], columns, [found, found])
     expected = [{**docs[0], "_expand": {"parent": parent, "many": [parent, other]}},
                 {**docs[1], "_expand": {"many": []}},
@@ -30,7 +39,7 @@ def test_expansions_are_spliced_as_the_last_member_as_decoding_would_add_them() 
 def test_rows_that_refer_to_the_same_entities_share_one_member() -> None:
     parent = {"_id": ObjectId(), "name": "p"}
     docs = [{"_id": ObjectId(), "parent": parent["_id"]} for _ in range(3)]
-    rows = splice([dumps(doc) for doc in docs], ["parent"], [[doc["parent"] for doc in docs]],
+    rows = splice([dumps(doc) for doc in docs], ["parent"], [column([doc["parent"] for doc in docs])],
                   [{parent["_id"].binary: dumps(parent)}])
     assert [orjson.loads(row)["_expand"] for row in rows] == [{"parent": orjson.loads(dumps(parent))}] * 3
 
@@ -39,7 +48,7 @@ def test_a_stored_member_named_like_the_expansion_is_merged_not_repeated() -> No
     parent = {"_id": ObjectId()}
     row = dumps({"_id": 1, "_expand": {"kept": 1}, "parent": parent["_id"]})
     plain = dumps({"_id": 2, "parent": parent["_id"]})
-    merged, other = splice([row, plain], ["parent"], [[parent["_id"], parent["_id"]]],
+    merged, other = splice([row, plain], ["parent"], [column([parent["_id"], parent["_id"]])],
                            [{parent["_id"].binary: dumps(parent)}])
     assert orjson.loads(merged) == {"_id": 1, "_expand": {"kept": 1, "parent": {"_id": str(parent["_id"])}},
                                     "parent": str(parent["_id"])}

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 Doc = dict[str, Any]
 Sort = Sequence[tuple[str, int]]
+Column = tuple[list[Any], dict[Any, Any]]  # each row's code, and the value of each code (store/encoded.py)
 R = TypeVar("R")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # spliced into a JSON path of find_answer
 _BATCH = 500  # rows decoded between two deadline checks
@@ -98,13 +99,13 @@ class SqliteCollection:
 
     async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
                           fields: Sequence[str] = (), drop: Sequence[str] = (),
-                          ) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+                          ) -> tuple[list[bytes], list[Column], Doc | None]:
         """`find` with at most an exclusion of top-level fields (`drop`, left out by SQLite's
         json_remove), each document as the answer's JSON (core/jsonio.py's form),
-        made from the stored text without decoding it (answer.py); with the column of values of
-        each of `fields` (decoded: `expand` follows them), and the last document decoded (a page's
+        made from the stored text without decoding it (answer.py); with the column of each of
+        `fields` (`expand` follows them: store/encoded.py), and the last document decoded (a page's
         keyset token is made from it). Not in the seam: the service asks for it where a backend
-        has it (store/encoded.py). Short, as `find`, when it is pinned to a few ids."""
+        has it. Short, as `find`, when it is pinned to a few ids."""
         query, sort = dict(query), list(sort or ())
         if any(not _PLAIN_NAME.match(name) for name in drop):
             raise ValueError("find_answer: drop takes plain top-level names")
@@ -112,8 +113,8 @@ class SqliteCollection:
         body = f"json_remove(doc{removed})" if drop else "doc"
         extract = "".join(f", {_extracted(f)}" for f in fields)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[list[Any]], Doc | None]:
-            def select(shapes: Shapes) -> tuple[list[bytes], list[list[Any]], Doc | None]:
+        def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[Column], Doc | None]:
+            def select(shapes: Shapes) -> tuple[list[bytes], list[Column], Doc | None]:
                 compiler = Compiler(shapes.may_be_array)
                 where = compiler.query(query)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
@@ -137,7 +138,7 @@ class SqliteCollection:
                            for i, f in enumerate(fields, 1)]
                 return rows, columns, codec.decode(found[-1][0]) if found else None
 
-            empty: tuple[list[bytes], list[list[Any]], Doc | None] = ([], [[] for _ in fields], None)
+            empty: tuple[list[bytes], list[Column], Doc | None] = ([], [([], {}) for _ in fields], None)
             return self._read(conn, query, select, empty, needs_shapes=any(k != "_id" for k, _ in sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(query))
@@ -371,12 +372,10 @@ def _extracted(field: str) -> str:
     return "id" if field == "_id" else f"doc -> {Node.root().child_path(field).path}"
 
 
-def _column(raw: list[Any], decode: Callable[[Any], Any]) -> list[Any]:
-    """A column of `_extracted` values, decoded. The same text (a reference shared by many rows)
-    is decoded once; objects and arrays are decoded for each row (no list shared between rows)."""
-    atoms = {text: None if text is None else decode(text)
-             for text in set(raw) if not (type(text) is str and text[:1] in ("[", "{"))}
-    return [atoms[text] if text in atoms else decode(text) for text in raw]
+def _column(raw: list[Any], decode: Callable[[Any], Any]) -> Column:
+    """A column of `_extracted` values: each row's SQL value as its code, and each distinct code
+    decoded once (a reference shared by many rows; a list decoded once is shared by its rows)."""
+    return raw, {code: None if code is None else decode(code) for code in set(raw)}
 
 
 def _short(query: Mapping[str, Any]) -> bool:
