@@ -15,6 +15,7 @@ from storeengine.model.expand import EXPAND, VIA, Node, parse_expand, split_para
 from storeengine.model.query import ListQuery, parse_list_query
 from storeengine.model.references import Reference
 from storeengine.model.schema import StoreSchema
+from storeengine.store.expanded import EXPANDED
 from storeengine.store.service import Page
 
 
@@ -39,16 +40,19 @@ def list_query(ctx: Context, request: Request, store: StoreSchema,
 
 async def list_answer(ctx: Context, principal: Principal, store: StoreSchema, query: ListQuery,
                       tree: dict[str, Node]) -> Response:
-    result = await ctx.service.list_entities(principal, store, query, encoded=True,
-                                             fields=[node.ref.prop for node in tree.values()])
+    # With `expand`: each entity read without its closing brace nor a member `_expand` of its own,
+    # with the values of the references followed, for `_expand` to be spliced in.
+    result = await ctx.service.list_entities(principal, store, query, encoded=True, fields=list(tree),
+                                             opened=bool(tree), replaced=(EXPANDED,) if tree else ())
     headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
     if isinstance(result, Page) and result.next_after is not None:
         headers["X-Next-After"] = result.next_after
     if isinstance(result, Page) and result.encoded is not None:  # JSON already: `expand` is spliced in
-        rows = result.encoded
         if tree and result.columns is not None:
-            rows = await ctx.service.references.expand_encoded(principal, rows, result.columns, tree)
-        return await list_response(b"[" + b",".join(rows) + b"]", headers)
+            body = await ctx.service.references.expand_encoded(principal, result.encoded, result.columns, tree)
+        else:
+            body = b"[" + b",".join(result.encoded) + b"]"
+        return await list_response(body, headers)
     docs = result.to_json()
     await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],
                                         tree)

@@ -24,11 +24,12 @@ Column = tuple[list[Any], dict[Any, Any]]
 class EncodedReads(Protocol):
     async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
                           skip: int = 0, limit: int = 0,
-                          fields: Sequence[str] = (), drop: Sequence[str] = (),
+                          fields: Sequence[str] = (), drop: Sequence[str] = (), opened: bool = False,
                           ) -> tuple[list[bytes], list[Column], Doc | None]:
-        """The matching entities as JSON objects (bytes), with top-level fields `drop` left out;
-        the column of each of `fields` (`_id` included when asked; values shared by the rows of a
-        code are read-only); and the last entity decoded (a page's keyset token is made from it)."""
+        """The matching entities as JSON objects (bytes; `opened`: without their closing brace),
+        with top-level fields `drop` left out; the column of each of `fields` (`_id` included when
+        asked; values shared by the rows of a code are read-only); and the last entity decoded (a
+        page's keyset token is made from it)."""
         ...
 
 

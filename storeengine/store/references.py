@@ -26,7 +26,7 @@ from storeengine.model.references import ids_of
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
 from storeengine.store.encoded import Column, EncodedReads, droppable
-from storeengine.store.expanded import EXPANDED, splice
+from storeengine.store.expanded import EXPANDED, array, closed, members
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ class References:
         if not tree or not page:
             return
         for doc in page:
-            doc.setdefault(EXPANDED, {})
+            doc[EXPANDED] = {}  # the server's member: one stored under that name is not part of it
         await _each(self._node(principal, page, node) for node in tree.values())
 
     async def _node(self, principal: Principal, page: list[Doc], node: Node) -> None:
@@ -82,15 +82,20 @@ class References:
         _attach(page, node.ref.prop, {key: Fragment(entity) for key, entity in found.items()})
 
     async def expand_encoded(self, principal: Principal, rows: list[bytes], columns: Mapping[str, Column],
-                             tree: Expansion) -> list[bytes]:
-        """`expand` on a page that is JSON already (each entity a JSON object, as bytes), given the
-        column of each reference the tree follows: `_expand` is spliced into each object as text
-        (expanded.py), the page is never decoded."""
-        if not tree or not rows:
-            return rows
+                             tree: Expansion) -> bytes:
+        """`expand` on a page that is JSON already (each entity a JSON object without its closing
+        brace and without a member `_expand` of its own, as bytes), given the column of each
+        reference the tree follows: the page as one JSON array, `_expand` spliced into each
+        object as text (expanded.py), never decoded."""
+        if not rows:
+            return b"[]"
+        return array(rows, *await self._members(principal, columns, tree))
+
+    async def _members(self, principal: Principal, columns: Mapping[str, Column],
+                       tree: Expansion) -> tuple[list[Any], dict[Any, bytes]]:
         props = list(tree)
         found = await _each(self._entities(principal, tree[p], _wanted(columns[p][1].values())) for p in props)
-        return splice(rows, props, [columns[p] for p in props], found)
+        return members(props, [columns[p] for p in props], found)
 
     async def _entities(self, principal: Principal, node: Node, wanted: Mapping[bytes, ObjectId]) -> dict[bytes, bytes]:
         """The entities of `node.target` among `wanted` the caller may read, by their id's bytes:
@@ -105,9 +110,12 @@ class References:
             # No property rule to apply entity by entity: the entities go out as stored.
             deeper = list(node.children)
             rows, columns, _ = await coll.find_answer(_where(principal, target, ids), None, 0, len(ids),
-                                                      [*deeper, "_id"], drop)
+                                                      [*deeper, "_id"], (*drop, EXPANDED) if deeper else drop,
+                                                      opened=bool(deeper))
             codes, values = columns[-1]
-            rows = await self.expand_encoded(principal, rows, dict(zip(deeper, columns, strict=False)), node.children)
+            if deeper:
+                named = dict(zip(deeper, columns, strict=False))
+                rows = closed(rows, *await self._members(principal, named, node.children))
             return {values[code].binary: row for code, row in zip(codes, rows, strict=True)
                     if type(values[code]) is ObjectId}
         docs = await self._find(principal, target, ids, _hide(principal, target))

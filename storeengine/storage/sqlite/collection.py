@@ -75,13 +75,14 @@ class SqliteCollection:
         query, sort = dict(query), list(sort or ())
 
         ids_only = projection is not None and dict(projection) == {"_id": 1}  # from the `id` column, not decoded
+        pinned = pinned_ids(query)
 
         def run(conn: sqlite3.Connection) -> list[Doc]:
             def select(shapes: Shapes) -> list[Doc]:
                 compiler = Compiler(shapes.may_be_array)
                 where = compiler.query(query)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
-                sql = (f"SELECT {'id' if ids_only else 'doc'} FROM {self._source(query)} WHERE {where}{order} "
+                sql = (f"SELECT {'id' if ids_only else 'doc'} FROM {self._source(pinned)} WHERE {where}{order} "
                        "LIMIT :limit OFFSET :skip")
                 cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
                 docs: list[Doc] = []
@@ -93,25 +94,26 @@ class SqliteCollection:
                         docs += [project(codec.decode(row[0]), projection) for row in rows]
                 return docs
 
-            return self._read(conn, query, select, [], needs_shapes=any(k != "_id" for k, _ in sort))
+            return self._read(conn, query, select, [], pinned, needs_shapes=any(k != "_id" for k, _ in sort))
 
-        return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(query))
+        return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(pinned))
 
     async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
-                          fields: Sequence[str] = (), drop: Sequence[str] = (),
+                          fields: Sequence[str] = (), drop: Sequence[str] = (), opened: bool = False,
                           ) -> tuple[list[bytes], list[Column], Doc | None]:
         """`find` with at most an exclusion of top-level fields (`drop`, left out by SQLite's
-        json_remove), each document as the answer's JSON (core/jsonio.py's form),
-        made from the stored text without decoding it (answer.py); with the column of each of
-        `fields` (`expand` follows them: store/encoded.py), and the last document decoded (a page's
-        keyset token is made from it). Not in the seam: the service asks for it where a backend
-        has it. Short, as `find`, when it is pinned to a few ids."""
+        json_remove), each document as the answer's JSON (core/jsonio.py's form; `opened`:
+        without its closing brace), made from the stored text without decoding it (answer.py);
+        with the column of each of `fields` (`expand` follows them: store/encoded.py), and the
+        last document decoded (a page's keyset token is made from it). Not in the seam: the
+        service asks for it where a backend has it. Short, as `find`, when it is pinned to a few ids."""
         query, sort = dict(query), list(sort or ())
         if any(not _PLAIN_NAME.match(name) for name in drop):
             raise ValueError("find_answer: drop takes plain top-level names")
         removed = "".join(f", '$.\"{name}\"'" for name in drop)
         body = f"json_remove(doc{removed})" if drop else "doc"
         extract = "".join(f", {_extracted(f)}" for f in fields)
+        pinned = pinned_ids(query)
 
         def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[Column], Doc | None]:
             def select(shapes: Shapes) -> tuple[list[bytes], list[Column], Doc | None]:
@@ -119,7 +121,7 @@ class SqliteCollection:
                 where = compiler.query(query)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
                 # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
-                sql = (f"SELECT CAST({body} AS BLOB){extract} FROM {self._source(query)} WHERE {where}{order} "
+                sql = (f"SELECT CAST({body} AS BLOB){extract} FROM {self._source(pinned)} WHERE {where}{order} "
                        "LIMIT :limit OFFSET :skip")
                 cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
                 found: list[tuple[Any, ...]] = []
@@ -130,46 +132,48 @@ class SqliteCollection:
                     # Batch by batch: each rewrite is a few C calls holding the GIL, kept short so
                     # that the event loop runs between them (a page of 10,000 in one would stall it).
                     stored = [row[0] for row in batch]
-                    rewritten = answer.each(stored)
+                    rewritten = answer.each(stored, opened)
                     if rewritten is None:  # a stored string the byte rewrite leaves alone: decode and encode
-                        rewritten = [dumps(codec.decode(row)) for row in stored]
+                        rewritten = [dumps(codec.decode(row))[:-1 if opened else None] for row in stored]
                     rows += rewritten
                 columns = [_column([row[i] for row in found], codec.decode_atom if f == "_id" else codec.decode_value)
                            for i, f in enumerate(fields, 1)]
                 return rows, columns, codec.decode(found[-1][0]) if found else None
 
             empty: tuple[list[bytes], list[Column], Doc | None] = ([], [([], {}) for _ in fields], None)
-            return self._read(conn, query, select, empty, needs_shapes=any(k != "_id" for k, _ in sort))
+            return self._read(conn, query, select, empty, pinned, needs_shapes=any(k != "_id" for k, _ in sort))
 
-        return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(query))
+        return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(pinned))
 
     async def explain(self, query: Mapping[str, Any], sort: Sort | None = None) -> list[str]:
         """SQLite's plan for `find(query, sort=sort)` (EXPLAIN QUERY PLAN lines; not in the seam:
         for tests and for looking into a slow list)."""
         query, sort = dict(query), list(sort or ())
+        pinned = pinned_ids(query)
 
         def run(conn: sqlite3.Connection) -> list[str]:
             def plan(shapes: Shapes) -> list[str]:
                 compiler = Compiler(shapes.may_be_array)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
-                sql = (f"EXPLAIN QUERY PLAN SELECT doc FROM {self._source(query)} WHERE {compiler.query(query)}{order} "
-                       "LIMIT 10")
+                where = compiler.query(query)
+                sql = f"EXPLAIN QUERY PLAN SELECT doc FROM {self._source(pinned)} WHERE {where}{order} LIMIT 10"
                 return [str(row[3]) for row in conn.execute(sql, compiler.params)]
 
-            return self._read(conn, query, plan, [], needs_shapes=bool(sort))
+            return self._read(conn, query, plan, [], pinned, needs_shapes=bool(sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
     async def count(self, query: Mapping[str, Any]) -> int:
         query = dict(query)
+        pinned = pinned_ids(query)
 
         def run(conn: sqlite3.Connection) -> int:
             def select(shapes: Shapes) -> int:
                 compiler = Compiler(shapes.may_be_array)
-                sql = f"SELECT count(*) FROM {self._source(query)} WHERE {compiler.query(query)}"
+                sql = f"SELECT count(*) FROM {self._source(pinned)} WHERE {compiler.query(query)}"
                 return int(conn.execute(sql, compiler.params).fetchone()[0])
 
-            return self._read(conn, query, select, 0)
+            return self._read(conn, query, select, 0, pinned)
 
         return await self._runner.read(run, self._storage.query_timeout_ms)
 
@@ -188,24 +192,24 @@ class SqliteCollection:
                 docs = (codec.decode(row[0]) for rows in iter(lambda: cursor.fetchmany(_BATCH), []) for row in rows)
                 return run_pipeline(docs, rest, self._runner.check_deadline)
 
-            return self._read(conn, query, select, run_pipeline((), rest, self._runner.check_deadline))
+            return self._read(conn, query, select, run_pipeline((), rest, self._runner.check_deadline),
+                              pinned_ids(query))
 
         return await self._runner.read(run, timeout_ms or self._storage.query_timeout_ms)
 
-    def _source(self, query: Mapping[str, Any]) -> str:
+    def _source(self, pinned: int | None) -> str:
         """The table, through its primary key when the query pins a few ids: SQLite would rather
         follow an index of the access rules' fields (`owner`, `access`: MULTI-INDEX OR) once the ids
         number ~20 or more (it has no statistics), reading every entity the caller owns (50,000
         owned: 14 ms for 100 ids instead of ~0.2 ms)."""
-        pinned = pinned_ids(query)
         return f"{self._table} INDEXED BY {self._primary_key}" if pinned else self._table
 
     def _read(self, conn: sqlite3.Connection, query: Mapping[str, Any], select: Callable[[Shapes], R],
-              empty: R, needs_shapes: bool = False) -> R:
+              empty: R, pinned: int | None, needs_shapes: bool = False) -> R:
         """`select` with the collection's shapes, read in the same read transaction (they then cover
         every document the read can see); `empty` if the collection has no table yet."""
         try:
-            if not needs_shapes and (pinned_ids(query) is not None or not any(k != "_id" for k in _fields(query))):
+            if not needs_shapes and (pinned is not None or not any(k != "_id" for k in _fields(query))):
                 return select(AnyShape())  # rows found by `_id`, or no field that could hold an array
             with transaction(conn, "BEGIN"):
                 return select(schema.shapes(conn, self.name))
@@ -378,8 +382,7 @@ def _column(raw: list[Any], decode: Callable[[Any], Any]) -> Column:
     return raw, {code: None if code is None else decode(code) for code in set(raw)}
 
 
-def _short(query: Mapping[str, Any]) -> bool:
-    pinned = pinned_ids(query)
+def _short(pinned: int | None) -> bool:
     return pinned is not None and pinned <= SHORT_ROWS
 
 

@@ -31,7 +31,7 @@ from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
 from storeengine.core.regex import compile_linear
-from storeengine.storage.sqlite.codec import TEXT_RANGES, dumps_value, encode_value
+from storeengine.storage.sqlite.codec import OID, TEXT_RANGES, dumps_value, encode_value
 from storeengine.storage.sqlite.sql import FALSE, ID, TRUE, Leaf, Node, and_, not_, or_
 
 Arrays = Callable[[str], bool]  # may the collection hold an array at this dotted path?
@@ -231,6 +231,9 @@ class Compiler:
         def one(single: Leaf) -> str:
             listed, others = [], []
             for value in values:
+                if type(value) is ObjectId:  # the common case (a page's ids): never a container
+                    listed.append(OID + str(value))
+                    continue
                 encoded = None if value_class(value) in ("null", "object", "array") else encode_value(value)
                 if encoded is None or (not single.atom and isinstance(encoded, str) and encoded[:1] in "[{"):
                     others.append(value)
