@@ -25,6 +25,7 @@ from storeengine.storage.sqlite.projection import project
 from storeengine.storage.sqlite.runner import transaction
 from storeengine.storage.sqlite.sorting import order_by
 from storeengine.storage.sqlite.sql import Leaf, Node, and_
+from storeengine.storage.sqlite.templates import compile_any_shape
 from storeengine.storage.sqlite.updates import PullMatcher, apply_update, upsert_base
 
 if TYPE_CHECKING:
@@ -79,12 +80,11 @@ class SqliteCollection:
 
         def run(conn: sqlite3.Connection) -> list[Doc]:
             def select(shapes: Shapes) -> list[Doc]:
-                compiler = Compiler(shapes.may_be_array)
-                where = compiler.query(query)
+                where, params = _compiled(query, shapes)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
                 sql = (f"SELECT {'id' if ids_only else 'doc'} FROM {self._source(pinned)} WHERE {where}{order} "
                        "LIMIT :limit OFFSET :skip")
-                cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
+                cursor = conn.execute(sql, {**params, "limit": limit or -1, "skip": skip})
                 docs: list[Doc] = []
                 while rows := cursor.fetchmany(_BATCH):
                     self._runner.check_deadline()
@@ -117,13 +117,12 @@ class SqliteCollection:
 
         def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[Column], Doc | None]:
             def select(shapes: Shapes) -> tuple[list[bytes], list[Column], Doc | None]:
-                compiler = Compiler(shapes.may_be_array)
-                where = compiler.query(query)
+                where, params = _compiled(query, shapes)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
                 # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
                 sql = (f"SELECT CAST({body} AS BLOB){extract} FROM {self._source(pinned)} WHERE {where}{order} "
                        "LIMIT :limit OFFSET :skip")
-                cursor = conn.execute(sql, {**compiler.params, "limit": limit or -1, "skip": skip})
+                cursor = conn.execute(sql, {**params, "limit": limit or -1, "skip": skip})
                 found: list[tuple[Any, ...]] = []
                 rows: list[bytes] = []
                 while batch := cursor.fetchmany(_BATCH):
@@ -169,9 +168,9 @@ class SqliteCollection:
 
         def run(conn: sqlite3.Connection) -> int:
             def select(shapes: Shapes) -> int:
-                compiler = Compiler(shapes.may_be_array)
-                sql = f"SELECT count(*) FROM {self._source(pinned)} WHERE {compiler.query(query)}"
-                return int(conn.execute(sql, compiler.params).fetchone()[0])
+                where, params = _compiled(query, shapes)
+                sql = f"SELECT count(*) FROM {self._source(pinned)} WHERE {where}"
+                return int(conn.execute(sql, params).fetchone()[0])
 
             return self._read(conn, query, select, 0, pinned)
 
@@ -380,6 +379,14 @@ def _column(raw: list[Any], decode: Callable[[Any], Any]) -> Column:
     """A column of `_extracted` values: each row's SQL value as its code, and each distinct code
     decoded once (a reference shared by many rows; a list decoded once is shared by its rows)."""
     return raw, {code: None if code is None else decode(code) for code in set(raw)}
+
+
+def _compiled(query: Mapping[str, Any], shapes: Shapes) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause and its parameters; kept by shape where no array path is known (templates.py)."""
+    if type(shapes) is AnyShape:
+        return compile_any_shape(query)
+    compiler = Compiler(shapes.may_be_array)
+    return compiler.query(query), compiler.params
 
 
 def _short(pinned: int | None) -> bool:
