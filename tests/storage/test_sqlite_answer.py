@@ -100,6 +100,9 @@ def test_find_answer_is_find_encoded(tmp_path: Any) -> None:
                 assert last == (found[-1] if found else None)
             rows, columns, _ = await coll.find_answer({}, [("n", 1)])
             assert columns == [] and rows == [dumps(doc) for doc in docs]
+            # Opened (for members to be added): each without its closing brace, the ESC row included.
+            opened, _, _ = await coll.find_answer({}, [("n", 1)], opened=True)
+            assert opened == [row[:-1] for row in rows]
             assert await storage.collection("none").find_answer({}) == ([], [], None)
             # Top-level fields left out in SQL, as find's exclusion projection leaves them out.
             rows, _, _ = await coll.find_answer({}, [("n", 1)], drop=("at", "s", "absent"))
