@@ -9,12 +9,13 @@ from starlette.responses import Response
 from storeengine.core.documents import path_id
 from storeengine.core.errors import BadRequest, NotFound
 from storeengine.http.context import Context, context
-from storeengine.http.responses import list_response, with_expansions
+from storeengine.http.responses import list_response
 from storeengine.model.access import Principal
 from storeengine.model.expand import EXPAND, VIA, Node, parse_expand, split_params, with_reference_fields
 from storeengine.model.query import ListQuery, parse_list_query
 from storeengine.model.references import Reference
 from storeengine.model.schema import StoreSchema
+from storeengine.store.expanded import EXPANDED
 from storeengine.store.service import Page
 
 
@@ -39,17 +40,19 @@ def list_query(ctx: Context, request: Request, store: StoreSchema,
 
 async def list_answer(ctx: Context, principal: Principal, store: StoreSchema, query: ListQuery,
                       tree: dict[str, Node]) -> Response:
-    result = await ctx.service.list_entities(principal, store, query, encoded=True,
-                                             fields=[node.ref.prop for node in tree.values()])
+    # With `expand`: each entity read without its closing brace nor a member `_expand` of its own,
+    # with the values of the references followed, for `_expand` to be spliced in.
+    result = await ctx.service.list_entities(principal, store, query, encoded=True, fields=list(tree),
+                                             opened=bool(tree), replaced=(EXPANDED,) if tree else ())
     headers = {"X-Change-Cursor": result.cursor} if result.cursor is not None else {}
     if isinstance(result, Page) and result.next_after is not None:
         headers["X-Next-After"] = result.next_after
     if isinstance(result, Page) and result.encoded is not None:  # JSON already: `expand` is spliced in
-        rows = result.encoded
-        if tree and result.fields is not None:
-            await ctx.service.references.expand(principal, result.fields, tree)
-            rows = with_expansions(rows, result.fields)
-        return await list_response(b"[" + b",".join(rows) + b"]", headers)
+        if tree and result.columns is not None:
+            body = await ctx.service.references.expand_encoded(principal, result.encoded, result.columns, tree)
+        else:
+            body = b"[" + b",".join(result.encoded) + b"]"
+        return await list_response(body, headers)
     docs = result.to_json()
     await ctx.service.references.expand(principal, docs if isinstance(docs, list) else [docs["first"], docs["last"]],
                                         tree)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from storeengine.core.errors import BadRequest, MethodNotAllowed, NotFound, StoreError, TooManyRequests
 from storeengine.core.jsonio import dumps
-from storeengine.store.references import EXPANDED
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +41,6 @@ async def list_response(content: Any, headers: Mapping[str, str] | None = None) 
         parts.append(dumps(content[start:start + LIST_SLICE])[1:-1])
         await asyncio.sleep(0)
     return JSONResponse(b"[" + b",".join(parts) + b"]", headers=headers)
-
-
-def with_expansions(rows: Sequence[bytes], expanded: Sequence[Mapping[str, Any]]) -> list[bytes]:
-    """Entities encoded already (JSON objects) with their `_expand` (made on stand-ins holding only
-    the reference fields: store/references.py) added as their last member. The rows that expand to
-    the same entities (a parent shared by many children) share one encoding of that member."""
-    tails: dict[tuple[tuple[str, int], ...], bytes] = {}
-    out = []
-    for row, stand_in in zip(rows, expanded, strict=True):
-        expansion = stand_in.get(EXPANDED)
-        if expansion is None:
-            out.append(row)
-        elif _MEMBER in row:  # a stored member of that name (never a declared one): merged, as before
-            doc = orjson.loads(row)
-            doc.setdefault(EXPANDED, {}).update(expansion)
-            out.append(dumps(doc))
-        else:
-            key = tuple((name, id(value)) for name, value in expansion.items())  # the values live as long
-            tail = tails.get(key)
-            if tail is None:
-                tail = tails[key] = b"," + _MEMBER + b":" + dumps(expansion) + b"}"
-            out.append(row[:-1] + tail)
-    return out
-
-
-_MEMBER = b'"' + EXPANDED.encode() + b'"'
 
 
 def error_response(error: StoreError) -> JSONResponse:

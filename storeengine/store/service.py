@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from bson import ObjectId
 
@@ -43,6 +43,7 @@ from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
 from storeengine.store.carried import SEQ as CARRIED_SEQ
 from storeengine.store.carried import public
+from storeengine.store.encoded import Column, EncodedReads, droppable
 from storeengine.store.feed import Feed
 from storeengine.store.references import References
 from storeengine.store.writes import Writes
@@ -79,17 +80,6 @@ Change = Callable[[Doc], Doc]
 WriteGuard = Callable[[Principal, StoreSchema, Doc, "Doc | None"], contextlib.AbstractAsyncContextManager[None]]
 
 
-@runtime_checkable
-class EncodedReads(Protocol):
-    """A backend that answers a page as the answer's JSON bytes, without decoding the documents
-    (the embedded database: storage/sqlite/answer.py). Not part of the storage seam."""
-
-    async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
-                          skip: int = 0, limit: int = 0,
-                          fields: Sequence[str] = (), drop: Sequence[str] = (),
-                          ) -> tuple[list[bytes], list[list[Any]], Doc | None]: ...
-
-
 @dataclass(frozen=True)
 class Page:
     """A list answer: the entities, and where a later read may resume (the change feed's cursor)."""
@@ -97,10 +87,10 @@ class Page:
     items: list[Doc]
     cursor: str | None = None
     next_after: str | None = None  # a full page's keyset token (X-Next-After)
-    # The entities as the answer's JSON already (`items` then empty), and for each the values of
-    # the fields asked for (`expand` follows them: list_entities' `fields`).
+    # The entities as the answer's JSON already (`items` then empty; opened if asked), and the
+    # column of values of each field asked for (`expand` follows them: list_entities' `fields`).
     encoded: list[bytes] | None = None
-    fields: list[Doc] | None = None
+    columns: dict[str, Column] | None = None
 
     def to_json(self) -> list[Doc]:
         return self.items
@@ -140,12 +130,15 @@ class EntityService:
                                                                   projection=_hide(principal, store)))
 
     async def list_entities(self, principal: Principal, store: StoreSchema, query: ListQuery, *,
-                            encoded: bool = False, fields: Sequence[str] = ()) -> Page | Summary:
+                            encoded: bool = False, fields: Sequence[str] = (), opened: bool = False,
+                            replaced: Sequence[str] = ()) -> Page | Summary:
         """`encoded`: the caller sends the entities as they are, so they may come as JSON bytes
-        (Page.encoded) where the backend can make them, with the values of `fields` of each."""
+        (Page.encoded) where the backend can make them, with the values of `fields` (Page.columns);
+        `opened`: each without its closing brace and without the top-level members `replaced`, for
+        the caller to add its own (`expand`)."""
         coll = self.storage.collection(store.name)
         if not query.meta:
-            return await self._page(principal, store, query, encoded, fields)
+            return await self._page(principal, store, query, encoded, fields, opened, replaced)
         where = acl.restrict(query.filter, principal, store.acl["read"])
         projection = query.projection or _hide(principal, store)
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
@@ -162,7 +155,7 @@ class EntityService:
         return aggregation.answer(rows)
 
     async def _page(self, principal: Principal, store: StoreSchema, query: ListQuery, encoded: bool = False,
-                    fields: Sequence[str] = ()) -> Page:
+                    fields: Sequence[str] = (), opened: bool = False, replaced: Sequence[str] = ()) -> Page:
         """A page, resumed after a keyset token when given; a full page carries the next token."""
         keyed = pageable(store.properties, query.sort)
         where = query.filter
@@ -181,14 +174,15 @@ class EntityService:
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
         coll = self.storage.collection(store.name)
         drop = _dropped(projection)
-        if encoded and drop is not None and not (store.read_rules and not principal.is_admin) \
-                and isinstance(coll, EncodedReads):
+        if encoded and drop is not None and droppable([*drop, *replaced]) \
+                and not (store.read_rules and not principal.is_admin) and isinstance(coll, EncodedReads):
             # Nothing to add to the stored entities, only top-level fields to leave out (the change
             # an entity carries, hidden values): they go out as stored.
-            rows, values, last = await coll.find_answer(where, query.sort, query.offset, query.limit, fields, drop)
+            rows, values, last = await coll.find_answer(where, query.sort, query.offset, query.limit, fields,
+                                                        (*drop, *replaced), opened)
             token = self.keyset.token(store.name, query.sort, last) if keyed and last and len(rows) == query.limit \
                 else None
-            return Page([], at, token, rows, [dict(zip(fields, row, strict=True)) for row in values])
+            return Page([], at, token, rows, dict(zip(fields, values, strict=True)))
         items = await coll.find(where, projection, query.sort, query.offset, query.limit)
         token = self.keyset.token(store.name, query.sort, items[-1]) if keyed and len(items) == query.limit else None
         if added:

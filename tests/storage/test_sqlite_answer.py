@@ -91,13 +91,18 @@ def test_find_answer_is_find_encoded(tmp_path: Any) -> None:
                     for i in range(6)]
             await coll.insert_many(docs)
             for query, limit in (({}, 0), ({"n": {"$gte": 2}}, 3), ({"n": 99}, 0)):
-                rows, values, last = await coll.find_answer(query, [("n", -1)], 0, limit, ["ref", "none"])
+                rows, columns, last = await coll.find_answer(query, [("n", -1)], 0, limit, ["ref", "none", "_id"])
                 found = await coll.find(query, None, [("n", -1)], 0, limit)
                 assert rows == [dumps(doc) for doc in found]  # the ESC string takes the decoder's way, and is right
-                assert values == [[doc["ref"], None] for doc in found]
+                # Each row's code, and each code's value.
+                assert [[values[code] for code in codes] for codes, values in columns] == \
+                    [[doc["ref"] for doc in found], [None] * len(found), [doc["_id"] for doc in found]]
                 assert last == (found[-1] if found else None)
-            rows, values, _ = await coll.find_answer({}, [("n", 1)])
-            assert values == [[]] * 6 and rows == [dumps(doc) for doc in docs]
+            rows, columns, _ = await coll.find_answer({}, [("n", 1)])
+            assert columns == [] and rows == [dumps(doc) for doc in docs]
+            # Opened (for members to be added): each without its closing brace, the ESC row included.
+            opened, _, _ = await coll.find_answer({}, [("n", 1)], opened=True)
+            assert opened == [row[:-1] for row in rows]
             assert await storage.collection("none").find_answer({}) == ([], [], None)
             # Top-level fields left out in SQL, as find's exclusion projection leaves them out.
             rows, _, _ = await coll.find_answer({}, [("n", 1)], drop=("at", "s", "absent"))

@@ -1,6 +1,7 @@
 """The embedded database answers the engine's own queries from indexes, never by a scan of the
-collection: SQLite's query plans (EXPLAIN QUERY PLAN) for a GET by id, a feed page, an access
-rule, a list sorted by `createdAt`, and a field that holds arrays."""
+collection: SQLite's query plans (EXPLAIN QUERY PLAN) for a GET by id, a read of a few ids (an
+expansion, a reference check), a feed page, an access rule, a list sorted by `createdAt`, and a
+field that holds arrays."""
 
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def scans(plan: list[str]) -> bool:
 async def test_a_get_by_id_is_one_primary_key_search(items: SqliteCollection) -> None:
     plan = await items.explain({"$and": [{"_id": ObjectId()}, {"owner": OWNER}]})
     assert any("SEARCH" in line and "(id=?)" in line for line in plan) and not scans(plan), plan
+
+
+@pytest.mark.parametrize("count", [2, 30, 100])
+async def test_a_read_of_a_few_ids_with_an_access_rule_searches_the_primary_key(items: SqliteCollection,
+                                                                                count: int) -> None:
+    """An expansion or a reference check: `_id` in a page's ids AND the caller's read filter. SQLite
+    (no statistics) would rather walk the `owner` and `access` indexes from ~20 ids on: every entity
+    the caller owns, however many, to find a hundred."""
+    owned = [doc["_id"] for doc in await items.find({"owner": OWNER}, {"_id": 1}, [("_id", 1)])]
+    query = {"_id": {"$in": owned[:count]}, "$or": [{"owner": OWNER}, {"access": {"$in": [OWNER]}}]}
+    plan = await items.explain(query)
+    assert plan[0].startswith("SEARCH") and "(id=?)" in plan[0] and not scans(plan), plan
+    assert len(await items.find(query)) == count
+    rows, _, _ = await items.find_answer(query, None, 0, count, ["_id"])
+    assert len(rows) == count
 
 
 async def test_an_owner_rule_is_an_index_search(items: SqliteCollection) -> None:

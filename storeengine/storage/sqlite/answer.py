@@ -53,11 +53,16 @@ def array(rows: Sequence[bytes]) -> bytes | None:
     return None if text is None else b"[" + text + b"]"
 
 
-def each(rows: Sequence[bytes]) -> list[bytes] | None:
+def each(rows: Sequence[bytes], opened: bool = False) -> list[bytes] | None:
     """Each stored document in the answer's form (rewritten in one pass: the rows joined by a
-    newline, which orjson's compact output never holds, and split again); None as for `array`."""
+    newline, which orjson's compact output never holds, and split again); None as for `array`.
+    `opened`: each without its closing brace, for a caller that adds members to each
+    (store/expanded.py; slicing each costs less than splitting at `}\\n`, which memchr cannot find)."""
     text = _rewrite(b"\n".join(rows))
-    return None if text is None else text.split(b"\n") if rows else []
+    if text is None:
+        return None
+    split = text.split(b"\n") if rows else []
+    return [row[:-1] for row in split] if opened else split
 
 
 def _rewrite(text: bytes) -> bytes | None:

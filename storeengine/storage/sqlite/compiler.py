@@ -31,7 +31,7 @@ from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
 from storeengine.core.regex import compile_linear
-from storeengine.storage.sqlite.codec import TEXT_RANGES, dumps_value, encode_value
+from storeengine.storage.sqlite.codec import OID, TEXT_RANGES, dumps_value, encode_value
 from storeengine.storage.sqlite.sql import FALSE, ID, TRUE, Leaf, Node, and_, not_, or_
 
 Arrays = Callable[[str], bool]  # may the collection hold an array at this dotted path?
@@ -231,6 +231,9 @@ class Compiler:
         def one(single: Leaf) -> str:
             listed, others = [], []
             for value in values:
+                if type(value) is ObjectId:  # the common case (a page's ids): never a container
+                    listed.append(OID + str(value))
+                    continue
                 encoded = None if value_class(value) in ("null", "object", "array") else encode_value(value)
                 if encoded is None or (not single.atom and isinstance(encoded, str) and encoded[:1] in "[{"):
                     others.append(value)
@@ -322,12 +325,28 @@ def compile_where(query: Mapping[str, Any], arrays: Arrays = every_path) -> tupl
 def pins_id(query: Mapping[str, Any]) -> bool:
     """Does the query fix `_id` to one value (at its top level or in a top-level $and)? Then at
     most one row is examined, and array branches cost nothing: no need to know the array paths."""
+    return pinned_ids(query) == 1
+
+
+_KEYS = (ObjectId, str, int, float, datetime)  # `_id` values that are a primary key (not null, an object...)
+
+
+def pinned_ids(query: Mapping[str, Any]) -> int | None:
+    """How many `_id` values the query is limited to, by `_id` equal to one or `$in` a list of
+    them (at its top level or in a top-level $and), each compiled to a term of the primary key
+    (`id = ?`, `id IN (...)`) ANDed with the rest: at most that many rows are examined. None when
+    `_id` is not pinned so."""
     cond = query.get("_id")
-    if cond is not None and not (isinstance(cond, Mapping) and any(k.startswith("$") for k in cond)):
-        return True
-    if isinstance(cond, Mapping) and "$eq" in cond:
-        return True
-    return any(pins_id(q) for q in query.get("$and", ()) if isinstance(q, Mapping))
+    if isinstance(cond, _KEYS):
+        return 1
+    if isinstance(cond, Mapping):
+        if isinstance(cond.get("$eq"), _KEYS):
+            return 1
+        listed = cond.get("$in")
+        if isinstance(listed, list | tuple) and all(isinstance(v, _KEYS) for v in listed):
+            return len(listed)
+    counts = [n for q in query.get("$and", ()) if isinstance(q, Mapping) and (n := pinned_ids(q)) is not None]
+    return min(counts) if counts else None
 
 
 def paths_of(query: Mapping[str, Any]) -> Iterable[str]:

@@ -180,10 +180,11 @@ class Runner:
         return self._writer.submit(job).result()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T], timeout_ms: int, *, short: bool = False) -> T:
-        """`fn` on a reader thread, or here on the writer's connection when it is `short` (one row:
-        a read pinned to one `_id`, as a GET by id or a reference check) and that connection is free
-        this instant: the hop to a thread and back cost more than the read (the same reasoning as
-        the inline writes above). Either way with the deadline."""
+        """`fn` on a reader thread, or here on the writer's connection when it is `short` (a few
+        rows found by `_id`: a GET by id, a reference check, a page's referenced entities; see
+        collection.SHORT_ROWS) and that connection is free this instant: the hop to a thread and
+        back cost more than the read (the same reasoning as the inline writes above). Either way
+        with the deadline."""
         inline = self._write_conn
         if short and inline is not None and not self.closed and self._write_lock.acquire(blocking=False):
             self._local.deadline = time.monotonic() + timeout_ms / 1000

@@ -54,6 +54,11 @@ def table(collection: str) -> str:
     return identifier(TABLE_PREFIX + collection)
 
 
+def primary_key(collection: str) -> str:
+    """The index SQLite makes for the table's `id PRIMARY KEY` (its name is SQLite's rule)."""
+    return identifier(f"sqlite_autoindex_{TABLE_PREFIX}{collection}_1")
+
+
 def create_table(conn: sqlite3.Connection, collection: str) -> None:
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table(collection)} (id NOT NULL PRIMARY KEY, doc TEXT NOT NULL)")
 
