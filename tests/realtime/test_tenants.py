@@ -1,5 +1,6 @@
 """API.md 12 over Socket.IO, against a real server: the handshake's `Api-Key` header (or a tenant's
-session cookie) selects the tenant's Socket.IO server; events never cross databases."""
+session cookie), or the connect packet's `auth.tenant` (or a tenant's credential there), selects
+the tenant's Socket.IO server; events never cross databases."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import socketio
 
 from tests.conftest import Server
-from tests.sockets import ORDER, WAIT, Api, admin, api, listening
+from tests.sockets import ORDER, WAIT, Api, Listener, admin, api, listening
 
 __all__ = ["admin", "api"]  # tests/sockets.py's real-server fixtures, for this module's tests too
 
@@ -68,15 +69,78 @@ async def test_refused_handshakes(server: Server, api: Api, admin: str) -> None:
     # a credential of one database with another's key
     await refused(server.url, headers={"Api-Key": two_key}, auth={"token": one})
     await refused(server.url, headers={"Api-Key": one_key}, auth={"token": admin})
-    # a tenant's token on the public server
-    await refused(server.url, auth={"token": one})
-    # `auth.tenant` (the connect packet) is refused, never served by the public database
+    # a tenant's token with the public database's key... there is none: with another tenant's
+    await refused(server.url, auth={"token": one, "tenant": two_key})
+    # `auth.tenant`: unknown, not a key, another tenant than the handshake's header; a public
+    # credential in a tenant
+    await refused(server.url, auth={"token": one, "tenant": "tk_unknown"})
+    await refused(server.url, auth={"token": one, "tenant": 7})
+    await refused(server.url, headers={"Api-Key": one_key}, auth={"token": one, "tenant": two_key})
     await refused(server.url, auth={"token": admin, "tenant": one_key})
-    await refused(server.url, headers={"Api-Key": one_key}, auth={"token": one, "tenant": one_key})
-    # a deleted tenant's key
+    # a deleted tenant's key, as header or in `auth`, and its credentials
     await api.call("DELETE", "/api/v1/_tenants/one", admin)
     await refused(server.url, headers={"Api-Key": one_key}, auth={"token": one})
+    await refused(server.url, auth={"token": one, "tenant": one_key})
+    await refused(server.url, auth={"token": one})
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]])
+async def test_auth_tenant_selects_the_tenant(server: Server, api: Api, admin: str, transports: list[str]) -> None:
+    """`auth: {"tenant": key}` in the connect packet (API.md 12): the connection, opened on the
+    public server by a handshake without headers, is served by the tenant's, on every transport
+    (long-polling's later requests carry no header either)."""
+    one_key, one = await tenant(api, admin, "one")
+    two_key, two = await tenant(api, admin, "two")
+
+    async def listen(**auth: Any) -> Listener:
+        listener = Listener()
+        await listener.sio.connect(server.url, transports=transports, wait_timeout=WAIT, auth=auth)
+        assert await listener.ack("subscribe", {"store": "orders"}) == {"success": True}
+        return listener
+
+    in_one, in_two, public = await listen(token=one, tenant=one_key), await listen(token=two, tenant=two_key), \
+        await listen(token=admin)
+    try:
+        mine = await api.order(one)
+        assert (await in_one.next())["_id"] == mine["_id"]
+        theirs = await api.order(two)
+        assert (await in_two.next())["_id"] == theirs["_id"]
+        ours = await api.order(admin)
+        assert (await public.next())["_id"] == ours["_id"]
+        await asyncio.gather(in_one.quiet(), in_two.quiet(), public.quiet())
+        # the tenant's acks too: a store the tenant has
+        assert await in_one.ack("unsubscribe", {"store": "orders"}) == {"success": True}
+        await api.order(one)
+        await in_one.quiet()
+    finally:
+        for listener in (in_one, in_two, public):
+            await listener.sio.disconnect()
+
+
+async def test_a_tenant_credential_in_auth_selects_it(server: Server, api: Api, admin: str) -> None:
+    """A tenant's token (its JWT's `tid`) or API key in the connect payload selects the tenant
+    without `Api-Key`, as on HTTP."""
+    _, token = await tenant(api, admin, "bytoken")
+    key = await api.call("POST", "/api/v1/auth/keys", token, {"name": "sockets"}, status=201)
+    for auth in ({"token": token}, {"apiKey": key["key"]}):
+        async with listening(server.url, "orders", auth=auth) as listener:
+            made = await api.order(token)
+            assert (await listener.next())["_id"] == made["_id"]
+
+
+async def test_a_handed_over_connection_replays_the_tenants_feed(server: Server, api: Api, admin: str) -> None:
+    """`subscribe` with `since` runs for the tenant's database (its cursors), also on a
+    connection that the public server opened and handed over."""
+    key, token = await tenant(api, admin, "replay")
+    first = await api.order(token)
+    r = await api.http.get("/api/v1/orders/_changes", headers={"Authorization": f"Bearer {token}"})
+    since = r.json()["changes"][0]["seq"]
+    assert r.json()["changes"][0]["_id"] == first["_id"], r.text
+    later = await api.order(token)
+    async with listening(server.url, auth={"token": token, "tenant": key}) as again:
+        assert await again.ack("subscribe", {"store": "orders", "since": since}) == {"success": True}
+        assert (await again.next())["_id"] == later["_id"]
 
 
 async def test_orders_entity_shape(server: Server, api: Api, admin: str) -> None:

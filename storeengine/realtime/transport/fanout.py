@@ -51,8 +51,8 @@ class BatchRedisManager(socketio.AsyncRedisManager, BatchManager):  # type: igno
     AsyncPubSubManager, whose `_handle_emit` calls `super().emit`)."""
 
 
-def manager(queue_url: str | None) -> socketio.AsyncManager:
-    return BatchRedisManager(queue_url) if queue_url else BatchManager()
+def manager(queue_url: str | None, channel: str = "socketio") -> socketio.AsyncManager:
+    return BatchRedisManager(queue_url, channel=channel) if queue_url else BatchManager()
 
 
 # Young collections every 10,000 net allocations instead of 700: a fan-out to thousands of
