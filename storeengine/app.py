@@ -43,7 +43,7 @@ from storeengine.realtime.server import Realtime, Select
 from storeengine.settings import Settings
 from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
-from storeengine.storage.databases import close_database, database_name, drop_database, open_database
+from storeengine.storage.databases import close_database, database_name, drop_database, open_database, reopenable
 from storeengine.store.feed import Feed
 from storeengine.store.service import EntityService
 from storeengine.store.tail import FeedTail
@@ -151,7 +151,8 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
 
 
 def _services(settings: Settings, storage: StorageAPI, registry: Registry, passwords: Passwords,
-              tokens: TokenIssuer, keyset: Keyset, *, tenant: str | None) -> tuple[Context, Realtime]:
+              tokens: TokenIssuer, keyset: Keyset, *, tenant: str | None,
+              public: Realtime | None = None) -> tuple[Context, Realtime]:
     """Every service on one database: the public one (tenant None) or a tenant's (API.md 12), which
     shares the schema registry, password hasher and token signer with it."""
     throttle = LoginThrottle(storage.collection("_login_failures"), settings.login_max_failures,
@@ -169,7 +170,8 @@ def _services(settings: Settings, storage: StorageAPI, registry: Registry, passw
     # two databases never mix.
     realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
                         ping_interval=settings.socketio_ping_interval_seconds,
-                        ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus)
+                        ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus,
+                        directory=None if public is None else public.sio.eio.directory)
     feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
     service = EntityService(registry, storage, passwords.hash, realtime, feed, keyset)
     tail = FeedTail(feed, registry, queue_url=settings.socketio_queue) if feed.enabled else None
@@ -185,12 +187,17 @@ class TenantServices:
     """A tenant's services in this process (http/tenancy.TenantHandle): its Context, Socket.IO
     server and upkeep, on its own database beside the public one."""
 
-    def __init__(self, public: Context, doc: Doc, select: Select | None = None) -> None:
+    def __init__(self, public: Context, doc: Doc, select: Select | None = None,
+                 public_realtime: Realtime | None = None) -> None:
         storage = open_database(public.storage, doc["name"])
         auth = public.auth
         self.ctx, self.realtime = _services(public.settings, storage, public.registry, auth.passwords, auth.tokens,
-                                            public.service.keyset.derived(str(doc["_id"])), tenant=str(doc["_id"]))
+                                            public.service.keyset.derived(str(doc["_id"])), tenant=str(doc["_id"]),
+                                            public=public_realtime)
         self.realtime.select = select  # refuses an `auth.tenant` naming another tenant than the handshake
+        self.reopenable = reopenable(storage)
+        self.last_used = time.monotonic()
+        self.in_flight = 0
         self.maintenance = Maintenance(self.ctx, self.realtime.stores_reloaded, tenant=True)
         sockets: ASGIApp = socketio.ASGIApp(self.realtime.sio, socketio_path="socket.io")
         self.sockets = sockets if public.settings.polling_allowed else PollingOff(sockets)
@@ -210,10 +217,15 @@ class TenantServices:
         self.maintenance.stores_reloaded(names)
         self.realtime.stores_reloaded(names)
 
+    def busy(self) -> bool:
+        return bool(self.realtime.sio.eio.sockets)
+
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.realtime.close()
+        await self.ctx.checks.close()
         close_database(self.ctx.storage)
 
 
@@ -227,7 +239,7 @@ def build_tenancy(ctx: Context, realtime: Realtime | None = None) -> Tenancy:
         handle = await tenancy.select_handle(key, tag)
         return None if handle is None else cast(TenantServices, handle).realtime
 
-    tenancy = Tenancy(ctx, tenants, lambda doc: TenantServices(ctx, doc, select),
+    tenancy = Tenancy(ctx, tenants, lambda doc: TenantServices(ctx, doc, select, realtime),
                       functools.partial(drop_database, ctx.storage))
     if realtime is not None:
         realtime.select = select

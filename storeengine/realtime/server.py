@@ -27,7 +27,7 @@ from storeengine.realtime.authbus import CHANNEL, RedisBus
 from storeengine.realtime.live import filtered_rooms, parse_live_filter
 from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.realtime.transport.fanout import GcPolicy, manager
-from storeengine.realtime.transport.handoff import RoutingServer
+from storeengine.realtime.transport.handoff import Directory, RoutingServer
 from storeengine.realtime.transport.sendqueue import bound_send_queues
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ Select = Callable[[str | None, str | None], Awaitable["Realtime | None"]]
 class Realtime:
     def __init__(self, registry: Registry, auth: AuthService, *, queue_url: str | None,
                  allowed_origins: tuple[str, ...], ping_interval: int = 25, ping_timeout: int = 60,
-                 bus: Bus | None = None) -> None:
+                 bus: Bus | None = None, directory: Directory | None = None) -> None:
         self.registry = registry
         self.auth = auth
         # A tenant's server has Redis channels of its own: python-socketio's (its rooms' names are
@@ -55,6 +55,7 @@ class Realtime:
             async_mode="asgi", client_manager=manager(queue_url, "socketio" + suffix), ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
+            directory=directory,  # the public server's: every server of the process shares it (handoff.py)
         )
         bound_send_queues(self.sio.eio)  # a client that stops reading is cut off (sendqueue.py)
         self._allowed_origins = allowed_origins
@@ -109,6 +110,12 @@ class Realtime:
             await asyncio.gather(self._pump(), self.watch.run())
         finally:
             self.gc.uninstall()
+
+    async def close(self) -> None:
+        """Stop the server's own background work (a tenant's, closed while the process runs on):
+        its heartbeat and its Redis listener. Its sockets are gone already (http/tenancy.py)."""
+        await self.sio.shutdown()
+        await self.sio.manager.close()
 
     async def settle(self) -> None:
         """Before an emit: sockets follow the changes made before this write (rooms, revocation)."""

@@ -5,12 +5,15 @@ the tenant's Socket.IO server; events never cross databases."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 
-from tests.conftest import Server
+from tests.conftest import Server, start_server, stop_server
 from tests.sockets import ORDER, WAIT, Api, Listener, admin, api, listening
 
 __all__ = ["admin", "api"]  # tests/sockets.py's real-server fixtures, for this module's tests too
@@ -85,22 +88,46 @@ async def test_refused_handshakes(server: Server, api: Api, admin: str) -> None:
     await asyncio.sleep(0)
 
 
+@pytest.fixture
+def quick_server(schema_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    """A quick heartbeat: a long-polling client's disconnect waits for its pending poll, which the
+    server holds up to ping interval + ping timeout once the socket is closed (85 s by default)."""
+    srv = start_server(schema_dir, tmp_path / "server.log", env={"STORE_SOCKETIO_PING_INTERVAL_SECONDS": "1",
+                                                                 "STORE_SOCKETIO_PING_TIMEOUT_SECONDS": "3"})
+    yield srv
+    stop_server(srv)
+
+
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]])
-async def test_auth_tenant_selects_the_tenant(server: Server, api: Api, admin: str, transports: list[str]) -> None:
-    """`auth: {"tenant": key}` in the connect packet (API.md 12): the connection, opened on the
-    public server by a handshake without headers, is served by the tenant's, on every transport
-    (long-polling's later requests carry no header either)."""
+@pytest.mark.parametrize("how", ["auth", "header"])
+async def test_every_transport_reaches_the_tenant(quick_server: Server, transports: list[str], how: str) -> None:
+    """`auth: {"tenant": key}` in the connect packet (API.md 12), or the handshake's `Api-Key`, selects
+    the tenant on every transport: with `auth`, the connection opened on the public server is handed
+    to the tenant's; long-polling's later requests carry no header (python-socketio's client sends
+    its headers with the handshake only) and reach the tenant's server all the same."""
+    server = quick_server
+    api = Api(server.url)
+    admin = await api.token()
     one_key, one = await tenant(api, admin, "one")
     two_key, two = await tenant(api, admin, "two")
 
-    async def listen(**auth: Any) -> Listener:
-        listener = Listener()
-        await listener.sio.connect(server.url, transports=transports, wait_timeout=WAIT, auth=auth)
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def listen(token: str, key: str | None = None) -> Listener:
+        # The client's HTTP session is ours to close: after an upgrade, python-socketio's own leaves
+        # a long-polling connection open (an unclosed-connection warning).
+        sessions.append(aiohttp.ClientSession())
+        listener = Listener(http_session=sessions[-1])
+        auth, headers = {"token": token}, {}
+        if key is not None and how == "auth":
+            auth["tenant"] = key
+        elif key is not None:
+            headers["Api-Key"] = key
+        await listener.sio.connect(server.url, transports=transports, wait_timeout=WAIT, auth=auth, headers=headers)
         assert await listener.ack("subscribe", {"store": "orders"}) == {"success": True}
         return listener
 
-    in_one, in_two, public = await listen(token=one, tenant=one_key), await listen(token=two, tenant=two_key), \
-        await listen(token=admin)
+    in_one, in_two, public = await listen(one, one_key), await listen(two, two_key), await listen(admin)
     try:
         mine = await api.order(one)
         assert (await in_one.next())["_id"] == mine["_id"]
@@ -114,8 +141,9 @@ async def test_auth_tenant_selects_the_tenant(server: Server, api: Api, admin: s
         await api.order(one)
         await in_one.quiet()
     finally:
-        for listener in (in_one, in_two, public):
-            await listener.sio.disconnect()
+        await asyncio.gather(*(listener.sio.disconnect() for listener in (in_one, in_two, public)))
+        await asyncio.gather(*(session.close() for session in sessions))
+        await api.http.aclose()
 
 
 async def test_a_tenant_credential_in_auth_selects_it(server: Server, api: Api, admin: str) -> None:

@@ -1,17 +1,17 @@
-"""Hands a Socket.IO connection to another server of this process when its CONNECT packet says so.
+"""Several Socket.IO servers in one process (API.md 12: a tenant's rooms and sessions are its own),
+behind one /socket.io path, and a connection that moves between them.
 
-A client may name the server it wants in the Socket.IO CONNECT packet (API.md 12: `auth:
-{"tenant": key}`), which arrives after the Engine.IO handshake has opened the connection on the
-server the handshake's headers chose. Each tenant has a Socket.IO server of its own (its rooms,
-its sessions, its Redis channel), so the connection moves rather than the rooms being shared:
-
-- `RoutingServer` asks its `route` hook, before any connect handler runs, which server a CONNECT
-  belongs to (None: this one; the hook refuses with ConnectionRefusedError). Another server takes
-  the Engine.IO socket over: its table, its heartbeat, its message and disconnect events (the
-  socket finds them through `socket.server`), then handles the CONNECT as if the connection had
-  opened there.
-- The socket's later long-polling requests still arrive at the first server (they carry no
-  header either): `RoutingEngineServer.moved` passes them on until the socket disconnects.
+- A socket's later long-polling requests carry no header, whatever chose its server at the
+  handshake (python-socketio's client sends its custom headers with the handshake only), so they
+  all reach the first server. Every server of a process shares one `directory` (Engine.IO sid ->
+  the server its socket is on) and passes a request for a socket of another server on to it.
+- A client may name the server it wants in the Socket.IO CONNECT packet (`auth: {"tenant": key}`),
+  which arrives after the Engine.IO handshake has opened the connection on the server the
+  handshake's headers chose. `RoutingServer` asks its `route` hook, before any connect handler
+  runs, which server a CONNECT belongs to (None: this one; the hook refuses with
+  ConnectionRefusedError). Another server takes the Engine.IO socket over: its table, its
+  heartbeat, its message and disconnect events (the socket finds them through `socket.server`),
+  then handles the CONNECT as if the connection had opened there.
 """
 
 from __future__ import annotations
@@ -29,28 +29,35 @@ Route = Callable[[Mapping[str, Any], Any], Awaitable["RoutingServer | None"]]
 
 
 class RoutingEngineServer(LegacyEngineServer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.moved: dict[str, LegacyEngineServer] = {}  # Engine.IO sid -> the server it was handed to
+    directory: Directory  # set by RoutingServer
 
     async def handle_request(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if self.moved:  # parsed only while some socket of this server lives elsewhere
-            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            sid = query.get("sid", [""])[0]
-            target = self.moved.get(sid)
-            if target is not None and sid not in self.sockets:
+        query_string: bytes = scope.get("query_string", b"")
+        if b"sid=" in query_string:
+            sid = urllib.parse.parse_qs(query_string.decode("latin-1")).get("sid", [""])[0]
+            target = self.directory.get(sid)
+            if target is not None and target is not self and sid not in self.sockets:
                 return await target.handle_request(scope, receive, send)
         return await super().handle_request(scope, receive, send)
 
 
+Directory = dict[str, RoutingEngineServer]
+
+
 class RoutingServer(LegacyAsyncServer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """`directory`: shared by every server of the process (a new one when None)."""
+
+    def __init__(self, *args: Any, directory: Directory | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.eio.directory = {} if directory is None else directory
         self.route: Route | None = None
-        self._arrived: dict[str, RoutingEngineServer] = {}  # Engine.IO sid -> the server it came from
 
     def _engineio_server_class(self) -> type[RoutingEngineServer]:
         return RoutingEngineServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> None:
+        self.eio.directory[eio_sid] = self.eio
+        await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if self.route is not None and isinstance(data, str) and data[:1] == "0":
@@ -79,13 +86,10 @@ class RoutingServer(LegacyAsyncServer):
         socket.server = target.eio
         target.eio.sockets[eio_sid] = socket
         target.eio.start_heartbeat()  # its pings, scheduled here, go on there (LeanSocket uses socket.server)
-        self.eio.moved[eio_sid] = target.eio
-        target._arrived[eio_sid] = self.eio
-        await target._handle_eio_connect(eio_sid, environ)
+        await target._handle_eio_connect(eio_sid, environ)  # in the directory: there now
         await LegacyAsyncServer._handle_eio_message(target, eio_sid, connect)  # no second routing
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        origin = self._arrived.pop(eio_sid, None)
-        if origin is not None:
-            origin.moved.pop(eio_sid, None)
+        if self.eio.directory.get(eio_sid) is self.eio:
+            del self.eio.directory[eio_sid]
         await super()._handle_eio_disconnect(eio_sid, reason)

@@ -77,7 +77,7 @@ def bound_send_queues(eio: Any, max_packets: int = MAX_PACKETS, max_bytes: int =
 
     def on_overflow(queue: BoundedSendQueue) -> None:
         # A socket handed to another server (handoff.py) is in that server's table.
-        tables = [eio.sockets, *(server.sockets for server in set(getattr(eio, "moved", {}).values()))]
+        tables = [eio.sockets, *(server.sockets for server in set(getattr(eio, "directory", {}).values()))]
         for sid, socket in [item for table in tables for item in list(table.items())]:
             if socket.queue is queue:
                 log.warning("Socket.IO client %s is not reading: disconnected after %d queued packets or %d bytes",
