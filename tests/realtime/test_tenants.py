@@ -192,3 +192,26 @@ async def test_orders_entity_shape(server: Server, api: Api, admin: str) -> None
         ack = await again.ack("subscribe", {"store": "orders", "since": event["seq"]})
         assert ack == {"success": True}, ack
         assert (await again.next())["_id"] == later["_id"]
+
+
+async def test_a_tenant_with_sockets_is_not_idle(schema_dir: Path, tmp_path: Path) -> None:
+    """A tenant is closed when idle (STORE_TENANT_IDLE_SECONDS), but a connected socket keeps it open
+    however long no request comes: its subscribers still get events, also after the sweep."""
+    server = start_server(schema_dir, tmp_path / "server.log", env={"STORE_TENANT_IDLE_SECONDS": "0.3"})
+    api = Api(server.url)
+    try:
+        admin = await api.token()
+        key, token = await tenant(api, admin, "kept")
+        async with listening(server.url, "orders", auth={"token": token, "tenant": key}) as listener:
+            await asyncio.sleep(1.5)  # several sweeps with no request
+            made = await api.order(token)
+            assert (await listener.next())["_id"] == made["_id"]
+        await asyncio.sleep(1.5)  # idle now: closed, and opened again by the next request
+        made = await api.order(token)
+        async with listening(server.url, auth={"token": token, "tenant": key}) as again:
+            assert await again.ack("subscribe", {"store": "orders"}) == {"success": True}
+            later = await api.order(token)
+            assert (await again.next())["_id"] == later["_id"]
+    finally:
+        await api.http.aclose()
+        stop_server(server)
