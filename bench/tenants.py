@@ -142,6 +142,17 @@ async def cost_per_tenant(client: httpx.AsyncClient, admin: dict[str, str]) -> d
            "tasks_per_tenant": (after[2] - before[2]) / OPEN}
     line(f"{OPEN} tenants open: RSS per tenant", f"{out['rss_per_tenant_mb']:8.2f} MB")
     line("threads / asyncio tasks per tenant", f"{out['threads_per_tenant']:8.1f} / {out['tasks_per_tenant']:.1f}")
+    # Closed as idle (what STORE_TENANT_IDLE_SECONDS does after 5 minutes): what stays behind.
+    tenancy = client._transport.app.other_asgi_app.app.state.tenancy  # type: ignore[attr-defined]
+    closed = tenancy.close_idle(time.monotonic() + tenancy.idle_seconds + 1)
+    await asyncio.gather(*tenancy._closing)
+    await asyncio.sleep(0.2)  # the closed SQLite threads end
+    gc.collect()
+    idle = (rss_mb(), threading.active_count(), len(asyncio.all_tasks()))
+    out.update({"closed": float(closed), "rss_left_per_tenant_mb": (idle[0] - before[0]) / OPEN,
+                "threads_left": float(idle[1] - before[1]), "tasks_left": float(idle[2] - before[2])})
+    line(f"closed as idle: {closed}; RSS left per tenant", f"{out['rss_left_per_tenant_mb']:8.2f} MB")
+    line("threads / asyncio tasks left (all tenants)", f"{out['threads_left']:8.0f} / {out['tasks_left']:.0f}")
     for n in range(OPEN):
         await client.delete(f"/api/v1/_tenants/open-{n}", headers=admin)
     return out
