@@ -28,7 +28,7 @@ from storeengine.realtime.live import filtered_rooms, parse_live_filter
 from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.realtime.transport.fanout import GcPolicy, manager
 from storeengine.realtime.transport.handoff import Directory, RoutingServer
-from storeengine.realtime.transport.sendqueue import bound_send_queues
+from storeengine.realtime.transport.sendqueue import bound_send_queues, close_now
 
 if TYPE_CHECKING:
     from storeengine.realtime.live import SocketDelivery
@@ -112,8 +112,11 @@ class Realtime:
             self.gc.uninstall()
 
     async def close(self) -> None:
-        """Stop the server's own background work (a tenant's, closed while the process runs on):
-        its heartbeat and its Redis listener. Its sockets are gone already (http/tenancy.py)."""
+        """Stop the server (a tenant's, closed while the process runs on): its sockets (an idle
+        tenant has none; a deleted one's credentials end with it), its heartbeat and its Redis
+        listener."""
+        for socket in list(self.sio.eio.sockets.values()):
+            await close_now(socket)
         await self.sio.shutdown()
         await self.sio.manager.close()
 

@@ -215,3 +215,11 @@ async def test_a_tenant_with_sockets_is_not_idle(schema_dir: Path, tmp_path: Pat
     finally:
         await api.http.aclose()
         stop_server(server)
+
+
+async def test_deleting_a_tenant_disconnects_its_sockets(server: Server, api: Api, admin: str) -> None:
+    """Deleting a tenant ends every credential of it (API.md 12): its sockets too, at once."""
+    key, token = await tenant(api, admin, "doomed")
+    async with listening(server.url, "orders", auth={"token": token, "tenant": key}) as listener:
+        await api.call("DELETE", "/api/v1/_tenants/doomed", admin)
+        await asyncio.wait_for(listener.gone.wait(), WAIT)
