@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import socketio
 from starlette.applications import Starlette
@@ -38,11 +39,11 @@ from storeengine.model.keyset import Keyset
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.realtime.authbus import MongoBus
 from storeengine.realtime.live import SocketDelivery
-from storeengine.realtime.server import Realtime
+from storeengine.realtime.server import Realtime, Select
 from storeengine.settings import Settings
 from storeengine.storage import connect
 from storeengine.storage.api import StorageAPI
-from storeengine.storage.databases import close_database, database_name, drop_database, open_database
+from storeengine.storage.databases import close_database, database_name, drop_database, open_database, reopenable
 from storeengine.store.feed import Feed
 from storeengine.store.service import EntityService
 from storeengine.store.tail import FeedTail
@@ -150,7 +151,8 @@ def build_context(settings: Settings, storage: StorageAPI | None = None) -> tupl
 
 
 def _services(settings: Settings, storage: StorageAPI, registry: Registry, passwords: Passwords,
-              tokens: TokenIssuer, keyset: Keyset, *, tenant: str | None) -> tuple[Context, Realtime]:
+              tokens: TokenIssuer, keyset: Keyset, *, tenant: str | None,
+              public: Realtime | None = None) -> tuple[Context, Realtime]:
     """Every service on one database: the public one (tenant None) or a tenant's (API.md 12), which
     shares the schema registry, password hasher and token signer with it."""
     throttle = LoginThrottle(storage.collection("_login_failures"), settings.login_max_failures,
@@ -164,12 +166,12 @@ def _services(settings: Settings, storage: StorageAPI, registry: Registry, passw
     # N`) tell each other about revocations through it.
     shared_db = not storage.embedded and not settings.socketio_queue
     bus = MongoBus(storage.collection("_auth_changes")) if shared_db else None
-    # A tenant's Socket.IO server has no Redis manager: python-socketio's channel is one for every
-    # server on it, so rooms of the same name in two tenants would receive each other's events.
-    queue_url = settings.socketio_queue if tenant is None else None
-    realtime = Realtime(registry, auth, queue_url=queue_url, allowed_origins=settings.allowed_origins,
+    # A tenant's Socket.IO server has Redis channels of its own (Realtime), so rooms of one name in
+    # two databases never mix.
+    realtime = Realtime(registry, auth, queue_url=settings.socketio_queue, allowed_origins=settings.allowed_origins,
                         ping_interval=settings.socketio_ping_interval_seconds,
-                        ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus)
+                        ping_timeout=settings.socketio_ping_timeout_seconds, bus=bus,
+                        directory=None if public is None else public.sio.eio.directory)
     feed = Feed(storage, retention_seconds=settings.changes_retention_seconds, enabled=settings.changes_feed)
     service = EntityService(registry, storage, passwords.hash, realtime, feed, keyset)
     tail = FeedTail(feed, registry, queue_url=settings.socketio_queue) if feed.enabled else None
@@ -185,11 +187,17 @@ class TenantServices:
     """A tenant's services in this process (http/tenancy.TenantHandle): its Context, Socket.IO
     server and upkeep, on its own database beside the public one."""
 
-    def __init__(self, public: Context, doc: Doc) -> None:
+    def __init__(self, public: Context, doc: Doc, select: Select | None = None,
+                 public_realtime: Realtime | None = None) -> None:
         storage = open_database(public.storage, doc["name"])
         auth = public.auth
         self.ctx, self.realtime = _services(public.settings, storage, public.registry, auth.passwords, auth.tokens,
-                                            public.service.keyset.derived(str(doc["_id"])), tenant=str(doc["_id"]))
+                                            public.service.keyset.derived(str(doc["_id"])), tenant=str(doc["_id"]),
+                                            public=public_realtime)
+        self.realtime.select = select  # refuses an `auth.tenant` naming another tenant than the handshake
+        self.reopenable = reopenable(storage)
+        self.last_used = time.monotonic()
+        self.in_flight = 0
         self.maintenance = Maintenance(self.ctx, self.realtime.stores_reloaded, tenant=True)
         sockets: ASGIApp = socketio.ASGIApp(self.realtime.sio, socketio_path="socket.io")
         self.sockets = sockets if public.settings.polling_allowed else PollingOff(sockets)
@@ -209,25 +217,40 @@ class TenantServices:
         self.maintenance.stores_reloaded(names)
         self.realtime.stores_reloaded(names)
 
+    def busy(self) -> bool:
+        return bool(self.realtime.sio.eio.sockets)
+
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.realtime.close()
+        await self.ctx.checks.close()
         close_database(self.ctx.storage)
 
 
-def build_tenancy(ctx: Context) -> Tenancy:
-    """The tenants (API.md 12) beside the public database of `ctx`."""
+def build_tenancy(ctx: Context, realtime: Realtime | None = None) -> Tenancy:
+    """The tenants (API.md 12) beside the public database of `ctx` (and its Socket.IO server: a
+    connect whose `auth` names a tenant moves to that tenant's server)."""
     tenants = TenantRegistry(ctx.storage, ctx.settings.auth_cache_seconds,
                              functools.partial(database_name, ctx.storage))
-    return Tenancy(ctx, tenants, lambda doc: TenantServices(ctx, doc), functools.partial(drop_database, ctx.storage))
+
+    async def select(key: str | None, tag: str | None) -> Realtime | None:
+        handle = await tenancy.select_handle(key, tag)
+        return None if handle is None else cast(TenantServices, handle).realtime
+
+    tenancy = Tenancy(ctx, tenants, lambda doc: TenantServices(ctx, doc, select, realtime),
+                      functools.partial(drop_database, ctx.storage))
+    if realtime is not None:
+        realtime.select = select
+    return tenancy
 
 
 def create_app(settings: Settings | None = None, *, storage: StorageAPI | None = None) -> ASGIApp:
     """The whole server as one ASGI app. `storage` replaces the database (tests: a failing or slow one)."""
     settings = settings or Settings()
     ctx, realtime = build_context(settings, storage)
-    tenancy = build_tenancy(ctx)
+    tenancy = build_tenancy(ctx, realtime)
     tenants = tenancy.registry
 
     def reloaded(names: list[str]) -> None:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # API.md 12: writes to the public database's stores by anyone but its admins -> 403 (tenants
     # are the clients' databases).
     public_readonly: bool = False
+    # A tenant's services in one process (API.md 12) are closed after this long without a request
+    # or a socket, and the least recently used idle ones beyond `tenants_open_max`; reopened on demand.
+    tenant_idle_seconds: float = Field(default=300.0, gt=0)
+    tenants_open_max: int = Field(default=200, ge=1)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -96,8 +96,8 @@ async def admin(api: Api) -> str:  # shadows conftest's in-process `admin`: a to
 class Listener:
     """A connected python-socketio client whose `change` events land in a queue."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, **client: Any) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False, **client)
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.gone = asyncio.Event()
         self.sio.on("change", self.events.put)

@@ -3,9 +3,9 @@
 The copy takes the public database's groups and every store's entities as they are stored (same
 `_id`s and every field, access fields and dates included), never users, sessions, keys or the
 feed, and writes each entity as one `create` in the tenant's feed. It reads and writes in batches
-of BATCH, each a few awaited database calls, so the event loop serves other clients between
-every one of them whatever the size of the copy; `still_wanted` is asked between batches, so a
-tenant deleted meanwhile stops its copy.
+of BATCH and yields to the event loop every YIELD_EVERY entities, so other clients are served
+throughout, whatever the size of the copy; `still_wanted` is asked between batches, so a tenant
+deleted meanwhile stops its copy.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from storeengine.auth.bootstrap import create_user
 from storeengine.core.documents import CARRIED
 from storeengine.core.errors import Invalid, StoreError
+from storeengine.core.scope import background_work
 from storeengine.core.types import Doc
 from storeengine.model.access import SYSTEM
 from storeengine.model.schema import StoreSchema
@@ -24,6 +25,10 @@ from storeengine.store.service import EntityService
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# Entities copied between two yields to the event loop: on the embedded database a short write runs
+# on the loop's own thread (storage/sqlite/runner.py) without suspending, so a batch copied without
+# yielding held every other client for its whole length (a loop stall of 100-400 ms per batch).
+YIELD_EVERY = 20
 NOT_COPIED = frozenset({"users"})  # and everything that is not a store: sessions, keys, the feed
 
 
@@ -45,6 +50,15 @@ async def create_admin(tenant: EntityService, admin: Doc) -> None:
 async def copy_public(public: EntityService, tenant: EntityService,
                       still_wanted: Callable[[], Awaitable[bool]], batch: int = BATCH) -> int:
     """Copy every store's entities (groups first); the number copied, or -1 if stopped."""
+    token = background_work.set(True)  # nobody waits for these writes: off the event loop's thread
+    try:
+        return await _copy_stores(public, tenant, still_wanted, batch)
+    finally:
+        background_work.reset(token)
+
+
+async def _copy_stores(public: EntityService, tenant: EntityService,
+                       still_wanted: Callable[[], Awaitable[bool]], batch: int) -> int:
     copied = 0
     stores = sorted((s for s in public.registry.all() if s.name not in NOT_COPIED), key=lambda s: s.name != "groups")
     for store in stores:
@@ -56,8 +70,10 @@ async def copy_public(public: EntityService, tenant: EntityService,
             docs = await public.storage.collection(store.name).find(query, sort=[("_id", 1)], limit=batch)
             if not docs:
                 break
-            for doc in docs:
+            for n, doc in enumerate(docs, 1):
                 await copy_entity(tenant, store, doc)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             copied += len(docs)
             last = docs[-1]["_id"]
             await asyncio.sleep(0)  # a batch read from the cache of a reader thread could run back to back

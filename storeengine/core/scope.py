@@ -12,3 +12,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 
 database_scope: ContextVar[str] = ContextVar("database_scope", default="")
+
+# True in work that no client waits for (a tenant's provisioning copy): the embedded database then
+# queues even a short write for its writer thread instead of running it on the event loop's own
+# (storage/sqlite/runner.py), where a write held up by the disk would hold every client up too.
+background_work: ContextVar[bool] = ContextVar("background_work", default=False)

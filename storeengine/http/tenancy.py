@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -41,6 +42,13 @@ class TenantHandle(Protocol):
 
     ctx: Context
     sockets: ASGIApp  # its Socket.IO server (its own rooms), served at /socket.io for its handshakes
+    reopenable: bool  # False: closing it would lose its data (a private in-memory database)
+    last_used: float  # time.monotonic() of its last selection
+    in_flight: int  # requests (and WebSocket connections) being served with it
+
+    def busy(self) -> bool:
+        """Sockets are connected to it."""
+        ...
 
     async def start(self) -> None:
         """Make its indexes and start its background tasks."""
@@ -59,7 +67,11 @@ class Tenancy:
         # Given by app.py (which knows the storage backends): build a tenant's services on its
         # database; drop a tenant's database.
         self._opener, self._drop = opener, drop
+        # Open tenants, least recently used first (a process that served many keeps only these).
         self.handles: dict[str, TenantHandle] = {}
+        self.idle_seconds = public.settings.tenant_idle_seconds
+        self.open_max = public.settings.tenants_open_max
+        self._closing: set[asyncio.Task[None]] = set()
         self._opening: dict[str, asyncio.Lock] = {}
         self.copies: dict[str, asyncio.Task[None]] = {}
 
@@ -69,20 +81,23 @@ class Tenancy:
         """The tenant's handle, opened (indexes made, background tasks started) on first use."""
         key = str(doc["_id"])
         found = self.handles.get(key)
-        if found is not None:
-            return found
-        lock = self._opening.setdefault(key, asyncio.Lock())
-        async with lock:
-            found = self.handles.get(key)
-            if found is None:
-                found = self._opener(doc)
-                try:
-                    await found.start()
-                except BaseException:
-                    await found.close()
-                    raise
-                self.handles[key] = found
-        self._opening.pop(key, None)
+        if found is None:
+            lock = self._opening.setdefault(key, asyncio.Lock())
+            async with lock:
+                found = self.handles.get(key)
+                if found is None:
+                    found = self._opener(doc)
+                    try:
+                        await found.start()
+                    except BaseException:
+                        await found.close()
+                        raise
+                    self.handles[key] = found
+                    self._close_beyond_cap()
+            self._opening.pop(key, None)
+        # No await from here to the caller's use (in_flight, a socket): an idle sweep cannot close it between.
+        found.last_used = time.monotonic()
+        self.handles[key] = self.handles.pop(key)  # the most recently used last
         return found
 
     async def select(self, api_key: str | None, tag: str | None) -> Context | None:
@@ -199,10 +214,39 @@ class Tenancy:
         for handle in self.handles.values():
             handle.stores_reloaded(names)
 
+    def _idle(self, key: str, handle: TenantHandle) -> bool:
+        return (handle.reopenable and handle.in_flight == 0 and not handle.busy() and key not in self.copies
+                and key not in self._opening)
+
+    def _close_beyond_cap(self) -> None:
+        """Past `open_max` open tenants, close the least recently used idle ones (busy ones stay:
+        the cap can be passed while more tenants than it are in use at once)."""
+        excess = len(self.handles) - self.open_max
+        for key in [k for k, h in self.handles.items() if self._idle(k, h)][:max(excess, 0)]:
+            self._close_later(key)
+
+    def close_idle(self, now: float | None = None) -> int:
+        """Close the tenants idle (no request, no socket) for `idle_seconds`; the number closed.
+        They reopen on their next request."""
+        now = time.monotonic() if now is None else now
+        idle = [k for k, h in self.handles.items() if now - h.last_used >= self.idle_seconds and self._idle(k, h)]
+        for key in idle:
+            self._close_later(key)
+        return len(idle)
+
+    def _close_later(self, key: str) -> None:
+        # Out of the table now (a request arriving meanwhile opens it afresh), closed in the background.
+        handle = self.handles.pop(key)
+        task = asyncio.create_task(handle.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def run(self) -> None:
-        """Close the tenants that another process deleted (the registry's cache is ≤ 5 s old)."""
+        """Close the tenants that another process deleted (the registry's cache is ≤ 5 s old), and
+        those idle for long."""
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(min(SWEEP_SECONDS, self.idle_seconds))
+            self.close_idle()
             for key in list(self.handles):
                 with contextlib.suppress(StoreError):
                     doc = await self.registry.by_id(key)
@@ -218,6 +262,7 @@ class Tenancy:
         for handle in list(self.handles.values()):
             await handle.close()
         self.handles.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 class Found:
@@ -276,9 +321,11 @@ class TenantSockets:
             await self.app(scope, receive, send)
             return
         token = database_scope.set(handle.ctx.auth.tenant or "")
+        handle.in_flight += 1  # a WebSocket: for as long as it is open
         try:
             await handle.sockets(scope, receive, send)
         finally:
+            handle.in_flight -= 1
             database_scope.reset(token)
 
 
@@ -306,16 +353,19 @@ class TenantSelect:
             return
         found = Found(scope)
         try:
-            ctx = None if not found.anything else await self.tenancy.select(found.api_key, self.tenancy.tag_of(found))
+            handle = None if not found.anything else await self.tenancy.select_handle(
+                found.api_key, self.tenancy.tag_of(found))
         except StoreError as exc:
             await _refuse(exc, scope, receive, send)
             return
-        if ctx is None:
+        if handle is None:
             await self.app(scope, receive, send)
             return
-        scope[SCOPE_KEY] = ctx
-        token = database_scope.set(ctx.auth.tenant or "")
+        scope[SCOPE_KEY] = handle.ctx
+        token = database_scope.set(handle.ctx.auth.tenant or "")
+        handle.in_flight += 1  # not closed as idle while it serves (an SSE stream: for its whole life)
         try:
             await self.app(scope, receive, send)
         finally:
+            handle.in_flight -= 1
             database_scope.reset(token)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -19,47 +19,72 @@ from storeengine.auth.service import AuthService
 from storeengine.core.errors import BadRequest, StoreError
 from storeengine.core.formats import utcnow
 from storeengine.core.jsonio import iso_ms, to_json_form
+from storeengine.core.scope import database_scope
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
 from storeengine.model.schema import Registry, StoreSchema
-from storeengine.realtime.authbus import RedisBus
+from storeengine.realtime.authbus import CHANNEL, RedisBus
 from storeengine.realtime.live import filtered_rooms, parse_live_filter
 from storeengine.realtime.rechecks import Bus, Watch
 from storeengine.realtime.transport.fanout import GcPolicy, manager
-from storeengine.realtime.transport.legacy import LegacyAsyncServer
-from storeengine.realtime.transport.sendqueue import bound_send_queues
+from storeengine.realtime.transport.handoff import Directory, RoutingServer
+from storeengine.realtime.transport.sendqueue import bound_send_queues, close_now
 
 if TYPE_CHECKING:
     from storeengine.realtime.live import SocketDelivery
 
 log = logging.getLogger(__name__)
 
+# Which server a connect belongs to (API.md 12), given its `auth.tenant` key and the tenant its
+# credential names: a tenant's Realtime, or None for the public one; raises 401/503 StoreErrors.
+Select = Callable[[str | None, str | None], Awaitable["Realtime | None"]]
+
 
 class Realtime:
     def __init__(self, registry: Registry, auth: AuthService, *, queue_url: str | None,
                  allowed_origins: tuple[str, ...], ping_interval: int = 25, ping_timeout: int = 60,
-                 bus: Bus | None = None) -> None:
+                 bus: Bus | None = None, directory: Directory | None = None) -> None:
         self.registry = registry
         self.auth = auth
+        # A tenant's server has Redis channels of its own: python-socketio's (its rooms' names are
+        # those of every other database) and the auth changes'.
+        suffix = "" if auth.tenant is None else f":t:{auth.tenant}"
         # python-socketio's server, able to speak Engine.IO v3 to socket.io-client 2.x as well;
         # its manager sends one encoded packet to every recipient (fanout.py)
-        self.sio = LegacyAsyncServer(
-            async_mode="asgi", client_manager=manager(queue_url), ping_interval=ping_interval,
+        self.sio = RoutingServer(
+            async_mode="asgi", client_manager=manager(queue_url, "socketio" + suffix), ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             cors_allowed_origins=self._origin_allowed, logger=False, engineio_logger=False,
+            directory=directory,  # the public server's: every server of the process shares it (handoff.py)
         )
         bound_send_queues(self.sio.eio)  # a client that stops reading is cut off (sendqueue.py)
         self._allowed_origins = allowed_origins
         self._queue: asyncio.Queue[tuple[str, list[str], dict[str, Any]]] = asyncio.Queue()
         # Local sockets by user, credential and store: re-checked only when one of those changes.
         self.watch = Watch(auth, refresh=self._refresh_rooms, drop=self._drop,
-                           bus=RedisBus(queue_url) if queue_url else bus)
+                           bus=RedisBus(queue_url, CHANNEL + suffix) if queue_url else bus)
         self.gc = GcPolicy()
         self.live: SocketDelivery | None = None  # set when the change feed is on: it delivers the events
-        self.sio.on("connect", self._connect)
-        self.sio.on("disconnect", self._disconnect)
-        self.sio.on("subscribe", self._subscribe)
-        self.sio.on("unsubscribe", self._unsubscribe)
+        self.select: Select | None = None  # set by app.py when there are tenants
+        self.sio.route = self._route
+        self.sio.on("connect", self._scoped(self._connect))
+        self.sio.on("disconnect", self._scoped(self._disconnect))
+        self.sio.on("subscribe", self._scoped(self._subscribe))
+        self.sio.on("unsubscribe", self._scoped(self._unsubscribe))
+
+    def _scoped(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """A handler that runs for this server's database (core/scope.py: its feed cursors), also for
+        a connection handed over from another server, whose tasks started in that server's scope."""
+        tenant = self.auth.tenant or ""
+
+        async def scoped(*args: Any) -> Any:
+            token = database_scope.set(tenant)
+            try:
+                return await handler(*args)
+            finally:
+                database_scope.reset(token)
+
+        return scoped
 
     def _origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
         return credentials.environ_origin_allowed(origin, environ, self._allowed_origins)
@@ -85,6 +110,15 @@ class Realtime:
             await asyncio.gather(self._pump(), self.watch.run())
         finally:
             self.gc.uninstall()
+
+    async def close(self) -> None:
+        """Stop the server (a tenant's, closed while the process runs on): its sockets (an idle
+        tenant has none; a deleted one's credentials end with it), its heartbeat and its Redis
+        listener."""
+        for socket in list(self.sio.eio.sockets.values()):
+            await close_now(socket)
+        await self.sio.shutdown()
+        await self.sio.manager.close()
 
     async def settle(self) -> None:
         """Before an emit: sockets follow the changes made before this write (rooms, revocation)."""
@@ -130,12 +164,39 @@ class Realtime:
 
     # --- handlers -------------------------------------------------------------------------
 
+    async def _route(self, environ: Mapping[str, Any], auth: Any) -> RoutingServer | None:
+        """The server of a CONNECT (transport/handoff.py), None for this one. `auth.tenant` names a
+        tenant; else, on the public server, a tenant's credential in `auth` selects its tenant
+        (the handshake's headers and cookie chose the server already: http/tenancy.TenantSockets)."""
+        if self.select is None or not isinstance(auth, dict):
+            return None
+        key = auth.get("tenant")
+        if key is not None and not isinstance(key, str):
+            raise socketio.exceptions.ConnectionRefusedError("auth.tenant must be a tenant key")
+        tag = self._tag(auth) if key is None and self.auth.tenant is None else None
+        if key is None and tag is None:
+            return None
+        try:
+            target = await self.select(key, tag)
+        except StoreError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
+        if target is None or target is self:
+            return None
+        if self.auth.tenant is not None:  # the handshake's Api-Key or credential chose another tenant
+            raise socketio.exceptions.ConnectionRefusedError("auth.tenant names another tenant than the handshake")
+        return target.sio
+
+    def _tag(self, auth: dict[str, Any]) -> str | None:
+        """The tenant a credential in the connect payload was issued in (credentials.from_connect's)."""
+        token, key = auth.get("token"), auth.get("apiKey")
+        if isinstance(token, str):
+            try:
+                return self.auth.tokens.decode(token).tenant
+            except StoreError:
+                return None  # authentication refuses it
+        return credentials.tenant_of(key) if isinstance(key, str) else None
+
     async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any = None) -> None:
-        if isinstance(auth, dict) and "tenant" in auth:
-            # API.md 12's `auth.tenant` arrives after the Engine.IO handshake, which chose this server
-            # already: refused rather than served silently by the wrong database. Not supported yet.
-            raise socketio.exceptions.ConnectionRefusedError(
-                "auth.tenant is not supported: send the tenant key as the Api-Key header of the handshake")
         try:
             creds = credentials.from_connect(environ, auth).as_kwargs()
             seen = self.watch.changes  # a change made while we authenticate re-checks this socket

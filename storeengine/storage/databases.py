@@ -59,6 +59,14 @@ def open_database(storage: StorageAPI, tenant: str) -> StorageAPI:
     raise StoreError("This storage cannot hold tenants")
 
 
+def reopenable(storage: StorageAPI) -> bool:
+    """Whether a tenant's database outlives its handle: not a private in-memory one."""
+    from storeengine.storage.sqlite import SqliteStorage
+    from storeengine.storage.sqlite.folder import MEMORY
+
+    return not (isinstance(storage, SqliteStorage) and storage.target == MEMORY)
+
+
 def close_database(storage: StorageAPI) -> None:
     """Release what a tenant's database holds in this process (never the shared MongoDB client)."""
     from storeengine.storage.sqlite import SqliteStorage

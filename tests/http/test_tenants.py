@@ -316,10 +316,11 @@ async def test_deleting_while_provisioning_leaves_nothing(client: httpx.AsyncCli
 
 
 async def test_schema_files_apply_to_every_tenant(client: httpx.AsyncClient, admin: dict[str, str],
-                                                  schema_dir: Any) -> None:
+                                                  schema_dir: Any, app: Any) -> None:
     import json
 
     created = await create_tenant(client, admin, "hot", copy=False)
+    upkeep = app.other_asgi_app.app.state.tenancy.handles[created["_id"]].maintenance
     boss = bearer(await tenant_token(client, created["key"]))
     assert (await client.get("/api/v1/gadgets", headers=boss)).status_code == 404
     schema = {"type": "object", "properties": {"code": {"type": "string"}}, "x-history": True,
@@ -329,16 +330,15 @@ async def test_schema_files_apply_to_every_tenant(client: httpx.AsyncClient, adm
     while (await client.get("/api/v1/gadgets", headers=boss)).status_code != 200:
         assert time.monotonic() < deadline, "the new store did not reach the tenant within 2 s"
         await asyncio.sleep(0.05)
-    # its unique index holds in the tenant (once made: within the same 2 s)
+    # its unique index is made in the tenant within the same 2 s, and holds there. Waited for without
+    # writing duplicates: one written just before the index would make its creation fail for good.
     first = await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=boss)
     assert first.status_code == 201, first.text
-    while True:
-        r = await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=boss)
-        if r.status_code == 409:
-            break
-        assert r.status_code == 201 and time.monotonic() < deadline + 2, r.text
-        await client.delete(f"/api/v1/gadgets/{r.json()['_id']}", headers=boss)
+    while "gadgets" in upkeep.pending:  # (the same slack for a loaded machine as before: 2 s more)
+        assert time.monotonic() < deadline + 2, "the tenant's index was not made"
         await asyncio.sleep(0.05)
+    r = await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=boss)
+    assert r.status_code == 409, r.text
     # and the public database may hold the same value: each database has its own index
     assert (await client.post("/api/v1/gadgets", json={"code": "g1"}, headers=admin)).status_code == 201
     # history is the tenant's own
@@ -435,3 +435,59 @@ async def test_a_stale_tenant_cookie_does_not_block_signing_in(client: httpx.Asy
                           headers=stale)
     assert r.status_code == 200, r.text
     assert (await client.get("/api/v1/auth/me", headers=stale)).status_code == 401
+
+
+# --- a process that served many tenants -------------------------------------------------------
+
+async def test_idle_tenants_close_and_reopen_on_demand(settings: Any, tmp_path: Any, lane: str) -> None:
+    """A tenant's services in a process are closed past `tenants_open_max` (least recently used
+    first) and after `tenant_idle_seconds` without a request or a socket; the next request opens
+    them again, with the tenant's data, credentials and feed intact."""
+    from storeengine.app import create_app
+    from tests.conftest import lifespan, token_for
+
+    if lane == "embedded":  # files: a private in-memory database is never closed (below)
+        settings = settings.model_copy(update={"data_dir": str(tmp_path / "data")})
+    app = create_app(settings.model_copy(update={"tenants_open_max": 2, "tenant_idle_seconds": 60}))
+    tenancy = app.other_asgi_app.app.state.tenancy
+    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                base_url="http://testserver") as client:
+        admin = await token_for(client, ADMIN_LOGIN, ADMIN_PASSWORD)
+        ids, bosses, things = {}, {}, {}
+        for name in ("a", "b", "c"):
+            created = await create_tenant(client, admin, name, copy=False)
+            ids[name], bosses[name] = created["_id"], bearer(await tenant_token(client, created["key"]))
+            r = await client.post("/api/v1/things", json={"name": name}, headers=bosses[name])
+            assert r.status_code == 201, r.text
+            things[name] = r.json()["_id"]
+        # the third one opened closed the least recently used
+        assert list(tenancy.handles) == [ids["b"], ids["c"]]
+        r = await client.get(f"/api/v1/things/{things['a']}", headers=bosses["a"])
+        assert r.status_code == 200 and r.json()["name"] == "a", r.text
+        assert list(tenancy.handles) == [ids["c"], ids["a"]]
+        feed = (await client.get("/api/v1/things/_changes", headers=bosses["a"])).json()["changes"]
+        assert [c["_id"] for c in feed] == [things["a"]]
+        # idle: not before `tenant_idle_seconds`; one serving a request is not idle
+        assert tenancy.close_idle() == 0
+        tenancy.handles[ids["c"]].in_flight += 1
+        assert tenancy.close_idle(time.monotonic() + 61) == 1
+        assert list(tenancy.handles) == [ids["c"]]
+        tenancy.handles[ids["c"]].in_flight -= 1
+        assert tenancy.close_idle(time.monotonic() + 61) == 1 and tenancy.handles == {}
+        for name in ("a", "b", "c"):
+            r = await client.get(f"/api/v1/things/{things[name]}", headers=bosses[name])
+            assert r.status_code == 200 and r.json()["name"] == name, r.text
+        assert list(tenancy.handles) == [ids["b"], ids["c"]]
+
+
+async def test_an_in_memory_tenant_is_never_closed(client: httpx.AsyncClient, admin: dict[str, str],
+                                                   app: Any, lane: str) -> None:
+    """With STORE_DATA_DIR=:memory: closing a tenant would lose its data: it stays open."""
+    if lane != "embedded":
+        pytest.skip("the wire lane keeps its data in the server")
+    tenancy = app.other_asgi_app.app.state.tenancy
+    created = await create_tenant(client, admin, "mem", copy=False)
+    boss = bearer(await tenant_token(client, created["key"]))
+    assert (await client.post("/api/v1/things", json={"name": "m"}, headers=boss)).status_code == 201
+    assert tenancy.close_idle(time.monotonic() + 3600) == 0
+    assert (await client.get("/api/v1/things", params={"meta": "true"}, headers=boss)).json()["total"] == 1

@@ -17,6 +17,7 @@ import pytest
 
 from storeengine.core.errors import BadRequest, Conflict, Unavailable
 from storeengine.core.formats import utcnow
+from storeengine.core.scope import background_work
 from storeengine.settings import Settings
 from storeengine.storage.sqlite import DataDirError, SqliteStorage
 from storeengine.storage.sqlite import runner as runner_module
@@ -230,6 +231,17 @@ def _thread(conn: sqlite3.Connection) -> str:
 async def test_a_short_write_runs_on_the_callers_thread_when_the_writer_is_idle(inline_runner: Runner) -> None:
     assert await inline_runner.write(_thread, short=True) == threading.current_thread().name
     assert (await inline_runner.write(_thread)).startswith("storeengine-sqlite-write")
+
+
+async def test_a_short_write_of_background_work_runs_on_the_writer_thread(inline_runner: Runner) -> None:
+    """Work no client waits for (core/scope.background_work: a tenant's copy) never writes on the
+    event loop's thread, where a write held up by the disk would hold every client up."""
+    token = background_work.set(True)
+    try:
+        assert (await inline_runner.write(_thread, short=True)).startswith("storeengine-sqlite-write")
+    finally:
+        background_work.reset(token)
+    assert await inline_runner.write(_thread, short=True) == threading.current_thread().name
 
 
 async def test_a_short_write_queues_behind_a_write_in_progress(inline_runner: Runner) -> None:

@@ -116,3 +116,30 @@ async def test_two_processes_writing_concurrently_and_a_reader_that_misses_nothi
     finally:
         await a.http.aclose()
         await b.http.aclose()
+
+
+async def test_a_tenants_events_and_revocations_cross_processes(two_servers: tuple[str, Server, Server]) -> None:
+    """A tenant (API.md 12) on two processes sharing Redis: a subscriber on B, selected by `auth.tenant`,
+    gets what is written through A, the public subscribers of the store do not, and a logout
+    on A drops B's socket at once (the tenant's own auth-change channel; its cache alone would
+    trust the token for 5 s)."""
+    store, a, b = two_servers
+    api_a, api_b = Api(a.url), Api(b.url)
+    try:
+        admin_a, admin_b = await api_a.token(), await api_b.token()
+        boss = {"login": "boss", "password": "boss-password-1"}
+        made = await api_a.call("POST", "/api/v1/_tenants", admin_a,
+                                {"name": f"t{uuid.uuid4().hex[:8]}", "admin": boss, "copy": False}, status=201)
+        r = await api_a.http.post("/api/v1/auth/token", json=boss, headers={"Api-Key": made["key"]})
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
+        async with listening(b.url, store, auth={"token": token, "tenant": made["key"]}) as in_tenant, \
+                listening(b.url, store, **bearer(admin_b)) as public:
+            created = await api_a.call("POST", f"/api/v1/{store}", token, {"name": "in the tenant"}, status=201)
+            assert_event(await in_tenant.next(), "create", created, store)
+            await public.quiet()
+            await api_a.call("POST", "/api/v1/auth/logout", token)
+            await asyncio.wait_for(in_tenant.gone.wait(), 2.5)
+    finally:
+        await api_a.http.aclose()
+        await api_b.http.aclose()

@@ -10,6 +10,7 @@ need acks keep python-socketio's path (each recipient needs its own ack id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from typing import Any
@@ -46,13 +47,27 @@ class BatchManager(socketio.AsyncManager):  # type: ignore[misc]
                 await asyncio.sleep(0)
 
 
+    async def close(self) -> None:
+        """Stop what the manager runs for its server (a server closed before its process ends)."""
+
+
 class BatchRedisManager(socketio.AsyncRedisManager, BatchManager):  # type: ignore[misc]
     """The Redis manager, delivering locally through BatchManager.emit (next in the MRO after
     AsyncPubSubManager, whose `_handle_emit` calls `super().emit`)."""
 
+    async def close(self) -> None:
+        listener = getattr(self, "thread", None)  # python-socketio's listening task
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        for connection in (self.pubsub, self.redis):
+            if connection is not None:
+                with contextlib.suppress(Exception):  # a broken connection is as good as closed
+                    await connection.aclose()
 
-def manager(queue_url: str | None) -> socketio.AsyncManager:
-    return BatchRedisManager(queue_url) if queue_url else BatchManager()
+
+def manager(queue_url: str | None, channel: str = "socketio") -> socketio.AsyncManager:
+    return BatchRedisManager(queue_url, channel=channel) if queue_url else BatchManager()
 
 
 # Young collections every 10,000 net allocations instead of 700: a fan-out to thousands of

@@ -76,7 +76,9 @@ def bound_send_queues(eio: Any, max_packets: int = MAX_PACKETS, max_bytes: int =
     """Give each new connection of the engineio server `eio` a bounded queue."""
 
     def on_overflow(queue: BoundedSendQueue) -> None:
-        for sid, socket in list(eio.sockets.items()):
+        # A socket handed to another server (handoff.py) is in that server's table.
+        tables = [eio.sockets, *(server.sockets for server in set(getattr(eio, "directory", {}).values()))]
+        for sid, socket in [item for table in tables for item in list(table.items())]:
             if socket.queue is queue:
                 log.warning("Socket.IO client %s is not reading: disconnected after %d queued packets or %d bytes",
                             sid, max_packets, max_bytes)

@@ -47,6 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from storeengine.core.errors import BadRequest, Conflict, StoreError, Unavailable
+from storeengine.core.scope import background_work
 
 log = logging.getLogger("storeengine.storage.sqlite")
 T = TypeVar("T")
@@ -208,7 +209,7 @@ class Runner:
         row), writes may run inline and the writer's connection is free this instant."""
         inline = self._write_conn
         if short and inline is not None and not self.closed and not self.upkeep_due() \
-                and self._write_lock.acquire(blocking=False):
+                and not background_work.get() and self._write_lock.acquire(blocking=False):
             try:
                 return _guarded(functools.partial(fn, inline))
             finally:
