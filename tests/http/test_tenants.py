@@ -480,11 +480,10 @@ async def test_idle_tenants_close_and_reopen_on_demand(settings: Any, tmp_path: 
         assert list(tenancy.handles) == [ids["b"], ids["c"]]
 
 
+@pytest.mark.lanes("embedded")  # (the wire lane keeps a tenant's data in the server: nothing to lose)
 async def test_an_in_memory_tenant_is_never_closed(client: httpx.AsyncClient, admin: dict[str, str],
-                                                   app: Any, lane: str) -> None:
+                                                   app: Any) -> None:
     """With STORE_DATA_DIR=:memory: closing a tenant would lose its data: it stays open."""
-    if lane != "embedded":
-        pytest.skip("the wire lane keeps its data in the server")
     tenancy = app.other_asgi_app.app.state.tenancy
     created = await create_tenant(client, admin, "mem", copy=False)
     boss = bearer(await tenant_token(client, created["key"]))
