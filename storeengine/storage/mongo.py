@@ -41,8 +41,8 @@ _CAUGHT = (*_UNENCODABLE, PyMongoError)
 
 def translated(exc: BaseException) -> StoreError:
     """A driver error as the engine's: unreachable -> 503, unique index -> 409, a value the driver
-    cannot encode -> 400, other -> 500. Raise it `from` the driver's error (its cause is set here:
-    the driver's own only for a refused value, as `raise ... from`)."""
+    cannot encode -> 400, other -> 500. Raised as it is (`raise translated(exc)`): its cause is set
+    here as `raise ... from` did, the driver's error for a refused value, none otherwise."""
     error: StoreError
     if isinstance(exc, _UNENCODABLE):
         log.info("value refused by the driver: %s", type(exc).__name__)
