@@ -14,13 +14,16 @@ same number of entities.
 Prints the table, each server's CPU per request beside wall time (and jongodb's), and a line per
 target of issue 21, `ok` or `!!! MISSED !!!`; `@result {json}` with BENCH_JSON=1.
 BENCH_PEER_SECONDS (default 5) per timed run, BENCH_PEER_COUNT (3000) entities, BENCH_PEER_POSTS (500),
-BENCH_PEER_ROUNDS (2), BENCH_PEER_TIMEOUT (30) seconds an answer may take.
+BENCH_PEER_ROUNDS (2), BENCH_PEER_TIMEOUT (30) seconds an answer may take. BENCH_BASELINE=<source tree>
+adds that tree's engine as `baseline` (e.g. a checkout of main: before and after in one run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from pathlib import Path
 
 from peers import compare
 from peers._base import stop_on_sigterm
@@ -33,6 +36,7 @@ from peers.parse import parse_server
 from peers.target import Target
 
 ENGINE, PARSE, EVE, FLOOR = "storeengine", "Parse Server", "Eve", "floor"
+BASELINE = os.environ.get("BENCH_BASELINE")  # a source tree served beside this one as `baseline`
 TARGETS = [
     Ratio(compare.LIST1, ENGINE, PARSE, 1.0), Ratio(compare.LIST32, ENGINE, PARSE, 1.0),
     Ratio(compare.LIST1, ENGINE, FLOOR, 1.3), Ratio(compare.LIST32, ENGINE, FLOOR, 1.3),
@@ -42,8 +46,12 @@ TARGETS = [
 
 
 def start_all(stack: contextlib.ExitStack, uri: str) -> list[Target]:
-    return [stack.enter_context(storeengine(uri)), stack.enter_context(parse_server(uri)),
-            stack.enter_context(eve_server(uri)), stack.enter_context(floor(uri))]
+    targets = [stack.enter_context(storeengine(uri))]
+    if BASELINE:  # the same engine from another source tree, in the same run (before / after a change)
+        targets.append(stack.enter_context(storeengine(uri, database="bench_baseline", name="baseline",
+                                                       source=Path(BASELINE).resolve())))
+    return [*targets, stack.enter_context(parse_server(uri)), stack.enter_context(eve_server(uri)),
+            stack.enter_context(floor(uri))]
 
 
 def main() -> int:
@@ -66,6 +74,13 @@ def main() -> int:
     print("  targets of issue 21 (and of issue 20: POST next to Eve):")
     rows = compare.ratios(figures, TARGETS)
     compare.result_line(figures, rows, {"count": compare.COUNT})
+    if BASELINE:
+        print("  storeengine / baseline (this tree / BENCH_BASELINE), same run:")
+        for phase in compare.PHASES:  # no target: what a change bought
+            ratio = Ratio(phase, ENGINE, "baseline", 1.0)
+            value, cpu = ratio.value(figures), ratio.cpu(figures)
+            if value is not None and cpu is not None:
+                print(f"  {ratio.describe()[0]:<62} {value:>6.2f}x   (server CPU per request {cpu:.2f}x)")
     return 0
 
 

@@ -61,15 +61,17 @@ def _numbers_taken(database: Any, count: int) -> None:
 
 @contextlib.contextmanager
 def storeengine(mongodb_uri: str | None = None, workers: int = 1, database: str = "bench_storeengine",
-                name: str = "storeengine") -> Iterator[Target]:
-    """`storeengine serve` on the embedded database (mongodb_uri None) or on a MongoDB URI."""
+                name: str = "storeengine", source: Path | None = None) -> Iterator[Target]:
+    """`storeengine serve` on the embedded database (mongodb_uri None) or on a MongoDB URI; from the
+    source tree `source` when given (put first on PYTHONPATH: a baseline beside this tree)."""
     if mongodb_uri is None and os.environ.get("STORE_MONGODB_URI"):
         raise RuntimeError("STORE_MONGODB_URI is set: the embedded lane needs it unset")
     schemas = schema_folder({"items": json.dumps(SCHEMA)})
     data = tempfile.mkdtemp(prefix="bench-storeengine-data-")
     port = free_port()
     env = {"STORE_SECRET": SECRET, "STORE_ADMIN_PASSWORD": ADMIN_PASSWORD, "STORE_DATA_DIR": data,
-           "STORE_DATABASE": database, **({"STORE_MONGODB_URI": mongodb_uri} if mongodb_uri else {})}
+           "STORE_DATABASE": database, **({"STORE_MONGODB_URI": mongodb_uri} if mongodb_uri else {}),
+           **({"PYTHONPATH": str(source)} if source else {})}
     cmd = [str(STOREENGINE), "serve", "--host", "127.0.0.1", "--port", str(port), "--schemas", str(schemas),
            "--workers", str(workers), "--log-level", "warning"]
     try:

@@ -3,7 +3,7 @@ security headers of the pages."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
@@ -80,7 +80,21 @@ class HeadWithoutBody:
 
 
 class Cors(CORSMiddleware):
-    """Starlette's CORS, with its preflight refusal in the JSON error envelope."""
+    """Starlette's CORS, with its preflight refusal in the JSON error envelope. A request without
+    `Origin` (no browser's cross-origin call) only gets `Vary: Origin`, added here without
+    building Starlette's Headers and MutableHeaders for every request and answer."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def vary_origin(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _with_vary_origin(message.get("headers", ()))
+            await send(message)
+
+        await self.app(scope, receive, vary_origin)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)
@@ -93,6 +107,21 @@ class Cors(CORSMiddleware):
         refusal = error_response(BadRequest(message))
         refusal.headers.update(_kept(response.headers))
         return refusal
+
+
+def _with_vary_origin(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The answer's headers with `Origin` added to `Vary`, as Starlette's CORS does: one `vary`
+    header, where the first one was, listing the values of every one before it and `Origin`."""
+    out = list(headers)
+    found = [i for i, (name, _) in enumerate(out) if name == b"vary"]
+    if not found:
+        out.append((b"vary", b"Origin"))
+        return out
+    value = b", ".join([*(out[i][1] for i in found), b"Origin"])
+    for i in reversed(found[1:]):
+        del out[i]
+    out[found[0]] = (b"vary", value)
+    return out
 
 
 def _kept(headers: Mapping[str, str]) -> dict[str, str]:

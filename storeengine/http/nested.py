@@ -21,6 +21,8 @@ from storeengine.store.service import Page
 
 def read_expand(ctx: Context, request: Request, store: StoreSchema, principal: Principal) -> dict[str, Node]:
     """The `expand` tree of an entity read (other parameters are ignored there, as before)."""
+    if not request.scope["query_string"]:  # most reads: no parameters to parse
+        return {}
     _, ours = split_params(request.query_params.multi_items())
     return parse_expand(ours[EXPAND], store.seen_by(principal), ctx.registry.get) if EXPAND in ours else {}
 

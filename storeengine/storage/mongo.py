@@ -36,25 +36,41 @@ CONNECT_TIMEOUT_MS = 20000  # PyMongo's default (see Storage.connect)
 
 
 
+_CAUGHT = (*_UNENCODABLE, PyMongoError)
+
+
+def translated(exc: BaseException) -> StoreError:
+    """A driver error as the engine's: unreachable -> 503, unique index -> 409, a value the driver
+    cannot encode -> 400, other -> 500. Raised as it is (`raise translated(exc)`): its cause is set
+    here as `raise ... from` did, the driver's error for a refused value, none otherwise."""
+    error: StoreError
+    if isinstance(exc, _UNENCODABLE):
+        log.info("value refused by the driver: %s", type(exc).__name__)
+        error = BadRequest("A value cannot be stored (integers must fit in signed 64 bits)")
+        error.__cause__ = exc
+        return error
+    if isinstance(exc, DuplicateKeyError):
+        error = Conflict("An entity with the same unique value exists")
+    elif isinstance(exc, ExecutionTimeout):
+        error = Unavailable("The query took too long")
+    elif isinstance(exc, _DOWN):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        error = Unavailable()
+    else:
+        log.error("database error: %s", exc)
+        error = StoreError()
+    error.__suppress_context__ = True
+    return error
+
+
 @asynccontextmanager
 async def guard() -> AsyncIterator[None]:
-    """Translate driver errors: unreachable -> 503, unique index -> 409, a value the driver
-    cannot encode -> 400, other -> 500."""
+    """Driver errors translated (`translated`) around a block. The reads of every request catch
+    them inline instead: entering this costs 1.5 us a call, a try block nothing."""
     try:
         yield
-    except _UNENCODABLE as exc:
-        log.info("value refused by the driver: %s", type(exc).__name__)
-        raise BadRequest("A value cannot be stored (integers must fit in signed 64 bits)") from exc
-    except DuplicateKeyError:
-        raise Conflict("An entity with the same unique value exists") from None
-    except ExecutionTimeout:
-        raise Unavailable("The query took too long") from None
-    except _DOWN as exc:
-        log.warning("database unavailable: %s", type(exc).__name__)
-        raise Unavailable() from None
-    except PyMongoError as exc:
-        log.error("database error: %s", exc)
-        raise StoreError() from None
+    except _CAUGHT as exc:
+        raise translated(exc)  # noqa: B904 (its cause is set by translated)
 
 
 class Collection:
@@ -66,17 +82,21 @@ class Collection:
 
     async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                        sort: Sort | None = None) -> Doc | None:
-        async with guard():
+        try:
             return await self.raw.find_one(query, projection, sort=list(sort) if sort else None,
                                            max_time_ms=self.timeout_ms)
+        except _CAUGHT as exc:
+            raise translated(exc)  # noqa: B904 (its cause is set by translated)
 
     async def find(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
                    sort: Sort | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
-        async with guard():
+        try:
             cursor = self.raw.find(query, projection, skip=skip, limit=limit, max_time_ms=self.timeout_ms)
             if sort:
                 cursor = cursor.sort(list(sort))
             return await cursor.to_list(None)
+        except _CAUGHT as exc:
+            raise translated(exc)  # noqa: B904 (its cause is set by translated)
 
     async def count(self, query: Mapping[str, Any]) -> int:
         async with guard():

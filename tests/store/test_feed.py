@@ -219,6 +219,37 @@ async def test_the_list_cursor_waits_below_a_write_in_flight(app: Any, client: h
     assert parse_cursor("orders", mark) == parse_cursor("orders", change["seq"]) - 1
 
 
+
+async def test_lists_arriving_during_a_watermark_read_share_it(app: Any, client: httpx.AsyncClient,
+                                                               admin: dict[str, str]) -> None:
+    """Lists that arrive while the feed's watermark is being read for another wait for that read
+    instead of making their own; a list after it has answered reads again (nothing is kept)."""
+    await client.post("/api/v1/orders", json=ORDER, headers=admin)
+    feed = ctx_of(app).service.feed
+    gate, entered, real, reads = asyncio.Event(), asyncio.Event(), feed.watermark, []
+
+    async def held(store: Any) -> int:
+        reads.append(store.name)
+        entered.set()
+        await gate.wait()
+        return await real(store)
+
+    feed.watermark = held  # type: ignore[method-assign]
+    first = asyncio.create_task(client.get("/api/v1/orders", headers=admin))
+    await entered.wait()
+    others = [asyncio.create_task(client.get("/api/v1/orders", headers=admin)) for _ in range(4)]
+    await asyncio.sleep(0.05)  # the four are waiting on the read in flight, not reading themselves
+    gate.set()
+    answers = [await first, *[await task for task in others]]
+    assert [r.status_code for r in answers] == [200] * 5
+    assert {r.headers["X-Change-Cursor"] for r in answers} == {answers[0].headers["X-Change-Cursor"]}
+    assert reads == ["orders"]
+    later = (await client.post("/api/v1/orders", json=ORDER, headers=admin)).json()
+    mark = (await client.get("/api/v1/orders", headers=admin)).headers["X-Change-Cursor"]
+    assert reads == ["orders", "orders"]
+    changes = (await feed_of(client, admin, since=mark))["changes"]
+    assert later["_id"] not in [c["_id"] for c in changes]  # read after the later write: it is below the mark
+
 # --- who sees what: own op, enter, leave -------------------------------------------------
 
 async def test_enter_and_leave_as_access_fields_change(client: httpx.AsyncClient, admin: dict[str, str],
