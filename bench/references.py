@@ -6,7 +6,9 @@
 
 Through the in-process ASGI app, as a user who owns everything (the access filter is in every query).
 `python bench/references.py` runs on the embedded database, `--wire` on the MongoDB-wire server
-(mongoeco in .venv-wire, see bench/_wire.py), or on STORE_MONGODB_URI when it is set.
+(mongoeco in .venv-wire, see bench/_wire.py), `--jongodb` on jongodb (the fast wire server of
+bench/peers/jongodb.py, installed from npm on first use: mongoeco's own cost, a pure-Python server,
+weighs on every round trip a checked write adds), or on STORE_MONGODB_URI when it is set.
 """
 
 from __future__ import annotations
@@ -134,7 +136,13 @@ async def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    if "--wire" in sys.argv[1:]:
+    if "--jongodb" in sys.argv[1:]:
+        from peers.jongodb import jongodb
+
+        with jongodb("references-jongodb") as (fast, _):
+            os.environ["STORE_MONGODB_URI"] = fast
+            asyncio.run(main())
+    elif "--wire" in sys.argv[1:]:
         with wire_server() as uri:
             if uri is None:
                 sys.exit("the MongoDB-wire lane is not installed (make wire-env)")
