@@ -32,12 +32,14 @@ the writer thread, which waits for the lock with the full busy timeout (then 503
 
 The checkpoints (copying the WAL into the database file, with an fsync) run on the writer thread,
 every CHECKPOINT_EVERY writes, never on the event loop; holding the writer's connection, so that no
-write of this process lands while one runs: the WAL is then all copied, and the next write starts it
-again from its beginning. (Run beside the writes, on a reader thread, a checkpoint was never
-complete under load, and the WAL grew by every write: 110 MB after seeding 3,000 entities.) While
-a checkpoint is due, calls do not run inline: the event loop, holding the GIL, would take the
-connection back after every write before the writer thread woke, and the checkpoint would wait
-while the WAL grows.
+write of this process lands while one runs. RESTART: it also takes SQLite's write lock (from the
+other workers) and waits, at most CHECKPOINT_WAIT_MS, for the readers still on the WAL, so that the
+next write starts the WAL again from its beginning. (PASSIVE, on a reader thread beside the writes,
+a checkpoint was never complete under load, and the WAL grew by every write: 110 MB after seeding
+3,000 entities; on the writer thread still 19 MB, and 56 MB with two workers: the next write only
+starts the WAL again if no reader is on it at that instant.) While a checkpoint is due, calls do
+not run inline: the event loop, holding the GIL, would take the connection back after every write
+before the writer thread woke, and the checkpoint would wait while the WAL grows.
 
 A read runs with a deadline: SQLite calls the progress handler every few thousand virtual
 machine steps, and past the deadline the handler interrupts the statement (SQLITE_INTERRUPT:
@@ -62,7 +64,11 @@ from storeengine.core.errors import BadRequest, Conflict, StoreError, Unavailabl
 log = logging.getLogger("storeengine.storage.sqlite")
 T = TypeVar("T")
 PROGRESS_STEPS = 1000  # VM steps between deadline checks (a few microseconds of work)
-CHECKPOINT_EVERY = 500  # writes between two checkpoints when writes run on the event loop (SQLite: 1,000 pages)
+# Writes between two checkpoints when writes run on the event loop: the WAL's size between two is
+# about this many writes x ~9 pages (an entity and its ~12 index entries): 100 -> ~4 MB, as SQLite's
+# own default (1,000 pages); 500 let it grow to 19 MB.
+CHECKPOINT_EVERY = 100
+CHECKPOINT_WAIT_MS = 50  # a checkpoint's wait for the write lock and for readers (this process's writes queue)
 _BUSY = object()  # an inline call found another process's write lock (it goes to a thread instead)
 
 
@@ -276,12 +282,12 @@ class Runner:
 
     @property
     def checkpointing(self) -> bool:
-        """A checkpoint is queued or running on a reader thread."""
+        """A checkpoint is queued or running on the writer thread."""
         return self._checkpointing
 
     def _count_write(self) -> None:
-        """Every CHECKPOINT_EVERY writes, a checkpoint on the writer thread (PASSIVE: it never
-        waits for readers nor for another process; what it cannot copy yet, the next one does)."""
+        """Every CHECKPOINT_EVERY writes, a checkpoint on the writer thread (see above; what it
+        cannot copy yet, the next one does)."""
         if not self._inline:
             return
         with self._lock:
@@ -293,7 +299,12 @@ class Runner:
         def checkpoint() -> None:
             try:
                 with self._write_lock:
-                    self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    conn = self.connection()
+                    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+                    try:  # past the wait it copies what it can (SQLite answers busy, not an error)
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                    finally:
+                        conn.execute("PRAGMA busy_timeout = 0")
             except sqlite3.Error as exc:
                 if not self.closed:
                     log.warning("embedded database checkpoint failed: %s", exc)
