@@ -279,8 +279,17 @@ class EntityService:
                         projection: dict[str, int] | None = None) -> Doc:
         if entity_id is None:
             raise NotFound("Entity not found")
-        where = acl.restrict({"_id": entity_id}, principal, store.acl["read"])
-        doc = await self.storage.collection(store.name).find_one(where, projection)
+        rules = store.acl["read"]
+        if projection is None or all(v == 0 and "." not in k for k, v in projection.items()):
+            # By its id alone, and the read rules checked on it here (acl.can: what the feed and the
+            # events decide with): compiling the rules into the query cost a GET by id on the embedded
+            # database an eighth of its CPU. A document the caller may not read is a 404 all the same.
+            doc = await self.storage.collection(store.name).find_one({"_id": entity_id})
+            if doc is None or not acl.can(principal, rules, doc):
+                raise NotFound("Entity not found")
+            return {k: v for k, v in doc.items() if k not in projection} if projection else doc
+        doc = await self.storage.collection(store.name).find_one(acl.restrict({"_id": entity_id}, principal, rules),
+                                                                 projection)
         if doc is None:
             raise NotFound("Entity not found")
         return doc

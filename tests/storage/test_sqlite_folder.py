@@ -5,6 +5,7 @@ never hold up other reads), TTL indexes, and the runner's cancellation."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import threading
@@ -319,5 +320,67 @@ async def test_writes_on_the_event_loop_leave_checkpoints_to_a_reader(folder: Pa
         wal = folder / (DB_FILE + "-wal")
         assert wal.stat().st_size < 300 * 4000 / 2
         assert await notes.count({}) == 301
+    finally:
+        await storage.close()
+
+
+async def test_a_short_write_never_waits_on_the_loop_for_another_process_s_lock(folder: Path) -> None:
+    """A worker of `serve --workers N` writes inline like one process, but when another process
+    holds SQLite's write lock its write goes to the writer thread (which waits for the lock), never
+    sleeping on the event loop in SQLite's busy handler (before: the loop stood still until the
+    other process committed, up to the 5 s busy timeout)."""
+    claimed = SqliteStorage.claim(settings(folder))
+    assert claimed is not None
+    worker = SqliteStorage.open(settings(folder, data_dir_owner=os.getppid()))  # a worker, sharing the folder
+    other = sqlite3.connect(folder / DB_FILE, isolation_level=None, check_same_thread=False)  # another worker
+    try:
+        notes = worker.collection("notes")
+        await notes.insert({"_id": 0})
+        assert await worker.runner.write(lambda conn: threading.current_thread().name, short=True) == \
+            threading.current_thread().name  # a worker's short writes run inline
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+        ticks: list[float] = []
+
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)
+        await notes.insert({"_id": 1})  # waits for the other worker's commit, on the writer thread
+        ticker.cancel()
+        assert worker.runner.busy_fallbacks == 1
+        assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.25  # the loop kept running
+        assert sorted(d["_id"] for d in await notes.find({})) == [0, 1]
+        # The thread gave the connection back without a busy timeout: the next one is inline again.
+        assert await worker.runner.write(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0],
+                                         short=True) == 0
+    finally:
+        other.close()
+        worker.shut()
+        claimed.release()
+
+
+async def test_the_wal_stays_bounded_while_writes_keep_coming(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints hold the writer's connection: with writes landing beside them (a reader thread's
+    checkpoint, before), a checkpoint was never complete, the WAL never started again from its
+    beginning and grew by every write (110 MB after 3,000 POSTs)."""
+    monkeypatch.setattr(runner_module, "CHECKPOINT_EVERY", 20)
+    storage = SqliteStorage.open(settings(folder))
+    try:
+        notes = storage.collection("notes")
+        await notes.insert({"_id": -1})
+
+        async def writer(k: int) -> None:
+            for n in range(20):
+                await notes.insert({"_id": k * 100 + n, "text": "x" * 4000})
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(writer(k) for k in range(30)))  # 600 writes, never waiting for a checkpoint
+        wal = folder / (DB_FILE + "-wal")
+        assert wal.stat().st_size < 600 * 4000  # the data written: 600 x 4 KB (before: 9.9 MB)
+        assert await notes.count({}) == 601
     finally:
         await storage.close()

@@ -34,16 +34,15 @@ _TAGS = OID.encode()[:3]  # the UTF-8 bytes every tag (and ESC) starts with: F4 
 _DATE_WIDTH = 23  # YYYY-MM-DDThh:mm:ss.mmm
 
 
-def _value(tag: bytes, body: bytes) -> re.Pattern[bytes]:
-    """A tagged string in value position. The pattern starts with the tag's literal bytes, so
-    `re` finds candidates with a fast search; the look-behind then checks the quote opens a value."""
-    literal = re.escape(tag)
-    return re.compile(literal + rb"(?<=[:,\[]" + literal + rb")" + body + rb'"(?=[,}\]])')
-
-
-_OID_VALUE = _value(_OID, rb"[0-9a-f]{24}")
-_DATE_VALUE = _value(_DATE, rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}")
-_TRUE_VALUE, _FALSE_VALUE = _value(_BOOL, b"1"), _value(_BOOL, b"0")
+# Every tagged string in value position, whatever its tag: one search for all three (their UTF-8
+# bytes differ only in the fourth, the one group: one byte, which Python does not allocate),
+# starting with the tags' common bytes so that `re` finds candidates with a fast search; the
+# look-behind then checks the quote opens a value.
+_KIND_OID, _KIND_DATE, _KIND_BOOL = _OID[4:], _DATE[4:], _BOOL[4:]
+_VALUE = re.compile(re.escape(_TAGS) + rb"(?<=[:,\[]" + re.escape(_OPEN + _TAGS) + rb")([" + _KIND_OID + _KIND_DATE
+                    + _KIND_BOOL + rb"])(?:(?<=" + _KIND_OID + rb")[0-9a-f]{24}|(?<=" + _KIND_DATE
+                    + rb")\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}|(?<=" + _KIND_BOOL + rb')[01])"(?=[,}\]])')
+_TRUE, _FALSE = _BOOL + b'1"', _BOOL + b'0"'
 
 
 def array(rows: Sequence[bytes]) -> bytes | None:
@@ -66,23 +65,21 @@ def each(rows: Sequence[bytes], opened: bool = False) -> list[bytes] | None:
 
 
 def _rewrite(text: bytes) -> bytes | None:
-    if _TAGS not in text:
+    """Checked once for every tag: each occurrence of the tags' common bytes (ESC's too, and a
+    tag code point anywhere) must open a well-formed tagged value; then plain replacements.
+    (A search per tag, each checked apart, and a search for each tag's presence: 2.8 ms a page of
+    1,000 of bench/vs_pocketbase.py's entities; this: 2.2 ms.)"""
+    found = text.count(_TAGS)
+    if not found:
         return text
-    if _OID in text:
-        if len(_OID_VALUE.findall(text)) != text.count(_OID):
-            return None
+    kinds = _VALUE.findall(text)
+    if len(kinds) != found:
+        return None
+    if _KIND_OID in kinds:
         text = text.replace(_OID, _OPEN)
-    if _DATE in text:
-        if len(_DATE_VALUE.findall(text)) != text.count(_DATE):
-            return None
+    if _KIND_DATE in kinds:
         parts = text.split(_DATE)
         text = _OPEN.join([parts[0], *[p[:_DATE_WIDTH] + b"Z" + p[_DATE_WIDTH:] for p in parts[1:]]])
-    if _BOOL in text:
-        expected = text.count(_BOOL)
-        text, trues = _TRUE_VALUE.subn(b"true", text)
-        text, falses = _FALSE_VALUE.subn(b"false", text)
-        if trues + falses != expected:
-            return None
-    if _TAGS in text:  # an escaped string (ESC), or a tag code point inside a string or a key
-        return None
+    if _KIND_BOOL in kinds:
+        text = text.replace(_TRUE, b"true").replace(_FALSE, b"false")
     return text

@@ -89,6 +89,9 @@ class Compiler:
     def query(self, query: Mapping[str, Any], root: Node | None = None, prefix: str | None = "") -> str:
         """`root` None: the document itself (`_id` is the id column); else a sub-document (an
         element examined by $elemMatch or $pull) at dotted path `prefix` (None: unknown)."""
+        if root is None and len(query) == 1 and type(query.get("_id")) is ObjectId:
+            # A read by id, the commonest query: what the walk below writes for it, at once.
+            return f"id = {self._param(encode_value(query['_id']))}"
         clauses = []
         for key, cond in query.items():
             if key in ("$and", "$or", "$nor"):

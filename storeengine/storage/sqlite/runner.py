@@ -21,11 +21,25 @@ GIL from a busy event loop, once to start and again after every statement, and e
 wait the interpreter's switch interval (5 ms). Measured with bench/vs_pocketbase.py's POST at 32
 connections, one process, on a loaded 2-core machine: 470 -> 573 req/s with a 0.5 ms switch
 interval alone; 357 -> 1,033 req/s with the writes inline (main's server beside, same run; CPU
-per POST 0.85 -> 0.74 ms). Only where this process
-alone writes the database (not for the workers of `serve --workers N`, whose writes may wait on
-another process's lock) and not in memory (one thread does everything there). The checkpoints
-(copying the WAL into the database file, with an fsync) then run on a reader thread, every
-CHECKPOINT_EVERY writes, never on the event loop.
+per POST 0.85 -> 0.74 ms). Not in memory (one thread does everything there).
+
+Another process may hold SQLite's write lock (the workers of `serve --workers N` share the
+database): the event loop must never sleep in SQLite's busy handler for it. So the writer's
+connection has no busy timeout while the loop may use it: an inline write that finds the lock
+taken fails at its first statement with SQLITE_BUSY, before it changed anything (a short write
+is one statement, or a `BEGIN IMMEDIATE` transaction, which takes the lock first), and goes to
+the writer thread, which waits for the lock with the full busy timeout (then 503).
+
+The checkpoints (copying the WAL into the database file, with an fsync) run on the writer thread,
+every CHECKPOINT_EVERY writes, never on the event loop; holding the writer's connection, so that no
+write of this process lands while one runs. RESTART: it also takes SQLite's write lock (from the
+other workers) and waits, at most CHECKPOINT_WAIT_MS, for the readers still on the WAL, so that the
+next write starts the WAL again from its beginning. (PASSIVE, on a reader thread beside the writes,
+a checkpoint was never complete under load, and the WAL grew by every write: 110 MB after seeding
+3,000 entities; on the writer thread still 19 MB, and 56 MB with two workers: the next write only
+starts the WAL again if no reader is on it at that instant.) While a checkpoint is due, calls do
+not run inline: the event loop, holding the GIL, would take the connection back after every write
+before the writer thread woke, and the checkpoint would wait while the WAL grows.
 
 A read runs with a deadline: SQLite calls the progress handler every few thousand virtual
 machine steps, and past the deadline the handler interrupts the statement (SQLITE_INTERRUPT:
@@ -37,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import sqlite3
 import threading
@@ -52,7 +65,12 @@ from storeengine.core.scope import background_work
 log = logging.getLogger("storeengine.storage.sqlite")
 T = TypeVar("T")
 PROGRESS_STEPS = 1000  # VM steps between deadline checks (a few microseconds of work)
-CHECKPOINT_EVERY = 500  # writes between two checkpoints when writes run on the event loop (SQLite: 1,000 pages)
+# Writes between two checkpoints when writes run on the event loop: the WAL's size between two is
+# about this many writes x ~9 pages (an entity and its ~12 index entries): 100 -> ~4 MB, as SQLite's
+# own default (1,000 pages); 500 let it grow to 19 MB.
+CHECKPOINT_EVERY = 100
+CHECKPOINT_WAIT_MS = 50  # a checkpoint's wait for the write lock and for readers (this process's writes queue)
+_BUSY = object()  # an inline call found another process's write lock (it goes to a thread instead)
 
 
 def translate(exc: sqlite3.Error) -> StoreError:
@@ -107,14 +125,8 @@ def _explained(exc: Exception) -> StoreError | None:
     return StoreError()
 
 
-def _guarded(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except Exception as exc:
-        error = _explained(exc)
-        if error is None:
-            raise
-        raise error from None
+def _busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 async def _guarded_async(waiting: Awaitable[T]) -> T:
@@ -128,7 +140,8 @@ async def _guarded_async(waiting: Awaitable[T]) -> T:
 
 
 class Runner:
-    """`inline_writes`: short writes may run on the caller's thread (see above); needs reader threads."""
+    """`inline_writes`: short writes (and reads) may run on the caller's thread (see above); needs
+    reader threads."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], readers: int, inline_writes: bool = False) -> None:
         self._connect = connect
@@ -141,6 +154,8 @@ class Runner:
         self._inline = inline_writes and readers > 0
         self._write_lock = threading.Lock()  # who uses the writer's connection: its thread or the loop
         self._write_conn: sqlite3.Connection | None = None
+        self._busy_ms = 0  # the writer's busy timeout on its thread (none on the event loop)
+        self.busy_fallbacks = 0  # inline calls that found the write lock held by another process
         self._writes = 0
         self._checkpointing = False
         self.after_write: Callable[[sqlite3.Connection], None] | None = None
@@ -156,7 +171,9 @@ class Runner:
             self._local.conn = conn
             reader = threading.current_thread().name.startswith("storeengine-sqlite-read")
             if not reader and self._inline:
-                conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run on a reader (_count_write)
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run on the writer thread (_count_write)
+                self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+                conn.execute("PRAGMA busy_timeout = 0")  # the event loop never waits for the lock (see above)
                 self._write_conn = conn
             with self._lock:
                 self._connections.append((conn, reader))
@@ -175,10 +192,41 @@ class Runner:
         """`fn` on the writer thread, waiting for it here (start-up and tests: blocks the caller;
         SQLite's own errors are the caller's to explain)."""
         def job() -> T:
-            with self._write_lock:
-                return fn(self.connection())
+            with self._write_lock, self._waiting(self.connection()) as conn:
+                return fn(conn)
 
         return self._writer.submit(job).result()
+
+    @contextlib.contextmanager
+    def _waiting(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """The writer's connection on its thread: with its busy timeout, which the event loop's
+        calls go without (held with the write lock)."""
+        if conn is not self._write_conn or not self._busy_ms:
+            yield conn
+            return
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        try:
+            yield conn
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
+
+    def _try_inline(self, fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T | object:
+        """`fn` on the writer's connection here (the write lock held by the caller); _BUSY when
+        another process holds SQLite's write lock (nothing was changed: see above)."""
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise translate(exc) from None
+            if conn.in_transaction:  # BUSY past a transaction's start (not ours to expect): undone
+                conn.execute("ROLLBACK")
+            self.busy_fallbacks += 1
+            return _BUSY
+        except Exception as exc:
+            error = _explained(exc)
+            if error is None:
+                raise
+            raise error from None
 
     async def read(self, fn: Callable[[sqlite3.Connection], T], timeout_ms: int, *, short: bool = False) -> T:
         """`fn` on a reader thread, or here on the writer's connection when it is `short` (a few
@@ -187,13 +235,16 @@ class Runner:
         back cost more than the read (the same reasoning as the inline writes above). Either way
         with the deadline."""
         inline = self._write_conn
-        if short and inline is not None and not self.closed and self._write_lock.acquire(blocking=False):
+        if short and inline is not None and not self.closed and not self._checkpointing \
+                and self._write_lock.acquire(blocking=False):
             self._local.deadline = time.monotonic() + timeout_ms / 1000
             try:
-                return _guarded(functools.partial(fn, inline))
+                found = self._try_inline(fn, inline)
             finally:
                 self._local.deadline = None
                 self._write_lock.release()
+            if found is not _BUSY:
+                return found  # type: ignore[return-value]
 
         def job() -> T:
             self._local.deadline = time.monotonic() + timeout_ms / 1000
@@ -208,17 +259,18 @@ class Runner:
         """`fn` on the writer's connection: on the writer thread, or here when it is `short` (one
         row), writes may run inline and the writer's connection is free this instant."""
         inline = self._write_conn
-        if short and inline is not None and not self.closed and not self.upkeep_due() \
+        if short and inline is not None and not self.closed and not self.upkeep_due() and not self._checkpointing \
                 and not background_work.get() and self._write_lock.acquire(blocking=False):
             try:
-                return _guarded(functools.partial(fn, inline))
+                done = self._try_inline(fn, inline)
             finally:
                 self._write_lock.release()
+            if done is not _BUSY:
                 self._count_write()
+                return done  # type: ignore[return-value]
 
         def job() -> T:
-            with self._write_lock:
-                conn = self.connection()
+            with self._write_lock, self._waiting(self.connection()) as conn:
                 result = fn(conn)
                 if self.after_write is not None:
                     try:
@@ -232,12 +284,12 @@ class Runner:
 
     @property
     def checkpointing(self) -> bool:
-        """A checkpoint is queued or running on a reader thread."""
+        """A checkpoint is queued or running on the writer thread."""
         return self._checkpointing
 
     def _count_write(self) -> None:
-        """Every CHECKPOINT_EVERY writes, a checkpoint on a reader thread (PASSIVE: it never blocks
-        the writer nor waits for readers; what it cannot copy yet, the next one does)."""
+        """Every CHECKPOINT_EVERY writes, a checkpoint on the writer thread (see above; what it
+        cannot copy yet, the next one does)."""
         if not self._inline:
             return
         with self._lock:
@@ -248,15 +300,21 @@ class Runner:
 
         def checkpoint() -> None:
             try:
-                self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                with self._write_lock:
+                    conn = self.connection()
+                    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+                    try:  # past the wait it copies what it can (SQLite answers busy, not an error)
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                    finally:
+                        conn.execute("PRAGMA busy_timeout = 0")
             except sqlite3.Error as exc:
-                if not self.closed:  # close() interrupts it: the last connection to close checkpoints
+                if not self.closed:
                     log.warning("embedded database checkpoint failed: %s", exc)
             finally:
                 self._checkpointing = False
 
         try:
-            self._readers.submit(checkpoint)
+            self._writer.submit(checkpoint)
         except RuntimeError:  # shut down meanwhile
             self._checkpointing = False
 

@@ -42,7 +42,7 @@ class SqliteStorage:
         self.query_timeout_ms = query_timeout_ms
         self._lock = lock
         memory = target == MEMORY
-        self.runner = Runner(lambda: connect(target), 0 if memory else readers, inline_writes=embedded)
+        self.runner = Runner(lambda: connect(target), 0 if memory else readers, inline_writes=True)
         self._collections: dict[str, SqliteCollection] = {}
         self._ttl_every = ttl_sweep_seconds
         self._next_sweep = 0.0
