@@ -384,3 +384,27 @@ async def test_the_wal_stays_bounded_while_writes_keep_coming(folder: Path, monk
         assert await notes.count({}) == 601
     finally:
         await storage.close()
+
+
+async def test_an_array_path_first_met_by_a_refused_insert_is_still_recorded_by_the_next(tmp_path: Path) -> None:
+    """The paths that may hold arrays are kept in the database (a restart, or another worker, reads
+    them). A refused insert (a duplicate) rolls its record back: what this process remembers must
+    go with it, or the next insert with that array is not recorded, and after a restart
+    `{tags: "x"}` no longer finds `tags: ["x", "y"]`."""
+    path = str(tmp_path / "shapes.db")
+    storage = SqliteStorage(path, name="shapes")
+    try:
+        coll = storage.collection("things")
+        await coll.ensure_index([("email", 1)], unique=True)
+        await coll.insert({"email": "a@x"})
+        with pytest.raises(Conflict):
+            await coll.insert({"email": "a@x", "tags": ["x", "y"]})
+        await coll.insert({"email": "b@x", "tags": ["x", "y"]})
+        assert [d["email"] for d in await coll.find({"tags": "x"})] == ["b@x"]
+    finally:
+        storage.shut()
+    again = SqliteStorage(path, name="shapes")
+    try:
+        assert [d["email"] for d in await again.collection("things").find({"tags": "x"})] == ["b@x"]
+    finally:
+        again.shut()

@@ -8,9 +8,10 @@ atomic against other threads and other processes sharing the folder.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson import ObjectId
@@ -219,6 +220,20 @@ class SqliteCollection:
 
     # --- writes -----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A write transaction whose table and array/object paths this process remembers only if
+        it commits: a refused write (a duplicate, a full disk) rolls back what it recorded, and
+        remembering it anyway would skip recording it with the next write that holds it (then a
+        restart, or another worker, would not know that path may hold arrays)."""
+        created, known = self._created, Shapes(self._known.arrays, self._known.objects)
+        try:
+            with transaction(conn):
+                yield
+        except BaseException:
+            self._created, self._known = created, known
+            raise
+
     def _ensure_table(self, conn: sqlite3.Connection) -> None:
         if not self._created:
             schema.create_table(conn, self.name)
@@ -242,7 +257,7 @@ class SqliteCollection:
             if self._created and seen <= self._known:  # one statement, its own transaction
                 conn.execute(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", (key, text))
                 return
-            with transaction(conn):
+            with self._transaction(conn):
                 self._ensure_table(conn)
                 self._note_shapes(conn, seen)
                 conn.execute(f"INSERT INTO {self._table} (id, doc) VALUES (?, ?)", (key, text))
@@ -255,7 +270,7 @@ class SqliteCollection:
             doc.setdefault("_id", ObjectId())
 
         def run(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
+            with self._transaction(conn):
                 self._ensure_table(conn)
                 seen = Shapes()
                 rows = [(_key(doc), codec.encode({"_id": doc["_id"], **doc}, seen)) for doc in docs]
@@ -282,7 +297,7 @@ class SqliteCollection:
         query, update = dict(query), dict(update)
 
         def run(conn: sqlite3.Connection) -> tuple[int, Doc | None]:
-            with transaction(conn):
+            with self._transaction(conn):
                 self._ensure_table(conn)
                 compiler = Compiler(schema.shapes(conn, self.name).may_be_array)
                 where = compiler.query(query)
@@ -354,7 +369,7 @@ class SqliteCollection:
         keys = list(keys)
 
         def run(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
+            with self._transaction(conn):
                 self._ensure_table(conn)
                 for statement in schema.index_statements(self.name, keys, unique):
                     conn.execute(statement)
