@@ -95,8 +95,11 @@ def _several_workers(settings: Settings, workers: int) -> None:
         print("storeengine: Socket.IO long-polling is off with several workers: clients connect with "
               "transports ['websocket'] (see docs/scaling.md)", file=sys.stderr)
     if not settings.socketio_queue:
-        print("storeengine: STORE_SOCKETIO_QUEUE is not set: a Socket.IO subscriber receives only the events "
-              "written through its own worker; set it to a redis:// URL", file=sys.stderr)
+        # Every worker tails the one feed, so events reach every subscriber either way; Redis only
+        # makes other workers hear of a change, or of a revocation, at once instead of by polling.
+        print("storeengine: STORE_SOCKETIO_QUEUE is not set: each worker finds the others' changes by polling "
+              "the shared feed (every 0.25 s) and their revocations by polling the database (every second); "
+              "a redis:// URL makes both immediate", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:
