@@ -27,7 +27,10 @@ from peers.engine import storeengine
 from peers.pocketbase import pocketbase
 from peers.target import Target
 
-ENGINE, WORKERS, POCKETBASE = "storeengine", "storeengine x2", "PocketBase"
+# The workers of the second storeengine (BENCH_PEER_WORKERS, default 2: one per core of the machine
+# PocketBase's Go runtime uses as well).
+N_WORKERS = int(os.environ.get("BENCH_PEER_WORKERS", "2"))
+ENGINE, WORKERS, POCKETBASE = "storeengine", f"storeengine x{N_WORKERS}", "PocketBase"
 
 
 def targets_for(ours: str) -> list[Ratio]:
@@ -38,10 +41,10 @@ def targets_for(ours: str) -> list[Ratio]:
 def start(stack: contextlib.ExitStack) -> list[Target]:
     targets = [stack.enter_context(storeengine(None))]
     try:
-        targets.append(stack.enter_context(storeengine(None, workers=2, name=WORKERS)))
+        targets.append(stack.enter_context(storeengine(None, workers=N_WORKERS, name=WORKERS)))
     except RuntimeError as exc:
         code = re.search(r"exited with (-?\d+)", str(exc))
-        print(f"  {WORKERS:<16} NOT MEASURED: `storeengine serve --workers 2` on the embedded database "
+        print(f"  {WORKERS:<16} NOT MEASURED: `storeengine serve --workers {N_WORKERS}` on the embedded database "
               f"{'refused to start (exit ' + code[1] + ', its reason on stderr)' if code else 'failed: ' + str(exc)}",
               flush=True)
     targets.append(stack.enter_context(pocketbase()))

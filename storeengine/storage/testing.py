@@ -343,6 +343,19 @@ class StorageConformance:
         third = await coll.increment({"_id": "x"}, {"$inc": {"seq": 5}, "$set": {"at": later}})
         assert third == {"_id": "x", "seq": 7, "at": later}
 
+    async def test_increment_of_a_field_the_counter_lacks_or_holds_as_another_type(self, storage: StorageAPI) -> None:
+        coll = storage.collection("counters")
+        await coll.increment({"_id": "x"}, {"$inc": {"seq": 2}, "$set": {"at": T0}})
+        # a field it does not hold yet starts at 0, as MongoDB's $inc does; the others stay
+        assert await coll.increment({"_id": "x"}, {"$inc": {"other": 3}}) == {"_id": "x", "seq": 2, "at": T0,
+                                                                                 "other": 3}
+        await coll.update({"_id": "x"}, {"$set": {"seq": 2.5}})
+        assert (await coll.increment({"_id": "x"}, {"$inc": {"seq": 1}}))["seq"] == 3.5  # a double stays one
+        await coll.update({"_id": "x"}, {"$set": {"seq": "two"}})
+        with raises(StoreError):  # $inc of a string: refused, nothing changed
+            await coll.increment({"_id": "x"}, {"$inc": {"seq": 1}})
+        assert (await coll.find_one({"_id": "x"}) or {})["seq"] == "two"
+
     async def test_increments_in_parallel_are_atomic(self, storage: StorageAPI) -> None:
         import asyncio
 
