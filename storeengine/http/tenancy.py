@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 from starlette.requests import cookie_parser
@@ -320,13 +320,21 @@ class TenantSockets:
         if handle is None:
             await self.app(scope, receive, send)
             return
-        token = database_scope.set(handle.ctx.auth.tenant or "")
-        handle.in_flight += 1  # a WebSocket: for as long as it is open
-        try:
+        with _serving(handle):  # a WebSocket: for as long as it is open
             await handle.sockets(scope, receive, send)
-        finally:
-            handle.in_flight -= 1
-            database_scope.reset(token)
+
+
+@contextlib.contextmanager
+def _serving(handle: TenantHandle) -> Iterator[None]:
+    """While a request or a socket is served in a tenant: its database is the scope's (logs and
+    background work name it), and it counts as in use, so it is not closed as idle."""
+    token = database_scope.set(handle.ctx.auth.tenant or "")
+    handle.in_flight += 1
+    try:
+        yield
+    finally:
+        handle.in_flight -= 1
+        database_scope.reset(token)
 
 
 async def _refuse(exc: StoreError, scope: Scope, receive: Receive, send: Send) -> None:
@@ -362,10 +370,5 @@ class TenantSelect:
             await self.app(scope, receive, send)
             return
         scope[SCOPE_KEY] = handle.ctx
-        token = database_scope.set(handle.ctx.auth.tenant or "")
-        handle.in_flight += 1  # not closed as idle while it serves (an SSE stream: for its whole life)
-        try:
+        with _serving(handle):  # an SSE stream: for its whole life
             await self.app(scope, receive, send)
-        finally:
-            handle.in_flight -= 1
-            database_scope.reset(token)
