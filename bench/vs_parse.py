@@ -75,12 +75,7 @@ def main() -> int:
     rows = compare.ratios(figures, TARGETS)
     compare.result_line(figures, rows, {"count": compare.COUNT})
     if BASELINE:
-        print("  storeengine / baseline (this tree / BENCH_BASELINE), same run:")
-        for phase in compare.PHASES:  # no target: what a change bought
-            ratio = Ratio(phase, ENGINE, "baseline", 1.0)
-            value, cpu = ratio.value(figures), ratio.cpu(figures)
-            if value is not None and cpu is not None:
-                print(f"  {ratio.describe()[0]:<62} {value:>6.2f}x   (server CPU per request {cpu:.2f}x)")
+        compare.against_baseline(figures, ENGINE)
     return 0
 
 

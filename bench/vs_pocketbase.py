@@ -10,7 +10,8 @@ embedded database (PocketBase uses both cores).
 
 Prints the table, CPU per request, and a line per target of issue 26, `ok` or `!!! MISSED !!!`;
 `@result {json}` with BENCH_JSON=1. BENCH_PEER_SECONDS (default 5), BENCH_PEER_COUNT (3000),
-BENCH_PEER_POSTS (500), BENCH_PEER_ROUNDS (2).
+BENCH_PEER_POSTS (500), BENCH_PEER_ROUNDS (2). BENCH_BASELINE=<source tree>: the same engine (one
+process) from that tree as `baseline`, in the same run (before / after a change).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import os
 import re
 import sys
+from pathlib import Path
 
 from peers import compare
 from peers._base import stop_on_sigterm
@@ -31,6 +33,7 @@ from peers.target import Target
 # PocketBase's Go runtime uses as well).
 N_WORKERS = int(os.environ.get("BENCH_PEER_WORKERS", "2"))
 ENGINE, WORKERS, POCKETBASE = "storeengine", f"storeengine x{N_WORKERS}", "PocketBase"
+BASELINE = os.environ.get("BENCH_BASELINE")
 
 
 def targets_for(ours: str) -> list[Ratio]:
@@ -40,6 +43,8 @@ def targets_for(ours: str) -> list[Ratio]:
 
 def start(stack: contextlib.ExitStack) -> list[Target]:
     targets = [stack.enter_context(storeengine(None))]
+    if BASELINE:
+        targets.append(stack.enter_context(storeengine(None, name="baseline", source=Path(BASELINE).resolve())))
     try:
         targets.append(stack.enter_context(storeengine(None, workers=N_WORKERS, name=WORKERS)))
     except RuntimeError as exc:
@@ -71,6 +76,8 @@ def main() -> int:
     print("  targets of issue 26 (÷ PocketBase out of the box):")
     rows = compare.ratios(figures, targets_for(ENGINE) + (targets_for(WORKERS) if WORKERS in figures else []))
     compare.result_line(figures, rows, {"count": compare.COUNT})
+    if BASELINE:
+        compare.against_baseline(figures, ENGINE)
     return 0
 
 

@@ -215,3 +215,13 @@ def result_line(figures: Figures, ratio_rows: list[dict[str, Any]], extra: dict[
         flat = {f"{peer}.{key}": round(value, 3) for peer, values in figures.items() for key, value in values.items()}
         print("@result " + json.dumps({**flat, **extra, "ratios": ratio_rows,
                                        "missed": sum(not r["ok"] for r in ratio_rows)}), flush=True)
+
+
+def against_baseline(figures: Figures, ours: str, baseline: str = "baseline") -> None:
+    """What a change bought: this tree / BENCH_BASELINE's, phase by phase, in the same run (no target)."""
+    print(f"  {ours} / {baseline} (this tree / BENCH_BASELINE), same run:")
+    for phase in PHASES:
+        ratio = Ratio(phase, ours, baseline, 1.0)
+        value, cpu = ratio.value(figures), ratio.cpu(figures)
+        if value is not None and cpu is not None:
+            print(f"  {ratio.describe()[0]:<62} {value:>6.2f}x   (server CPU per request {cpu:.2f}x)")
