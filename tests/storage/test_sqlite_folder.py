@@ -245,21 +245,45 @@ async def test_a_short_write_of_background_work_runs_on_the_writer_thread(inline
     assert await inline_runner.write(_thread, short=True) == threading.current_thread().name
 
 
-async def test_a_short_write_queues_behind_a_write_in_progress(inline_runner: Runner) -> None:
+async def test_a_short_write_waits_for_a_write_in_progress_then_runs_here(inline_runner: Runner) -> None:
+    """Queued for the thread instead (before), it kept the thread holding the connection, and the
+    writes after it found the connection taken and queued in turn: a convoy under load."""
     release = threading.Event()
+    order: list[str] = []
 
     def long_write(conn: sqlite3.Connection) -> str:
         release.wait(5)
+        order.append("long")
+        return _thread(conn)
+
+    def short_write(conn: sqlite3.Connection) -> str:
+        order.append("short")
         return _thread(conn)
 
     first = asyncio.create_task(inline_runner.write(long_write))
     await asyncio.sleep(0.05)  # the writer thread holds the connection now
-    second = asyncio.create_task(inline_runner.write(_thread, short=True))
+    second = asyncio.create_task(inline_runner.write(short_write, short=True))
     await asyncio.sleep(0.05)
-    assert not second.done()  # neither run here nor blocking the loop: queued for the thread
+    assert not second.done()  # neither run beside the thread nor blocking the loop: waiting
     release.set()
     assert (await first).startswith("storeengine-sqlite-write")
-    assert (await second).startswith("storeengine-sqlite-write")
+    assert await asyncio.wait_for(second, 5) == threading.current_thread().name
+    assert order == ["long", "short"]
+
+
+async def test_a_short_write_waits_for_a_checkpoint_then_runs_here(inline_runner: Runner,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "CHECKPOINT_EVERY", 1)
+    release = threading.Event()
+    blocker = inline_runner._writer.submit(release.wait, 5)  # the checkpoint queues behind this
+    await inline_runner.write(_thread, short=True)  # one write: a checkpoint is due
+    assert inline_runner.checkpointing
+    waiting = asyncio.create_task(inline_runner.write(_thread, short=True))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    release.set()
+    blocker.result(5)
+    assert await asyncio.wait_for(waiting, 5) == threading.current_thread().name
 
 
 async def test_a_short_read_runs_on_the_callers_thread_when_the_writer_is_idle(inline_runner: Runner) -> None:
@@ -357,6 +381,32 @@ async def test_a_short_write_never_waits_on_the_loop_for_another_process_s_lock(
         # The thread gave the connection back without a busy timeout: the next one is inline again.
         assert await worker.runner.write(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0],
                                          short=True) == 0
+    finally:
+        other.close()
+        worker.shut()
+        claimed.release()
+
+
+async def test_a_short_write_finding_another_process_s_lock_briefly_tries_again_on_the_loop(folder: Path) -> None:
+    """Another worker's short write holds SQLite's lock for well under a millisecond: the write tries
+    again after a pause, inline, instead of going to the writer thread, whose busy handler sleeps
+    1, 2, 5 ms... holding the connection while this process's other writes wait (before)."""
+    claimed = SqliteStorage.claim(settings(folder))
+    assert claimed is not None
+    worker = SqliteStorage.open(settings(folder, data_dir_owner=os.getppid()))
+    other = sqlite3.connect(folder / DB_FILE, isolation_level=None, check_same_thread=False)
+    try:
+        await worker.runner.write(lambda conn: conn.execute("CREATE TABLE scratch (a)"))
+
+        def insert(conn: sqlite3.Connection) -> str:
+            conn.execute("INSERT INTO scratch VALUES (1)")
+            return _thread(conn)
+
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.005, lambda: other.execute("COMMIT")).start()
+        assert await worker.runner.write(insert, short=True) == threading.current_thread().name
+        assert worker.runner.busy_fallbacks == 0
+        assert other.execute("SELECT count(*) FROM scratch").fetchone()[0] == 1
     finally:
         other.close()
         worker.shut()

@@ -65,6 +65,11 @@ class SqliteCollection:
         self._created = False  # the table exists (made by this process's writer)
         self._known = Shapes()  # the array and object paths this writer has recorded
 
+    def forget(self) -> None:
+        """A group's transaction failed as a whole (group.py): what its writes recorded is gone, so
+        the table and paths are recorded again by the next write that needs them."""
+        self._created, self._known = False, Shapes()
+
     # --- reads ------------------------------------------------------------------------------
 
     async def find_one(self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None,

@@ -14,21 +14,30 @@ p99 155 ms with the reader threads, against 73 req/s, p99 716 ms and 9 req/s, p9
 one thread for every call (with lists of 1,000: GET 284 against 223 req/s, POST 37 against 28).
 
 Short writes (one insert, a write pinned to one `_id`: a POST's entity and its change) run on
-the event loop's own thread when the writer thread is idle, on the writer's connection (a lock
-says who holds it; the loop never waits for it: if it is taken, the write queues for the thread
-as any other). Handing a write to a thread costs more than the write: the thread must win the
-GIL from a busy event loop, once to start and again after every statement, and each time can
-wait the interpreter's switch interval (5 ms). Measured with bench/vs_pocketbase.py's POST at 32
+the event loop's own thread, on the writer's connection (a lock says who holds it), in groups:
+the short writes of one turn of the loop share one transaction (group.py; measured below).
+Handing a write to a thread costs more than the write: the thread must win the GIL from a busy
+event loop, once to start and again after every statement, and each time can wait the
+interpreter's switch interval (5 ms). Measured with bench/vs_pocketbase.py's POST at 32
 connections, one process, on a loaded 2-core machine: 470 -> 573 req/s with a 0.5 ms switch
 interval alone; 357 -> 1,033 req/s with the writes inline (main's server beside, same run; CPU
-per POST 0.85 -> 0.74 ms). Not in memory (one thread does everything there).
+per POST 0.85 -> 0.74 ms). Not in memory (one thread does everything there). When the writer
+thread holds the connection (a checkpoint, a long write), the group awaits its release (the
+thread wakes the loop) and then runs here: queued behind the thread instead, a write kept the
+thread busy, and the next writes found the connection taken in turn and queued too (a convoy: a
+third of a process's POSTs went through the thread under load). With both, on a quiet machine
+(main's server beside, same run): POST 1,470 -> 2,712 req/s, CPU per POST 0.72 -> 0.37 ms.
 
 Another process may hold SQLite's write lock (the workers of `serve --workers N` share the
 database): the event loop must never sleep in SQLite's busy handler for it. So the writer's
-connection has no busy timeout while the loop may use it: an inline write that finds the lock
-taken fails at its first statement with SQLITE_BUSY, before it changed anything (a short write
-is one statement, or a `BEGIN IMMEDIATE` transaction, which takes the lock first), and goes to
-the writer thread, which waits for the lock with the full busy timeout (then 503).
+connection has no busy timeout while the loop may use it: a group that finds the lock taken
+fails at its first statement with SQLITE_BUSY, before it changed anything (its `BEGIN
+IMMEDIATE`; a lone short write is one statement, or a `BEGIN IMMEDIATE` transaction). It tries
+again after a pause (BUSY_PAUSES: the loop serves others meanwhile; another worker's short write
+holds the lock for a fraction of a millisecond), and past them goes to the writer thread, which
+waits for the lock with the full busy timeout (then 503). Straight to the thread (before), a
+tenth of the writes of `--workers 2` under POST load did, and the thread held the connection
+while SQLite's busy handler slept (1, 2, 5 ms...): this process's other writes waited behind it.
 
 The checkpoints (copying the WAL into the database file, with an fsync) run on the writer thread,
 every CHECKPOINT_EVERY writes, never on the event loop; holding the writer's connection, so that no
@@ -57,10 +66,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from storeengine.core.errors import BadRequest, Conflict, StoreError, Unavailable
 from storeengine.core.scope import background_work
+from storeengine.storage.sqlite.group import Outcome, Write, run_group
 
 log = logging.getLogger("storeengine.storage.sqlite")
 T = TypeVar("T")
@@ -70,7 +80,9 @@ PROGRESS_STEPS = 1000  # VM steps between deadline checks (a few microseconds of
 # own default (1,000 pages); 500 let it grow to 19 MB.
 CHECKPOINT_EVERY = 100
 CHECKPOINT_WAIT_MS = 50  # a checkpoint's wait for the write lock and for readers (this process's writes queue)
-_BUSY = object()  # an inline call found another process's write lock (it goes to a thread instead)
+# Seconds before each new attempt of an inline write that found another process's write lock (0: after
+# the loop's other ready work), about 0.1 s in all; then the writer thread waits for the lock.
+BUSY_PAUSES = (0, 0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.02, 0.02, 0.02)
 
 
 def translate(exc: sqlite3.Error) -> StoreError:
@@ -101,7 +113,19 @@ def translate(exc: sqlite3.Error) -> StoreError:
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
     """BEGIN IMMEDIATE takes the write lock at once, so a read-modify-write inside cannot race
-    another writer (another process sharing the folder included)."""
+    another writer (another process sharing the folder included). Inside a group's transaction
+    (group.py, which holds the lock already), a savepoint: undone alone, committed with the group."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT tx")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO tx")
+                conn.execute("RELEASE tx")
+            raise
+        conn.execute("RELEASE tx")
+        return
     conn.execute(begin)
     try:
         yield
@@ -125,8 +149,28 @@ def _explained(exc: Exception) -> StoreError | None:
     return StoreError()
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _result(outcome: Outcome) -> Any:
+    """A call's result, or its error raised as a StoreError (as `_guarded_async`)."""
+    done, value = outcome
+    if done:
+        return value
+    error = _explained(value)
+    raise value if error is None else error
+
+
+def _settle(waiter: asyncio.Future[Any], outcome: Outcome) -> None:
+    """A grouped write's caller gets its outcome (see `_result`)."""
+    if waiter.done():  # its caller went away
+        return
+    try:
+        waiter.set_result(_result(outcome))
+    except Exception as exc:
+        waiter.set_exception(exc)
 
 
 async def _guarded_async(waiting: Awaitable[T]) -> T:
@@ -155,9 +199,13 @@ class Runner:
         self._write_lock = threading.Lock()  # who uses the writer's connection: its thread or the loop
         self._write_conn: sqlite3.Connection | None = None
         self._busy_ms = 0  # the writer's busy timeout on its thread (none on the event loop)
-        self.busy_fallbacks = 0  # inline calls that found the write lock held by another process
+        self.busy_fallbacks = 0  # inline calls sent to a thread: another process held the write lock
         self._writes = 0
         self._checkpointing = False
+        self._free_waiters: list[asyncio.Future[None]] = []  # short writes waiting for the writer thread
+        self._group: list[tuple[Write, asyncio.Future[Any]]] = []  # short writes for the next commit (group.py)
+        self._committer: asyncio.Task[None] | None = None
+        self.on_abort: Callable[[], None] = lambda: None  # a group's transaction failed as a whole (group.py)
         self.after_write: Callable[[sqlite3.Connection], None] | None = None
         self.upkeep_due: Callable[[], bool] = lambda: self.after_write is not None  # may it have work to do?
         self.closed = False
@@ -192,10 +240,34 @@ class Runner:
         """`fn` on the writer thread, waiting for it here (start-up and tests: blocks the caller;
         SQLite's own errors are the caller's to explain)."""
         def job() -> T:
-            with self._write_lock, self._waiting(self.connection()) as conn:
+            with self._held(), self._waiting(self.connection()) as conn:
                 return fn(conn)
 
         return self._writer.submit(job).result()
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """The writer's connection on the writer thread; on release, the short writes waiting for
+        it are woken (on the event loop: they run there)."""
+        with self._write_lock:
+            yield
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            waiters, self._free_waiters = self._free_waiters, []
+        for waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                waiter.get_loop().call_soon_threadsafe(_release, waiter)
+
+    async def _writer_free(self) -> None:
+        """Until the writer thread gives the connection back (at once if it did meanwhile)."""
+        waiter = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._free_waiters.append(waiter)
+        if not (self._write_lock.locked() or self._checkpointing) or self.closed:  # released before we queued
+            _release(waiter)
+        await waiter
 
     @contextlib.contextmanager
     def _waiting(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -210,24 +282,6 @@ class Runner:
         finally:
             conn.execute("PRAGMA busy_timeout = 0")
 
-    def _try_inline(self, fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T | object:
-        """`fn` on the writer's connection here (the write lock held by the caller); _BUSY when
-        another process holds SQLite's write lock (nothing was changed: see above)."""
-        try:
-            return fn(conn)
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc):
-                raise translate(exc) from None
-            if conn.in_transaction:  # BUSY past a transaction's start (not ours to expect): undone
-                conn.execute("ROLLBACK")
-            self.busy_fallbacks += 1
-            return _BUSY
-        except Exception as exc:
-            error = _explained(exc)
-            if error is None:
-                raise
-            raise error from None
-
     async def read(self, fn: Callable[[sqlite3.Connection], T], timeout_ms: int, *, short: bool = False) -> T:
         """`fn` on a reader thread, or here on the writer's connection when it is `short` (a few
         rows found by `_id`: a GET by id, a reference check, a page's referenced entities; see
@@ -239,12 +293,13 @@ class Runner:
                 and self._write_lock.acquire(blocking=False):
             self._local.deadline = time.monotonic() + timeout_ms / 1000
             try:
-                found = self._try_inline(fn, inline)
+                found = run_group(inline, [fn], lambda: None)  # a group of one: as it is
             finally:
                 self._local.deadline = None
                 self._write_lock.release()
-            if found is not _BUSY:
-                return found  # type: ignore[return-value]
+            if found is not None:
+                return _result(found[0])  # type: ignore[no-any-return]
+            self.busy_fallbacks += 1  # BUSY (another process's lock, a rare case for a read)
 
         def job() -> T:
             self._local.deadline = time.monotonic() + timeout_ms / 1000
@@ -257,20 +312,17 @@ class Runner:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, short: bool = False) -> T:
         """`fn` on the writer's connection: on the writer thread, or here when it is `short` (one
-        row), writes may run inline and the writer's connection is free this instant."""
-        inline = self._write_conn
-        if short and inline is not None and not self.closed and not self.upkeep_due() and not self._checkpointing \
-                and not background_work.get() and self._write_lock.acquire(blocking=False):
-            try:
-                done = self._try_inline(fn, inline)
-            finally:
-                self._write_lock.release()
-            if done is not _BUSY:
-                self._count_write()
-                return done  # type: ignore[return-value]
+        row), in a group with the other short writes of this turn of the loop (group.py)."""
+        if short and self._write_conn is not None and not self.closed and not self.upkeep_due() \
+                and not background_work.get():
+            waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            self._group.append((fn, waiter))
+            if self._committer is None:
+                self._committer = asyncio.get_running_loop().create_task(self._commit_groups())
+            return await waiter
 
         def job() -> T:
-            with self._write_lock, self._waiting(self.connection()) as conn:
+            with self._held(), self._waiting(self.connection()) as conn:
                 result = fn(conn)
                 if self.after_write is not None:
                     try:
@@ -282,25 +334,78 @@ class Runner:
 
         return await self._submit(self._writer, job)
 
+    async def _commit_groups(self) -> None:
+        """The short writes waiting, a group at a time, here on the event loop (see above), until
+        none is left; each caller gets its own outcome."""
+        conn = self._write_conn
+        assert conn is not None
+        pauses, group = iter(BUSY_PAUSES), []
+        try:
+            await asyncio.sleep(0)  # the writes of this turn of the loop join the group
+            while self._group:
+                if self.closed:
+                    raise Unavailable("The database is closed")
+                if self._checkpointing or not self._write_lock.acquire(blocking=False):
+                    await self._writer_free()  # the writer thread has it (see above)
+                    continue
+                group, self._group = [(fn, w) for fn, w in self._group if not w.done()], []
+                try:
+                    outcomes = run_group(conn, [fn for fn, _ in group], self.on_abort)
+                finally:
+                    self._write_lock.release()
+                if outcomes is None:  # another process writes (see above)
+                    pause = next(pauses, None)
+                    if pause is not None:
+                        self._group[:0] = group
+                        await asyncio.sleep(pause)
+                        continue
+                    self.busy_fallbacks += 1
+                    outcomes = await self._group_on_thread([fn for fn, _ in group])
+                pauses = iter(BUSY_PAUSES)
+                self._count_write(len(group))
+                for (_, waiter), outcome in zip(group, outcomes, strict=True):
+                    _settle(waiter, outcome)
+        except BaseException as exc:
+            for _, waiter in group + self._group:
+                _settle(waiter, (False, exc if isinstance(exc, Exception) else Unavailable("The database is closed")))
+            self._group = []
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._committer = None
+
+    async def _group_on_thread(self, writes: list[Write]) -> list[Outcome]:
+        """A group on the writer thread, which waits for another process's write lock with the busy
+        timeout (then 503 for each)."""
+        def job() -> list[Outcome]:
+            with self._held(), self._waiting(self.connection()) as conn:
+                outcomes = run_group(conn, writes, self.on_abort)
+            return outcomes if outcomes is not None else [(False, Unavailable())] * len(writes)
+
+        try:
+            return await self._submit(self._writer, job)
+        except StoreError as exc:
+            return [(False, exc)] * len(writes)
+
     @property
     def checkpointing(self) -> bool:
         """A checkpoint is queued or running on the writer thread."""
         return self._checkpointing
 
-    def _count_write(self) -> None:
+    def _count_write(self, writes: int = 1) -> None:
         """Every CHECKPOINT_EVERY writes, a checkpoint on the writer thread (see above; what it
         cannot copy yet, the next one does)."""
         if not self._inline:
             return
         with self._lock:
-            self._writes += 1
+            self._writes += writes
             if self._writes < CHECKPOINT_EVERY or self._checkpointing or self.closed:
                 return
             self._writes, self._checkpointing = 0, True
 
         def checkpoint() -> None:
             try:
-                with self._write_lock:
+                with self._held():
                     conn = self.connection()
                     conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
                     try:  # past the wait it copies what it can (SQLite answers busy, not an error)
@@ -312,11 +417,13 @@ class Runner:
                     log.warning("embedded database checkpoint failed: %s", exc)
             finally:
                 self._checkpointing = False
+                self._wake()
 
         try:
             self._writer.submit(checkpoint)
         except RuntimeError:  # shut down meanwhile
             self._checkpointing = False
+            self._wake()
 
     async def _submit(self, pool: ThreadPoolExecutor, job: Callable[[], T]) -> T:
         if self.closed:
@@ -344,6 +451,7 @@ class Runner:
                 conn.interrupt()
         self._readers.shutdown(wait=True, cancel_futures=True)
         self._writer.shutdown(wait=True, cancel_futures=True)
+        self._wake()  # short writes waiting for the thread: they find the database closed
         for conn, _ in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

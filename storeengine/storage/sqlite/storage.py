@@ -61,6 +61,7 @@ class SqliteStorage:
             self.shut()
             raise
         self.runner.after_write = self._sweep_if_due
+        self.runner.on_abort = self._forget
         self.runner.upkeep_due = lambda: time.monotonic() >= self._next_sweep
 
     @classmethod
@@ -123,6 +124,10 @@ class SqliteStorage:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def _forget(self) -> None:
+        for coll in list(self._collections.values()):
+            coll.forget()
 
     def _sweep_if_due(self, conn: sqlite3.Connection) -> None:
         """TTL indexes: delete what expired (on the writer thread, after a write, at most once a
