@@ -4,6 +4,7 @@ decoding the documents and encoding them for the answer (core/jsonio.py) gives."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,43 @@ def test_strings_holding_tags_are_never_rewritten_wrong(docs: list[dict[str, Any
     rows = _rows(docs)
     rewritten = answer.array(rows)
     assert rewritten is None or rewritten == dumps([codec.decode(row) for row in rows])
+
+
+def _sqlite_member(rows: list[bytes], name: str) -> list[bytes | None]:
+    """What SQLite reads for `answer.top_level` (the column it replaced, collection._extracted)."""
+    conn = sqlite3.connect(":memory:")
+    path = '$."' + name.replace('"', '""') + '"'
+    return [conn.execute("SELECT CAST(? -> ? AS BLOB)", (row.decode(), path)).fetchone()[0] for row in rows]
+
+
+names = st.sampled_from(["ref", "parent", "a"])
+references = st.one_of(st.none(), st.binary(min_size=12, max_size=12).map(ObjectId),
+                       st.lists(st.binary(min_size=12, max_size=12).map(ObjectId), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(documents(st.one_of(plain_text, tricky, names)), names, references, st.booleans()),
+                min_size=1, max_size=4))
+def test_a_top_level_member_read_from_the_bytes_is_what_sqlite_reads(
+        cases: list[tuple[dict[str, Any], str, Any, bool]]) -> None:
+    """Each document with or without the member, anywhere among others (nested objects holding
+    a member of the same name, strings holding its key's text): the value SQLite's own JSON
+    parser reads, byte for byte, whichever way `top_level` took."""
+    for doc, name, value, present in cases:
+        if present:
+            doc[name] = value
+        else:
+            doc.pop(name, None)
+        rows = _rows([doc])
+        assert answer.top_level(rows, name) == _sqlite_member(rows, name)
+
+
+def test_a_top_level_member_is_read_under_nested_ones_of_the_same_name() -> None:
+    ref, other = ObjectId(), ObjectId()
+    rows = _rows([{"_id": 1, "m": {"x": 1, "ref": other}, "ref": ref}, {"_id": 2, "m": {"ref": other}},
+                  {"_id": 3, "s": ',"ref":', "ref": None}, {"_id": 4, "tags": ["a"], "ref": ref}])
+    assert answer.top_level(rows, "ref") == _sqlite_member(rows, "ref")
+    assert [codec.decode_value(v) if v else v for v in answer.top_level(rows, "ref")] == [ref, None, None, ref]
 
 
 def test_tagged_values_are_rewritten_in_place() -> None:

@@ -118,7 +118,9 @@ class SqliteCollection:
             raise ValueError("find_answer: drop takes plain top-level names")
         removed = "".join(f", '$.\"{name}\"'" for name in drop)
         body = f"json_remove(doc{removed})" if drop else "doc"
-        extract = "".join(f", {_extracted(f)}" for f in fields)
+        # A plain top-level member is read from the rows' bytes (answer.top_level); others by SQLite.
+        in_sql = [f for f in fields if f == "_id" or not _PLAIN_NAME.match(f)]
+        extract = "".join(f", {_extracted(f)}" for f in in_sql)
         pinned = pinned_ids(query)
 
         def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[Column], Doc | None]:
@@ -131,18 +133,21 @@ class SqliteCollection:
                 cursor = conn.execute(sql, {**params, "limit": limit or -1, "skip": skip})
                 found: list[tuple[Any, ...]] = []
                 rows: list[bytes] = []
+                read: dict[str, list[bytes | None]] = {f: [] for f in fields if f not in in_sql}
                 while batch := cursor.fetchmany(_BATCH):
                     self._runner.check_deadline()
                     found += batch
                     # Batch by batch: each rewrite is a few C calls holding the GIL, kept short so
                     # that the event loop runs between them (a page of 10,000 in one would stall it).
                     stored = [row[0] for row in batch]
+                    for name, values in read.items():
+                        values += answer.top_level(stored, name)
                     rewritten = answer.each(stored, opened)
                     if rewritten is None:  # a stored string the byte rewrite leaves alone: decode and encode
                         rewritten = [dumps(codec.decode(row))[:-1 if opened else None] for row in stored]
                     rows += rewritten
-                columns = [_column([row[i] for row in found], codec.decode_atom if f == "_id" else codec.decode_value)
-                           for i, f in enumerate(fields, 1)]
+                raw = {f: [row[i] for row in found] for i, f in enumerate(in_sql, 1)} | read
+                columns = [_column(raw[f], codec.decode_atom if f == "_id" else codec.decode_value) for f in fields]
                 return rows, columns, codec.decode(found[-1][0]) if found else None
 
             empty: tuple[list[bytes], list[Column], Doc | None] = ([], [([], {}) for _ in fields], None)
