@@ -13,6 +13,7 @@ import pytest
 from storeengine.core.errors import Conflict
 from storeengine.settings import Settings
 from storeengine.storage.sqlite import SqliteStorage
+from storeengine.storage.sqlite import runner as runner_module
 from storeengine.storage.sqlite.group import run_group
 
 
@@ -33,6 +34,25 @@ async def test_short_writes_ready_together_share_one_transaction(storage: Sqlite
     together = await asyncio.gather(*(storage.runner.write(_in_transaction, short=True) for _ in range(5)))
     assert alone is False  # a lone write is its own transaction, as before
     assert together == [True] * 5  # one BEGIN IMMEDIATE ... COMMIT around the five
+
+
+async def test_a_burst_of_writes_is_committed_in_bounded_groups(storage: SqliteStorage,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group runs on the event loop without a break: 500 writes at once go as groups of at most
+    GROUP_MAX, with the loop free between them."""
+    sizes: list[int] = []
+
+    def counted(conn: sqlite3.Connection, writes: list[object], on_abort: object) -> object:
+        sizes.append(len(writes))
+        return run_group(conn, writes, on_abort)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "run_group", counted)
+    notes = storage.collection("notes")
+    await notes.insert({"_id": -1})
+    sizes.clear()
+    await asyncio.gather(*(notes.insert({"_id": n}) for n in range(500)))
+    assert sum(sizes) == 500 and max(sizes) == runner_module.GROUP_MAX
+    assert await notes.count({}) == 501
 
 
 async def test_a_write_that_fails_in_a_group_fails_alone(storage: SqliteStorage) -> None:
