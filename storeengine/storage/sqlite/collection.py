@@ -21,9 +21,9 @@ from storeengine.core.jsonio import dumps
 from storeengine.storage.sqlite import answer, codec, schema
 from storeengine.storage.sqlite.codec import AnyShape, Shapes
 from storeengine.storage.sqlite.compiler import Compiler, pinned_ids, pins_id
+from storeengine.storage.sqlite.group import transaction
 from storeengine.storage.sqlite.grouping import run_pipeline
 from storeengine.storage.sqlite.projection import project
-from storeengine.storage.sqlite.runner import transaction
 from storeengine.storage.sqlite.sorting import order_by
 from storeengine.storage.sqlite.sql import Leaf, Node, and_
 from storeengine.storage.sqlite.templates import compile_any_shape

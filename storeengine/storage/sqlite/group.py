@@ -12,12 +12,15 @@ only after the commit: an acknowledged write is as durable as before.
 If the commit itself fails (a full disk, an I/O error), or an error ends the whole transaction,
 every write of the group fails with it, and `on_abort` tells the caller's state to forget what
 those writes recorded in memory (collection.py: tables made, array paths noted).
+
+`transaction` is every write's own transaction: inside a group's, a savepoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 Outcome = tuple[bool, Any]  # (True, the write's result) or (False, the exception it raised)
@@ -74,3 +77,29 @@ def _one(conn: sqlite3.Connection, write: Write) -> Outcome:
         return False, exc
     conn.execute("RELEASE one")
     return True, result
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock at once, so a read-modify-write inside cannot race
+    another writer (another process sharing the folder included). Inside a group's transaction
+    (group.py, which holds the lock already), a savepoint: undone alone, committed with the group."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT tx")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO tx")
+                conn.execute("RELEASE tx")
+            raise
+        conn.execute("RELEASE tx")
+        return
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

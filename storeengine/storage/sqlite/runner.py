@@ -64,13 +64,14 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from storeengine.core.errors import BadRequest, Conflict, StoreError, Unavailable
+from storeengine.core.errors import StoreError, Unavailable
 from storeengine.core.scope import background_work
 from storeengine.storage.sqlite.group import Outcome, Write, run_group
+from storeengine.storage.sqlite.outcomes import guarded, result, settle
 
 log = logging.getLogger("storeengine.storage.sqlite")
 T = TypeVar("T")
@@ -88,102 +89,9 @@ BUSY_PAUSES = (0, 0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.02, 0.02, 0.02)
 GROUP_MAX = 64
 
 
-def translate(exc: sqlite3.Error) -> StoreError:
-    """SQLite's errors as StoreErrors: a unique index -> 409; interrupted, busy, full disk or I/O
-    -> 503; a value SQLite cannot bind -> 400; anything else (corruption) -> 500, logged."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    name = getattr(exc, "sqlite_errorname", "")
-    if isinstance(exc, sqlite3.IntegrityError) or code == sqlite3.SQLITE_CONSTRAINT:
-        return Conflict("An entity with the same unique value exists")
-    if code == sqlite3.SQLITE_INTERRUPT:
-        return Unavailable("The query took too long")
-    if code == sqlite3.SQLITE_FULL:
-        log.error("the embedded database cannot grow: %s", exc)
-        return Unavailable("The database is full (no space left on the disk)")
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-                sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM):
-        log.warning("embedded database unavailable: %s (%s)", exc, name)
-        return Unavailable()
-    if isinstance(exc, sqlite3.InterfaceError | sqlite3.ProgrammingError) and "bind" in str(exc):
-        return BadRequest("A value cannot be stored")
-    if "parser stack overflow" in str(exc) or "too large" in str(exc):
-        # SQLite's parser nests at most ~100 levels: about 9 nested `$elemMatch` compile past it.
-        return BadRequest("The filter is too complex for the embedded database (nested $elemMatch: at most 8)")
-    log.error("embedded database error: %s (%s)", exc, name)
-    return StoreError()
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
-    """BEGIN IMMEDIATE takes the write lock at once, so a read-modify-write inside cannot race
-    another writer (another process sharing the folder included). Inside a group's transaction
-    (group.py, which holds the lock already), a savepoint: undone alone, committed with the group."""
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT tx")
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO tx")
-                conn.execute("RELEASE tx")
-            raise
-        conn.execute("RELEASE tx")
-        return
-    conn.execute(begin)
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _explained(exc: Exception) -> StoreError | None:
-    """A job's exception as the StoreError its caller gets (only StoreErrors leave the storage,
-    as mongo.guard() does); None for a StoreError, which goes as it is."""
-    if isinstance(exc, sqlite3.Error):
-        return translate(exc)
-    if isinstance(exc, OverflowError | UnicodeEncodeError):
-        return BadRequest("A value cannot be stored (integers must fit in signed 64 bits)")
-    if isinstance(exc, StoreError):
-        return None
-    log.exception("embedded database call failed")
-    return StoreError()
-
-
 def _release(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def _result(outcome: Outcome) -> Any:
-    """A call's result, or its error raised as a StoreError (as `_guarded_async`)."""
-    done, value = outcome
-    if done:
-        return value
-    error = _explained(value)
-    raise value if error is None else error
-
-
-def _settle(waiter: asyncio.Future[Any], outcome: Outcome) -> None:
-    """A grouped write's caller gets its outcome (see `_result`)."""
-    if waiter.done():  # its caller went away
-        return
-    try:
-        waiter.set_result(_result(outcome))
-    except Exception as exc:
-        waiter.set_exception(exc)
-
-
-async def _guarded_async(waiting: Awaitable[T]) -> T:
-    try:
-        return await waiting
-    except Exception as exc:
-        error = _explained(exc)
-        if error is None:
-            raise
-        raise error from None
 
 
 class Runner:
@@ -301,7 +209,7 @@ class Runner:
                 self._local.deadline = None
                 self._write_lock.release()
             if found is not None:
-                return _result(found[0])  # type: ignore[no-any-return]
+                return result(found[0])  # type: ignore[no-any-return]
             self.busy_fallbacks += 1  # BUSY (another process's lock, a rare case for a read)
 
         def job() -> T:
@@ -368,10 +276,10 @@ class Runner:
                 pauses = iter(BUSY_PAUSES)
                 self._count_write(len(group))
                 for (_, waiter), outcome in zip(group, outcomes, strict=True):
-                    _settle(waiter, outcome)
+                    settle(waiter, outcome)
         except BaseException as exc:
             for _, waiter in group + self._group:
-                _settle(waiter, (False, exc if isinstance(exc, Exception) else Unavailable("The database is closed")))
+                settle(waiter, (False, exc if isinstance(exc, Exception) else Unavailable("The database is closed")))
             self._group = []
             if not isinstance(exc, Exception):
                 raise
@@ -437,7 +345,7 @@ class Runner:
         except RuntimeError:  # shut down meanwhile
             raise Unavailable("The database is closed") from None
         try:
-            return await _guarded_async(asyncio.wrap_future(future))
+            return await guarded(asyncio.wrap_future(future))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if future.cancelled() and task is not None and not task.cancelling():
