@@ -99,10 +99,11 @@ def top_level(rows: Sequence[bytes], name: str) -> list[bytes | None]:
     SQLite already handed over: parsing each document again for it cost SQLite ~1.7 us a row
     (3.40's JSON parser), a third of a page of 1,000's time (bench/references.py, `expand`).
 
-    A member `,"name":` with no `{` or `[` before it is the top-level one: only a key can open
-    with `,"` (inside a string a quote is escaped, `\\"`), and a key of a nested object or array
-    needs a bracket before it. Read so when its value is an ObjectId or null (a reference, what
-    `expand` follows); any other row (a list of ids, a bracket before the member) is decoded."""
+    A member `,"name":` with no `{` before it but the document's own is the top-level one: only
+    a key can open with `,"` (inside a string a quote is escaped, `\\"`), and a key of a nested
+    object needs that object's `{` before it (in an array too: `[{...`). Read so when its value is
+    an ObjectId or null (a reference, what `expand` follows); any other row (a list of ids, a `{`
+    before the member, if only in a string) is decoded."""
     key = b',"' + name.encode() + b'":'
     first = b'{' + key[1:]  # a document whose first member it is (not ours: `_id` comes first)
     out: list[bytes | None] = []
@@ -111,8 +112,7 @@ def top_level(rows: Sequence[bytes], name: str) -> list[bytes | None]:
         if at < 0 and not row.startswith(first):
             out.append(None)
             continue
-        found = None if at < 0 or row.find(b"{", 1, at) >= 0 or row.find(b"[", 0, at) >= 0 else \
-            _REFERENCE.match(row, at + len(key))
+        found = None if at < 0 or row.find(b"{", 1, at) >= 0 else _REFERENCE.match(row, at + len(key))
         if found is not None:
             out.append(found[0])
         else:
