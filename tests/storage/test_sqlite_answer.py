@@ -58,7 +58,7 @@ def test_strings_holding_tags_are_never_rewritten_wrong(docs: list[dict[str, Any
 
 
 def _sqlite_member(rows: list[bytes], name: str) -> list[bytes | None]:
-    """What SQLite reads for `answer.top_level` (the column it replaced, collection._extracted)."""
+    """What SQLite reads for `answer.top_level` (the column it replaced, pages._extracted)."""
     conn = sqlite3.connect(":memory:")
     path = '$."' + name.replace('"', '""') + '"'
     return [conn.execute("SELECT CAST(? -> ? AS BLOB)", (row.decode(), path)).fetchone()[0] for row in rows]

@@ -9,7 +9,6 @@ atomic against other threads and other processes sharing the folder.
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,12 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
-from storeengine.core.jsonio import dumps
-from storeengine.storage.sqlite import answer, codec, schema
+from storeengine.storage.sqlite import codec, schema
 from storeengine.storage.sqlite.codec import AnyShape, Shapes
 from storeengine.storage.sqlite.compiler import Compiler, pinned_ids, pins_id
 from storeengine.storage.sqlite.group import transaction
 from storeengine.storage.sqlite.grouping import run_pipeline
+from storeengine.storage.sqlite.pages import BATCH, Page, PageSql
 from storeengine.storage.sqlite.projection import project
 from storeengine.storage.sqlite.sorting import order_by
 from storeengine.storage.sqlite.sql import Leaf, Node, and_
@@ -34,10 +33,7 @@ if TYPE_CHECKING:
 
 Doc = dict[str, Any]
 Sort = Sequence[tuple[str, int]]
-Column = tuple[list[Any], dict[Any, Any]]  # each row's code, and the value of each code (store/encoded.py)
 R = TypeVar("R")
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # spliced into a JSON path of find_answer
-_BATCH = 500  # rows decoded between two deadline checks
 # A read of at most this many rows, each found by `_id` (primary key), is short: it may run on the
 # event loop's thread (runner.py). A reference check (a write's few ids) and a page's expansion
 # (its distinct referenced ids: 100 rows cost ~0.1 ms of SQLite, less than a hop to a thread).
@@ -92,7 +88,7 @@ class SqliteCollection:
                        "LIMIT :limit OFFSET :skip")
                 cursor = conn.execute(sql, {**params, "limit": limit or -1, "skip": skip})
                 docs: list[Doc] = []
-                while rows := cursor.fetchmany(_BATCH):
+                while rows := cursor.fetchmany(BATCH):
                     self._runner.check_deadline()
                     if ids_only:
                         docs += [{"_id": codec.decode_atom(row[0])} for row in rows]
@@ -106,7 +102,7 @@ class SqliteCollection:
 
     async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
                           fields: Sequence[str] = (), drop: Sequence[str] = (), opened: bool = False,
-                          ) -> tuple[list[bytes], list[Column], Doc | None]:
+                          ) -> Page:
         """`find` with at most an exclusion of top-level fields (`drop`, left out by SQLite's
         json_remove), each document as the answer's JSON (core/jsonio.py's form; `opened`:
         without its closing brace), made from the stored text without decoding it (answer.py);
@@ -114,44 +110,19 @@ class SqliteCollection:
         last document decoded (a page's keyset token is made from it). Not in the seam: the
         service asks for it where a backend has it. Short, as `find`, when it is pinned to a few ids."""
         query, sort = dict(query), list(sort or ())
-        if any(not _PLAIN_NAME.match(name) for name in drop):
-            raise ValueError("find_answer: drop takes plain top-level names")
-        removed = "".join(f", '$.\"{name}\"'" for name in drop)
-        body = f"json_remove(doc{removed})" if drop else "doc"
-        # A plain top-level member is read from the rows' bytes (answer.top_level); others by SQLite.
-        in_sql = [f for f in fields if f == "_id" or not _PLAIN_NAME.match(f)]
-        extract = "".join(f", {_extracted(f)}" for f in in_sql)
+        page = PageSql(fields, drop)
         pinned = pinned_ids(query)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[bytes], list[Column], Doc | None]:
-            def select(shapes: Shapes) -> tuple[list[bytes], list[Column], Doc | None]:
+        def run(conn: sqlite3.Connection) -> Page:
+            def select(shapes: Shapes) -> Page:
                 where, params = _compiled(query, shapes)
                 order = f" ORDER BY {order_by(sort, shapes)}" if sort else ""
-                # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
-                sql = (f"SELECT CAST({body} AS BLOB){extract} FROM {self._source(pinned)} WHERE {where}{order} "
-                       "LIMIT :limit OFFSET :skip")
+                sql = f"SELECT {page.columns} FROM {self._source(pinned)} WHERE {where}{order} " \
+                      "LIMIT :limit OFFSET :skip"
                 cursor = conn.execute(sql, {**params, "limit": limit or -1, "skip": skip})
-                found: list[tuple[Any, ...]] = []
-                rows: list[bytes] = []
-                read: dict[str, list[bytes | None]] = {f: [] for f in fields if f not in in_sql}
-                while batch := cursor.fetchmany(_BATCH):
-                    self._runner.check_deadline()
-                    found += batch
-                    # Batch by batch: each rewrite is a few C calls holding the GIL, kept short so
-                    # that the event loop runs between them (a page of 10,000 in one would stall it).
-                    stored = [row[0] for row in batch]
-                    for name, values in read.items():
-                        values += answer.top_level(stored, name)
-                    rewritten = answer.each(stored, opened)
-                    if rewritten is None:  # a stored string the byte rewrite leaves alone: decode and encode
-                        rewritten = [dumps(codec.decode(row))[:-1 if opened else None] for row in stored]
-                    rows += rewritten
-                raw = {f: [row[i] for row in found] for i, f in enumerate(in_sql, 1)} | read
-                columns = [_column(raw[f], codec.decode_atom if f == "_id" else codec.decode_value) for f in fields]
-                return rows, columns, codec.decode(found[-1][0]) if found else None
+                return page.read(cursor, opened, self._runner.check_deadline)
 
-            empty: tuple[list[bytes], list[Column], Doc | None] = ([], [([], {}) for _ in fields], None)
-            return self._read(conn, query, select, empty, pinned, needs_shapes=any(k != "_id" for k, _ in sort))
+            return self._read(conn, query, select, page.empty(), pinned, needs_shapes=any(k != "_id" for k, _ in sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(pinned))
 
@@ -199,7 +170,7 @@ class SqliteCollection:
                 compiler = Compiler(shapes.may_be_array)
                 sql = f"SELECT doc FROM {self._table} WHERE {compiler.query(query)}"
                 cursor = conn.execute(sql, compiler.params)
-                docs = (codec.decode(row[0]) for rows in iter(lambda: cursor.fetchmany(_BATCH), []) for row in rows)
+                docs = (codec.decode(row[0]) for rows in iter(lambda: cursor.fetchmany(BATCH), []) for row in rows)
                 return run_pipeline(docs, rest, self._runner.check_deadline)
 
             return self._read(conn, query, select, run_pipeline((), rest, self._runner.check_deadline),
@@ -392,19 +363,6 @@ class SqliteCollection:
     async def index_keys(self) -> list[tuple[list[tuple[str, int]], bool]]:
         """The indexes made by `ensure_index`: (keys, unique) each (MongoDB's listIndexes, roughly)."""
         return await self._runner.read(lambda conn: schema.indexes(conn, self.name), self._storage.query_timeout_ms)
-
-
-def _extracted(field: str) -> str:
-    """A field's value as JSON text (`->`: one parse of the document; NULL when missing), as BLOB
-    (bytes cost less to make than a str holding the codec's tags); `_id` from its column (the
-    codec's SQL value)."""
-    return "id" if field == "_id" else f"CAST(doc -> {Node.root().child_path(field).path} AS BLOB)"
-
-
-def _column(raw: list[Any], decode: Callable[[Any], Any]) -> Column:
-    """A column of `_extracted` values: each row's SQL value as its code, and each distinct code
-    decoded once (a reference shared by many rows; a list decoded once is shared by its rows)."""
-    return raw, {code: None if code is None else decode(code) for code in set(raw)}
 
 
 def _compiled(query: Mapping[str, Any], shapes: Shapes) -> tuple[str, dict[str, Any]]:
