@@ -11,6 +11,11 @@ the collection's size (peers/jongodb.py), which on a seeded store would time jon
 servers; so POST runs on a second, fresh jongodb where every peer starts empty, and each makes the
 same number of entities.
 
+For the reads, a second floor (`floor, our docs`) reads storeengine's own stored entities: the
+floor's documents hold the bench fields only, ours also the engine's (owner, access, timestamps,
+the carried change), which jongodb converts field by field; storeengine / that floor is what is
+left for the engine's own work (printed, no target).
+
 Prints the table, each server's CPU per request beside wall time (and jongodb's), and a line per
 target of issue 21, `ok` or `!!! MISSED !!!`; `@result {json}` with BENCH_JSON=1.
 BENCH_PEER_SECONDS (default 5) per timed run, BENCH_PEER_COUNT (3000) entities, BENCH_PEER_POSTS (500),
@@ -36,6 +41,7 @@ from peers.parse import parse_server
 from peers.target import Target
 
 ENGINE, PARSE, EVE, FLOOR = "storeengine", "Parse Server", "Eve", "floor"
+SAME_DOCS = "floor, our docs"  # the floor reading storeengine's own stored entities (reads only; no target)
 BASELINE = os.environ.get("BENCH_BASELINE")  # a source tree served beside this one as `baseline`
 TARGETS = [
     Ratio(compare.LIST1, ENGINE, PARSE, 1.0), Ratio(compare.LIST32, ENGINE, PARSE, 1.0),
@@ -45,13 +51,16 @@ TARGETS = [
 ]
 
 
-def start_all(stack: contextlib.ExitStack, uri: str) -> list[Target]:
+def start_all(stack: contextlib.ExitStack, uri: str, reads: bool = False) -> list[Target]:
     targets = [stack.enter_context(storeengine(uri))]
     if BASELINE:  # the same engine from another source tree, in the same run (before / after a change)
         targets.append(stack.enter_context(storeengine(uri, database="bench_baseline", name="baseline",
                                                        source=Path(BASELINE).resolve())))
-    return [*targets, stack.enter_context(parse_server(uri)), stack.enter_context(eve_server(uri)),
-            stack.enter_context(floor(uri))]
+    targets += [stack.enter_context(parse_server(uri)), stack.enter_context(eve_server(uri)),
+                stack.enter_context(floor(uri))]
+    if reads:  # the floor's cost on our documents: what the engine's fields cost apart from its work
+        targets.append(stack.enter_context(floor(uri, "bench_storeengine", SAME_DOCS, serves_of=ENGINE)))
+    return targets
 
 
 def main() -> int:
@@ -61,7 +70,7 @@ def main() -> int:
           f"  fresh jongodb, every peer from empty;\n  {compare.method()}", flush=True)
     figures: Figures = {}
     with jongodb() as (uri, db_pid), contextlib.ExitStack() as stack:
-        targets = start_all(stack, uri)
+        targets = start_all(stack, uri, reads=True)
         for target in targets:
             print(f"  {target.name:<14} {target.setup}", flush=True)
         seeded = compare.prepare(targets, uri=uri)
@@ -74,6 +83,8 @@ def main() -> int:
     print("  targets of issue 21 (and of issue 20: POST next to Eve):")
     rows = compare.ratios(figures, TARGETS)
     compare.result_line(figures, rows, {"count": compare.COUNT})
+    compare.untargeted(figures, ENGINE, SAME_DOCS, f"{ENGINE} / the floor on the same documents ({SAME_DOCS}; "
+                       "no target: what is left is the engine's own work)", compare.READS)
     if BASELINE:
         compare.against_baseline(figures, ENGINE)
     return 0

@@ -70,9 +70,12 @@ def prepare(targets: list[Target], count: int = COUNT, uri: str | None = None) -
     """Seed `count` entities into each peer, in the database at `uri` where the peer has a MongoDB
     collection, else through its own API (seeding.py); check its answers; seconds each."""
     taken = {}
+    by_name = {target.name: target for target in targets}
     for target in targets:
         start = time.perf_counter()
-        if uri and target.stored_in:
+        if target.serves_of is not None:  # reads another peer's entities: its ids (seeded before it)
+            target.ids = by_name[target.serves_of].ids
+        elif uri and target.stored_in:
             target.ids = in_database(target, uri, count)
         else:
             target.ids = asyncio.run(through_api(target, count))
@@ -217,11 +220,16 @@ def result_line(figures: Figures, ratio_rows: list[dict[str, Any]], extra: dict[
                                        "missed": sum(not r["ok"] for r in ratio_rows)}), flush=True)
 
 
-def against_baseline(figures: Figures, ours: str, baseline: str = "baseline") -> None:
-    """What a change bought: this tree / BENCH_BASELINE's, phase by phase, in the same run (no target)."""
-    print(f"  {ours} / {baseline} (this tree / BENCH_BASELINE), same run:")
-    for phase in PHASES:
-        ratio = Ratio(phase, ours, baseline, 1.0)
+def untargeted(figures: Figures, ours: str, theirs: str, title: str, phases: list[Phase] = PHASES) -> None:
+    """ours / theirs phase by phase with the CPU ratio, no target: what a change bought, or what a
+    peer's cost is made of."""
+    print(f"  {title}:")
+    for phase in phases:
+        ratio = Ratio(phase, ours, theirs, 1.0)
         value, cpu = ratio.value(figures), ratio.cpu(figures)
         if value is not None and cpu is not None:
             print(f"  {ratio.describe()[0]:<62} {value:>6.2f}x   (server CPU per request {cpu:.2f}x)")
+
+
+def against_baseline(figures: Figures, ours: str, baseline: str = "baseline") -> None:
+    untargeted(figures, ours, baseline, f"{ours} / {baseline} (this tree / BENCH_BASELINE), same run")

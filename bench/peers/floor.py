@@ -19,7 +19,10 @@ from peers.target import LIST_SIZE, Target, fields
 
 
 @contextlib.contextmanager
-def floor(mongodb_uri: str, database: str = "bench_floor") -> Iterator[Target]:
+def floor(mongodb_uri: str, database: str = "bench_floor", name: str = "floor",
+          serves_of: str | None = None) -> Iterator[Target]:
+    """The floor on its own database; or, with `serves_of`, reading that peer's stored entities (its
+    `database`, collection `items`): the same documents, the bare stack's cost (reads only)."""
     port = free_port()
     app = Path(__file__).resolve().parent / "apps" / "floor_app.py"
     with server_process([sys.executable, str(app), str(port)], port,
@@ -29,7 +32,9 @@ def floor(mongodb_uri: str, database: str = "bench_floor") -> Iterator[Target]:
             item = fields(i)
             return {**item, "listedAt": item["listedAt"].isoformat()}
 
-        yield Target(name="floor", base=base, headers={}, item_prefix="/items/",
+        yield Target(name=name, base=base, headers={}, item_prefix="/items/",
                      list_path=f"/items?limit={LIST_SIZE}", create_path="/items", body=body,
                      new_id=lambda answer: str(answer["_id"]), listed=len, pids=[pid], stored_in=(database, "items"),
-                     setup="Starlette + AsyncMongoClient + orjson under uvicorn; no auth, no checks")
+                     serves_of=serves_of,
+                     setup="Starlette + AsyncMongoClient + orjson under uvicorn; no auth, no checks" +
+                           (f"; reads {serves_of}'s stored documents" if serves_of else ""))

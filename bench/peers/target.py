@@ -52,3 +52,4 @@ class Target:
     # the fields, and what the database needs before the copies go in (the peer's own bookkeeping).
     copied: Callable[[dict[str, Any], int], None] | None = None
     before_copies: Callable[[Any, int], None] | None = None
+    serves_of: str | None = None  # the peer whose stored entities this one reads (not seeded itself)
