@@ -64,18 +64,16 @@ def run_group(conn: sqlite3.Connection, writes: Sequence[Write], on_abort: Calla
 
 
 def _one(conn: sqlite3.Connection, write: Write) -> Outcome:
-    """A write in its savepoint: undone alone when it fails; an error that ended the whole
-    transaction (SQLite rolls it back on a full disk, an I/O error) is the group's (raised)."""
-    conn.execute("SAVEPOINT one")
+    """A write in its savepoint (`transaction` inside the group's): undone alone when it fails; an
+    error that ended the whole transaction (SQLite rolls it back on a full disk, an I/O error) is
+    the group's (raised)."""
     try:
-        result = write(conn)
+        with transaction(conn):
+            result = write(conn)
     except Exception as exc:
         if isinstance(exc, sqlite3.Error) and not conn.in_transaction:
             raise
-        conn.execute("ROLLBACK TO one")
-        conn.execute("RELEASE one")
         return False, exc
-    conn.execute("RELEASE one")
     return True, result
 
 

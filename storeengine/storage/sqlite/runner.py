@@ -151,7 +151,7 @@ class Runner:
         """`fn` on the writer thread, waiting for it here (start-up and tests: blocks the caller;
         SQLite's own errors are the caller's to explain)."""
         def job() -> T:
-            with self._held(), self._waiting(self.connection()) as conn:
+            with self._on_thread() as conn:
                 return fn(conn)
 
         return self._writer.submit(job).result()
@@ -181,17 +181,19 @@ class Runner:
         await waiter
 
     @contextlib.contextmanager
-    def _waiting(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        """The writer's connection on its thread: with its busy timeout, which the event loop's
-        calls go without (held with the write lock)."""
-        if conn is not self._write_conn or not self._busy_ms:
-            yield conn
-            return
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        try:
-            yield conn
-        finally:
-            conn.execute("PRAGMA busy_timeout = 0")
+    def _on_thread(self) -> Iterator[sqlite3.Connection]:
+        """The writer's connection on the writer thread, held (`_held`), with its busy timeout, which
+        the event loop's calls go without."""
+        with self._held():
+            conn = self.connection()
+            if conn is not self._write_conn or not self._busy_ms:
+                yield conn
+                return
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            try:
+                yield conn
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
 
     async def read(self, fn: Callable[[sqlite3.Connection], T], timeout_ms: int, *, short: bool = False) -> T:
         """`fn` on a reader thread, or here on the writer's connection when it is `short` (a few
@@ -233,7 +235,7 @@ class Runner:
             return await waiter
 
         def job() -> T:
-            with self._held(), self._waiting(self.connection()) as conn:
+            with self._on_thread() as conn:
                 result = fn(conn)
                 if self.after_write is not None:
                     try:
@@ -290,7 +292,7 @@ class Runner:
         """A group on the writer thread, which waits for another process's write lock with the busy
         timeout (then 503 for each)."""
         def job() -> list[Outcome]:
-            with self._held(), self._waiting(self.connection()) as conn:
+            with self._on_thread() as conn:
                 outcomes = run_group(conn, writes, self.on_abort)
             return outcomes if outcomes is not None else [(False, Unavailable())] * len(writes)
 
