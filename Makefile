@@ -57,12 +57,13 @@ bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py
 
 # Only the peer benchmarks (issues 21 and 26): storeengine next to PocketBase, and next to Parse Server,
-# Eve and the floor on jongodb. Each peer installs itself on first use into bench/.peers/ (npm, pip);
+# Eve and the floor on jongodb, then what jongodb itself spends on a list. Each peer installs itself on first use into bench/.peers/ (npm, pip);
 # the load tool is Debian's wrk.
 bench-peers: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench-peers needs wrk: apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python bench/vs_pocketbase.py
 	$(BIN)/python bench/vs_parse.py
+	$(BIN)/python bench/jongodb_costs.py
 
 clean:
 	rm -rf $(VENV) $(WIRE_VENV) .pytest_cache build *.egg-info

@@ -30,7 +30,9 @@ WIRE = ["list_10k.py", "auth_overhead.py", "realtime_fanout.py", "references.py"
 OWN_WIRE = ["schema_check.py"]
 # Peers (issues 21 and 26): each starts its own servers (installed on first use into bench/.peers/)
 # and drives them with wrk (Debian's package) and Node (Parse Server, jongodb from npm).
-PEERS = ["vs_pocketbase.py", "vs_parse.py"]
+# jongodb_costs.py has no target: it tells apart, in vs_parse.py's list times, the documents' and
+# jongodb's own share (bench/peers/jongodb.py).
+PEERS = ["vs_pocketbase.py", "vs_parse.py", "jongodb_costs.py"]
 PEER_TOOLS = ["wrk", "node", "npm"]
 WIRE_ENV = {"BENCH_LIST_COUNT": "3000",
             # 400 GETs a round, not 50: a 50-GET round on the wire lasts ~60 ms, and its ratio
