@@ -57,8 +57,8 @@ bench: $(STAMP) wire-env
 	$(BIN)/python bench/run_all.py
 
 # Only the peer benchmarks (issues 21 and 26): storeengine next to PocketBase, and next to Parse Server,
-# Eve and the floor on jongodb, then what jongodb itself spends on a list. Each peer installs itself on first use into bench/.peers/ (npm, pip);
-# the load tool is Debian's wrk.
+# Eve and the floor on jongodb, then what jongodb itself spends on a list. Each peer installs itself
+# on first use into bench/.peers/ (npm, pip); the load tool is Debian's wrk.
 bench-peers: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench-peers needs wrk: apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python bench/vs_pocketbase.py

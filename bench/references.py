@@ -133,8 +133,9 @@ async def main() -> dict[str, float]:
     line(f"list of {COUNT}, no expand", f"{plain_ms:8.1f} ms  (CPU {plain_cpu:.1f} ms)")
     line(f"list of {COUNT}, expand=parent", f"{expand_ms:8.1f} ms  (CPU {expand_cpu:.1f} ms)")
     line("ratio expand / plain (target <= 1.3)", f"{expand_ms / plain_ms:8.2f} x  (CPU {expand_cpu / plain_cpu:.2f} x)")
-    low, _, high = statistics.quantiles(pairs, n=4)
-    line("  the ratio of each pair, quartiles", f"{low:8.2f} x to {high:.2f} x")
+    if len(pairs) > 1:
+        low, _, high = statistics.quantiles(pairs, n=4)
+        line("  the ratio of each pair, quartiles", f"{low:8.2f} x to {high:.2f} x")
     line("POST without references", f"{bare_rps:8.0f} req/s  (CPU {bare_cpu:.2f} ms per POST)")
     line("POST with two references", f"{refs_rps:8.0f} req/s  (CPU {refs_cpu:.2f} ms per POST)")
     line("ratio with / without (target >= 0.8)", f"{refs_rps / bare_rps:8.2f} x  (CPU {bare_cpu / refs_cpu:.2f} x)")
