@@ -16,10 +16,10 @@ Reads are fast and flat: find_one by _id about 0.3 ms at 1,200 documents. But:
 - it serves on one core: six client threads sending find_one by _id kept it at 1.02-1.03 cores (its
   CPU time over the wall time), so a peer's GET rate here is bounded by jongodb's CPU per GET;
 - a find sorted by `_id` costs it about twice the same find in natural order (1,000 of 3,000
-  documents: 11-13 against 5-8.5 ms for the floor's, 34-52 against 18.5-23.5 ms for storeengine's),
+  documents: 11-13 against 5-8.5 ms for the floor's, 34-52 against 18.5-30 ms for storeengine's),
   a sort MongoDB serves from the `_id` index; and with projections ignored it converts every
-  field of every document (storeengine's `_change`: 34-41 ms sorted with it, 24.5-33.5 without).
-  `bench/jongodb_costs.py` measures both (these figures: two of its runs, 2026-12-06).
+  field of every document (storeengine's `_change`: 34-52 ms sorted with it, 24.5-33.5 without).
+  `bench/jongodb_costs.py` measures both (these figures: three of its runs, 2026-12-06).
 """
 
 from __future__ import annotations
