@@ -36,8 +36,8 @@ CHILDREN = json.dumps({"type": "object", "properties": {
     "parent": {**ID, "x-ref": "parents"}, "other": {**ID, "x-ref": "parents"},
 }})
 COUNT, DISTINCT = 1000, 100
-# A single page's time swings by half within a run on a shared machine (plain 5.6 to 9.6 ms): 25
-# interleaved pairs (~0.5 s) keep the median ratio within a few per cent from run to run.
+# A single page's time swings by half within a run on a shared machine (plain 5.6 to 9.6 ms), so
+# 25 interleaved pairs (~0.5 s), with the quartiles of their ratios printed to show the spread.
 RUNS = int(os.environ.get("BENCH_RUNS", "25"))
 POSTS, ROUNDS = int(os.environ.get("BENCH_POSTS", "60")), 4
 READER = {"login": "reader", "password": "reader-password"}
