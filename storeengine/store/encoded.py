@@ -8,7 +8,6 @@ backend has it, and decodes otherwise.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +21,11 @@ Column = tuple[list[Any], dict[Any, Any]]
 
 @runtime_checkable
 class EncodedReads(Protocol):
+    def can_drop(self, names: Iterable[str]) -> bool:
+        """May `find_answer` leave these top-level fields out (its `drop`)? The backend's own rule
+        (the embedded database splices them into SQL's JSON paths: plain names only)."""
+        ...
+
     async def find_answer(self, query: Mapping[str, Any], sort: Sequence[tuple[str, int]] | None = None,
                           skip: int = 0, limit: int = 0,
                           fields: Sequence[str] = (), drop: Sequence[str] = (), opened: bool = False,
@@ -31,11 +35,3 @@ class EncodedReads(Protocol):
         asked; values shared by the rows of a code are read-only); and the last entity decoded (a
         page's keyset token is made from it)."""
         ...
-
-
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def droppable(names: Iterable[str]) -> bool:
-    """May `find_answer` leave these out? Plain top-level names only (spliced into SQL's JSON paths)."""
-    return all(_PLAIN_NAME.match(name) for name in names)

@@ -25,7 +25,7 @@ from storeengine.model.expand import Expansion, Node
 from storeengine.model.references import ids_of
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
-from storeengine.store.encoded import Column, EncodedReads, droppable
+from storeengine.store.encoded import Column, EncodedReads
 from storeengine.store.expanded import EXPANDED, array, closed, members
 
 T = TypeVar("T")
@@ -106,7 +106,8 @@ class References:
         target, ids = node.target, list(wanted.values())
         coll = self.storage.collection(target.name)
         drop = tuple(sorted(acl.unreadable(principal, target)))
-        if isinstance(coll, EncodedReads) and droppable(drop) and not (target.read_rules and not principal.is_admin):
+        if isinstance(coll, EncodedReads) and coll.can_drop(drop) \
+                and not (target.read_rules and not principal.is_admin):
             # No property rule to apply entity by entity: the entities go out as stored.
             deeper = list(node.children)
             rows, columns, _ = await coll.find_answer(_where(principal, target, ids), None, 0, len(ids),

@@ -43,7 +43,7 @@ from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
 from storeengine.store.carried import SEQ as CARRIED_SEQ
 from storeengine.store.carried import public
-from storeengine.store.encoded import Column, EncodedReads, droppable
+from storeengine.store.encoded import Column, EncodedReads
 from storeengine.store.feed import Feed
 from storeengine.store.references import References
 from storeengine.store.writes import Writes
@@ -174,8 +174,8 @@ class EntityService:
         at = await self.feed.list_cursor(store)  # read before the list: resuming from it leaves no gap
         coll = self.storage.collection(store.name)
         drop = _dropped(projection)
-        if encoded and drop is not None and droppable([*drop, *replaced]) \
-                and not (store.read_rules and not principal.is_admin) and isinstance(coll, EncodedReads):
+        if encoded and drop is not None and not (store.read_rules and not principal.is_admin) \
+                and isinstance(coll, EncodedReads) and coll.can_drop([*drop, *replaced]):
             # Nothing to add to the stored entities, only top-level fields to leave out (the change
             # an entity carries, hidden values): they go out as stored.
             rows, values, last = await coll.find_answer(where, query.sort, query.offset, query.limit, fields,

@@ -4,6 +4,7 @@ nested lists, and what each costs in queries (counted through a wrapping storage
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -60,6 +61,8 @@ class CountingCollection:
 
     def __getattr__(self, op: str) -> Any:
         method = getattr(self.real, op)
+        if not inspect.iscoroutinefunction(method):  # a question, not a read (can_drop)
+            return method
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             self.owner.calls.append((self.name, op, args[0] if args else None))

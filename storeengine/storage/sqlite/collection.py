@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson import ObjectId
@@ -21,7 +21,7 @@ from storeengine.storage.sqlite.codec import AnyShape, Shapes
 from storeengine.storage.sqlite.compiler import Compiler, pinned_ids, pins_id
 from storeengine.storage.sqlite.group import transaction
 from storeengine.storage.sqlite.grouping import run_pipeline
-from storeengine.storage.sqlite.pages import BATCH, Page, PageSql
+from storeengine.storage.sqlite.pages import BATCH, Page, PageSql, droppable
 from storeengine.storage.sqlite.projection import project
 from storeengine.storage.sqlite.sorting import order_by
 from storeengine.storage.sqlite.sql import Leaf, Node, and_
@@ -99,6 +99,10 @@ class SqliteCollection:
             return self._read(conn, query, select, [], pinned, needs_shapes=any(k != "_id" for k, _ in sort))
 
         return await self._runner.read(run, self._storage.query_timeout_ms, short=_short(pinned))
+
+    def can_drop(self, names: Iterable[str]) -> bool:
+        """May find_answer leave these top-level fields out? (store/encoded.py)"""
+        return droppable(names)
 
     async def find_answer(self, query: Mapping[str, Any], sort: Sort | None = None, skip: int = 0, limit: int = 0,
                           fields: Sequence[str] = (), drop: Sequence[str] = (), opened: bool = False,

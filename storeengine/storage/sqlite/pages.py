@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from storeengine.core.jsonio import dumps
@@ -26,7 +26,7 @@ class PageSql:
     read from the rows' bytes instead (answer.top_level)."""
 
     def __init__(self, fields: Sequence[str], drop: Sequence[str]) -> None:
-        if any(not PLAIN_NAME.match(name) for name in drop):
+        if not droppable(drop):
             raise ValueError("find_answer: drop takes plain top-level names")
         removed = "".join(f", '$.\"{name}\"'" for name in drop)
         body = f"json_remove(doc{removed})" if drop else "doc"
@@ -59,6 +59,11 @@ class PageSql:
         raw = {f: [row[i] for row in found] for i, f in enumerate(self.in_sql, 1)} | read
         columns = [_column(raw[f], codec.decode_atom if f == "_id" else codec.decode_value) for f in self.fields]
         return rows, columns, codec.decode(found[-1][0]) if found else None
+
+
+def droppable(names: Iterable[str]) -> bool:
+    """May a page leave these top-level fields out? Plain names only: spliced into SQL's JSON paths."""
+    return all(PLAIN_NAME.match(name) for name in names)
 
 
 def _extracted(field: str) -> str:
