@@ -67,7 +67,7 @@ async def nested(request: Request, principal: Principal) -> Response:
     parent = ctx.registry.get(request.path_params["store"])
     child = ctx.registry.get(request.path_params["child"])
     query, tree, via = list_query(ctx, request, child, principal)
-    ref = _via(parent, child, via)
+    ref = _via(parent, child.seen_by(principal), via)  # a reference the caller may not read is not one
     found = await ctx.service.get(principal, parent, path_id(request.path_params["id"]))
     where = {ref.prop: found["_id"]}
     query = query.model_copy(update={"filter": {"$and": [query.filter, where]} if query.filter else where})

@@ -26,8 +26,11 @@ STAFF = {
 
 
 # A store that refers to staff: an expanded staff entity is the caller's view of it.
-DESKS = {"type": "object", "properties": {"staff": {"type": "string", "format": "objectid", "x-ref": "staff"}},
-         "x-acl": {"read": ["authenticated"]}}
+# `auditor` refers to staff too, but only hr may read it.
+DESKS = {"type": "object", "properties": {
+    "staff": {"type": "string", "format": "objectid", "x-ref": "staff"},
+    "auditor": {"type": "string", "format": "objectid", "x-ref": "staff", "x-read": ["role:hr"]}},
+    "x-acl": {"read": ["authenticated"]}}
 
 
 @pytest.fixture
@@ -175,6 +178,26 @@ async def test_an_expanded_entity_is_the_callers_view(client, people, lane):
         page = (await client.get("/api/v1/desks", params={"expand": "staff"}, headers=people[who])).json()
         for expanded in (one["_expand"]["staff"], page[0]["_expand"]["staff"]):
             assert shown in expanded and hidden not in expanded, (who, expanded)
+
+
+async def test_a_nested_list_never_goes_through_a_hidden_reference(client, people, lane):
+    """`via` naming a reference the caller may not read is the 400 of any property that is not a
+    reference to the parent (it would filter by the hidden value), and the list of references a
+    400 offers names only the readable ones."""
+    r = await client.post("/api/v1/desks", json={"staff": people["id"], "auditor": people["id"]},
+                          headers=people["admin"])
+    assert r.status_code == 201, r.text
+    nested = f"/api/v1/staff/{people['id']}/desks"
+    hidden = await client.get(nested, params={"via": "auditor"}, headers=people["plain"])
+    unknown = await client.get(nested, params={"via": "nosuch"}, headers=people["plain"])
+    assert hidden.status_code == unknown.status_code == 400, hidden.text
+    assert hidden.json()["message"].replace("auditor", "nosuch") == unknown.json()["message"]
+    assert "auditor" not in unknown.json()["message"]
+    # without via, plain has one reference to staff: no choice to make
+    assert [d["_id"] for d in (await client.get(nested, headers=people["plain"])).json()] == [r.json()["_id"]]
+    assert [d["_id"] for d in (await client.get(nested, params={"via": "auditor"}, headers=people["hr"])).json()] \
+        == [r.json()["_id"]]
+    assert (await client.get(nested, headers=people["hr"])).status_code == 400  # hr sees both: via= is needed
 
 
 async def test_the_api_description_is_each_callers_view(client, people, lane):
