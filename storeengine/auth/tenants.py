@@ -52,7 +52,7 @@ class TenantRegistry:
         await self.tenants.ensure_index([("hash", 1)], unique=True)
 
     def check_name(self, name: Any) -> str:
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise Invalid(fields={"name": "must match ^[a-z][a-z0-9-]{0,30}$"})
         self.database_name(name)
         return name
@@ -72,7 +72,7 @@ class TenantRegistry:
         return await self.tenants.find({}, _SHOWN, sort=[("name", 1)])
 
     async def get(self, name: str) -> Doc:
-        doc = await self.tenants.find_one({"name": name}) if NAME.match(name) else None
+        doc = await self.tenants.find_one({"name": name}) if NAME.fullmatch(name) else None
         if doc is None:
             raise NotFound("Tenant not found")
         return doc

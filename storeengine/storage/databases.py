@@ -31,7 +31,7 @@ def database_name(storage: StorageAPI, tenant: str) -> str:
 
     if isinstance(storage, Storage):
         name = f"{storage.database_name}-t-{tenant}"
-        if not _MONGO_NAME.match(name):
+        if not _MONGO_NAME.fullmatch(name):
             raise BadRequest(f"name: the tenant's database name {name!r} would not be a valid MongoDB "
                              "database name (letters, digits, - and _, at most 63 bytes)")
         return name

@@ -106,7 +106,7 @@ async def test_only_public_admins_manage_tenants(client: httpx.AsyncClient, admi
     assert (await client.get("/api/v1/_tenants/beta", headers=admin)).status_code == 200
 
 
-@pytest.mark.parametrize("name", ["", "A", "1abc", "a_b", "a" * 32, "-a", "a.b", "a b", 7, None])
+@pytest.mark.parametrize("name", ["", "A", "1abc", "a_b", "a" * 32, "-a", "a.b", "a b", "gamma\n", 7, None])
 async def test_invalid_names_are_400(client: httpx.AsyncClient, admin: dict[str, str], name: Any) -> None:
     r = await client.post("/api/v1/_tenants", json={"name": name, "admin": TENANT_ADMIN}, headers=admin)
     assert r.status_code == 400, r.text

@@ -166,3 +166,15 @@ def test_find_answer_is_find_encoded(tmp_path: Any) -> None:
             storage.shut()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("names", [["a\n"], ["_change", "a b"], ["a.b"], ['a"']])
+def test_a_page_leaves_out_plain_top_level_names_only(names: list[str]) -> None:
+    """`drop` is spliced into SQL's JSON paths: a name with anything but letters, digits and `_`
+    (a trailing newline included) is refused, and the service then decodes instead."""
+    from storeengine.storage.sqlite.pages import PageSql, droppable
+
+    assert not droppable(names)
+    with pytest.raises(ValueError):
+        PageSql([], names)
+    assert droppable(["_change", "_expand", "A9"])

@@ -31,7 +31,7 @@ class PageSql:
         removed = "".join(f", '$.\"{name}\"'" for name in drop)
         body = f"json_remove(doc{removed})" if drop else "doc"
         self.fields = list(fields)
-        self.in_sql = [f for f in fields if f == "_id" or not PLAIN_NAME.match(f)]
+        self.in_sql = [f for f in fields if f == "_id" or not PLAIN_NAME.fullmatch(f)]
         # As BLOB: the UTF-8 bytes as stored, never decoded into a str.
         self.columns = f"CAST({body} AS BLOB)" + "".join(f", {_extracted(f)}" for f in self.in_sql)
 
@@ -63,7 +63,7 @@ class PageSql:
 
 def droppable(names: Iterable[str]) -> bool:
     """May a page leave these top-level fields out? Plain names only: spliced into SQL's JSON paths."""
-    return all(PLAIN_NAME.match(name) for name in names)
+    return all(PLAIN_NAME.fullmatch(name) for name in names)
 
 
 def _extracted(field: str) -> str:
