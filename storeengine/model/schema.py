@@ -21,6 +21,7 @@ from storeengine.core.formats import DATETIME, OBJECTID, convert, parse_datetime
 from storeengine.core.jsonio import to_json_form
 from storeengine.model import access as acl
 from storeengine.model.access import Principal
+from storeengine.model.jsonrefs import unresolved
 from storeengine.model.messages import describe, json_path
 from storeengine.model.patterns import SchemaValidator
 from storeengine.model.references import IMPLICIT, Reference, parse_references
@@ -167,6 +168,11 @@ def _json_schema_problems(raw: dict[str, Any]) -> list[str]:
     return []
 
 
+def _reference_problems(raw: dict[str, Any]) -> list[str]:
+    """Only once the file is a valid JSON Schema (its shape is what the resolver walks)."""
+    return [] if _json_schema_problems(raw) else unresolved(raw)
+
+
 def _property_problems(raw: dict[str, Any]) -> list[str]:
     return [problem for prop in _properties(raw) if (problem := _property_problem(prop))]
 
@@ -185,7 +191,7 @@ def _history_problems(raw: dict[str, Any]) -> list[str]:
 
 # Every check of a schema object; each returns its problems, so one answer lists them all.
 _CHECKS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
-    _type_problems, _json_schema_problems, _property_problems, _history_problems,
+    _type_problems, _json_schema_problems, _reference_problems, _property_problems, _history_problems,
 )
 
 

@@ -87,6 +87,7 @@ async def test_paging_with_limit_and_after_covers_every_entity_once(client, admi
     (json.dumps({"type": "array"}).encode(), 'schema must have "type": "object"'),
     (json.dumps({"type": "object", "properties": {"a": {"type": "string", "x-read": ["nobody"]},
                                                   "_b": {"type": "string"}}}).encode(), "unknown rules"),
+    (json.dumps({"type": "object", "properties": {"a": {"$ref": "#/$defs/nope"}}}).encode(), "does not resolve"),
 ])
 async def test_a_candidate_that_is_not_a_schema_file_is_400_with_every_problem(client, admin, lane, body, problem):
     r = await client.post(CHECK, content=body, headers={**admin, "Content-Type": "application/json"})

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storeengine.core.errors import NotFound
+from storeengine.core.errors import Invalid, NotFound
 from storeengine.model.schema import Registry, SchemaError, compile_schema
 from tests.paths import ROOT, TEST_SCHEMAS
 
@@ -110,11 +110,27 @@ def with_props(**props: Any) -> dict[str, Any]:
     ({**OK, "x-indexes": [{"fields": {"name": 1}, "unique": "yes"}]}, "x-indexes[0]"),
     ({**OK, "x-indexes": [{"fields": {}}]}, "x-indexes[0]"),
     ({**OK, "x-indexes": {"fields": {"name": 1}}}, "x-indexes"),
+    (with_props(a={"$ref": "#/$defs/nope"}), "properties.a: $ref '#/$defs/nope' does not resolve"),
+    (with_props(a={"$ref": "http://example.com/a.json"}), "does not resolve within the file"),
+    (with_props(a={"type": "array", "items": {"$ref": "#nowhere"}}), "properties.a.items: $ref"),
+    ({**OK, "$defs": {"b": {"$ref": "#/$defs/c"}}}, "$defs.b: $ref"),
 ])
 def test_bad_definitions_are_refused_with_the_reason(raw: Any, problem: str) -> None:
     with pytest.raises(SchemaError) as info:
         compile_schema("s", raw)
     assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+def test_references_within_the_file_resolve() -> None:
+    tags = {"type": "array", "items": {"$ref": "#/$defs/more"}}
+    raw = {**OK, "$defs": {"code": {"type": "string", "pattern": "^[A-Z]+$"}, "more": {"$ref": "#/$defs/code"}},
+           "properties": {"name": {"$ref": "#/$defs/code"}, "tags": tags,
+                          "anchored": {"$ref": "#there"}, "data": {"const": {"$ref": "#/not/a/reference"}}}}
+    raw["$defs"]["there"] = {"$anchor": "there", "type": "integer"}
+    store = compile_schema("s", raw)
+    store.validate({"name": "AB", "tags": ["C"], "anchored": 1, "data": {"$ref": "#/not/a/reference"}})
+    with pytest.raises(Invalid):
+        store.validate({"name": "ab"})
 
 
 def test_every_problem_is_listed_not_only_the_first() -> None:
