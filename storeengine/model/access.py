@@ -314,19 +314,24 @@ def check_create(principal: Principal, store: Guarded, system: Mapping[str, Any]
     """The create rules (on the system fields the new entity will get), then the property rules."""
     if not can(principal, store.acl["create"], system):
         raise Forbidden(f"You may not create in {store.name}")
-    check_changes(principal, store, system, {}, payload, verb="set")
+    check_changes(principal, store, system, {}, payload, payload, verb="set")
 
 
 def check_changes(principal: Principal, store: Guarded, entity: Mapping[str, Any], old: Mapping[str, Any],
-                  new: Mapping[str, Any], verb: str = "change") -> None:
+                  new: Mapping[str, Any], given: Iterable[str] = (), verb: str = "change") -> frozenset[str]:
     """403 when a write changes a property whose `x-write` the caller fails on this (stored-form)
-    entity; leaving it as it is is fine. `x-admin-only` is `"x-write": []`: admins only."""
+    entity; leaving it as it is is fine, unless the write names (`given`) one the caller may not
+    read either: sending its value back would tell whether a guess was right. `x-admin-only` is
+    `"x-write": []`: admins only. The properties the caller may not write: their stored values
+    are kept as they are (an equal value of another type, 3.0 for 3, would change them)."""
     if principal.is_admin or not store.write_rules:
-        return
-    denied = sorted(p for p, rules in store.write_rules.items()
-                    if new.get(p) != old.get(p) and not can(principal, rules, entity))
+        return frozenset()
+    barred = frozenset(p for p, rules in store.write_rules.items() if not can(principal, rules, entity))
+    named = set(given)
+    denied = sorted(p for p in barred if new.get(p) != old.get(p)
+                    or (p in named and p in store.read_rules and not can(principal, store.read_rules[p], entity)))
     if not denied:
-        return
+        return barred
     if all(not store.write_rules[p] for p in denied):
         raise Forbidden(f"Only admins may {verb}: {', '.join(denied)}")
     raise Forbidden(f"You may not {verb}: {', '.join(denied)}")

@@ -368,7 +368,9 @@ def _replaced(principal: Principal, store: StoreSchema, body: Doc, hashes: dict[
 def _with_body(principal: Principal, store: StoreSchema, system: Doc, old: Doc, new: Doc, given: Doc,
                hashes: dict[str, str]) -> Doc:
     """The new stored entity: admin-only fields checked, the body validated, write-only values hashed."""
-    acl.check_changes(principal, store, system, old, new)
+    barred = acl.check_changes(principal, store, system, old, new, given)
+    if barred:
+        new = {k: old[k] if k in barred else v for k, v in new.items() if k not in barred or k in old}
     store.validate(new)
     return {**system, **store.to_storage(new), **_hashed(store, given, hashes)}
 

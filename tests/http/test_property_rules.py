@@ -19,6 +19,7 @@ STAFF = {
         "salary": {"type": "integer", "x-read": ["role:hr"], "x-write": ["role:hr"]},
         "notes": {"type": "string", "x-read": ["owner"]},
         "tier": {"type": "string", "x-admin-only": True},
+        "level": {"type": "number", "x-write": ["role:hr"]},
     },
     "x-acl": {"read": ["authenticated"], "update": ["authenticated"]},
     "x-history": True,
@@ -113,6 +114,26 @@ async def test_writes_that_change_it_without_x_write_are_403(client, people, lan
     assert "salary" not in r.json()
     assert (await client.get(path, headers=people["hr"])).json()["salary"] == 100
     assert (await client.patch(path, json={"tier": "gold"}, headers=people["admin"])).status_code == 200
+
+
+async def test_a_value_sent_back_unchanged_says_nothing_and_changes_nothing(client, people, lane):
+    """A caller who may neither read nor write a property cannot confirm a guess of its value by
+    sending it (the same value would pass as no change): 403 whatever the value. One who reads
+    it but may not write it may send it back; its stored value then stays as it is (3.0 for 3
+    is equal, but is not what was stored)."""
+    path = f"/api/v1/staff/{people['id']}"
+    for guess in (100, 99, None):
+        r = await client.patch(path, json={"salary": guess}, headers=people["plain"])
+        assert r.status_code == 403, (guess, r.text)
+        r = await client.put(path, json={"name": "ann", "notes": "mine", "salary": guess}, headers=people["plain"])
+        assert r.status_code == 403, (guess, r.text)
+    r = await client.patch(path, json={"level": 3}, headers=people["admin"])
+    assert r.status_code == 200, r.text
+    r = await client.patch(path, json={"level": 3.0, "name": "anne"}, headers=people["plain"])
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "anne" and type(r.json()["level"]) is int
+    assert type((await client.get(path, headers=people["admin"])).json()["level"]) is int
+    assert (await client.patch(path, json={"level": 4}, headers=people["plain"])).status_code == 403
 
 
 async def test_the_feed_and_versions_leave_it_out(client, people, lane):
