@@ -10,8 +10,8 @@ sorts an array by its least/greatest element, while `$gt`/`$lt` compare within o
 Rather than emulate that, keyset paging is offered for sorts whose keys are top-level fields of
 ONE scalar type (optionally null): `_id`, `owner`, `group`, `createdAt`, `updatedAt`, and
 properties typed string, integer, number or boolean (formats objectid and date-time included).
-Within such a key the only other "type" is null/missing, which sorts first and is handled
-exactly below. Other sorts (arrays, objects, sub-fields, mixed types) get no `X-Next-After`, and
+Within such a key the other "type" is null/missing, which sorts first and is handled exactly
+below; and the values of other types it held before its schema changed, reached with `$type`. Other sorts (arrays, objects, sub-fields, mixed types) get no `X-Next-After`, and
 `after` with them is a 400.
 """
 
@@ -22,9 +22,11 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import bson
+from bson import ObjectId
 
 from storeengine.core.errors import BadRequest
 from storeengine.core.types import Doc, Sort
@@ -117,7 +119,30 @@ def after_filter(sort: Sort, values: list[Any]) -> Doc:
 
 
 def _beyond(key: str, direction: int, value: Any) -> Doc | None:
-    """This key strictly after `value`: null/missing sort before every value of the key's type."""
+    """This key strictly after `value`: null/missing sort before every value. `$gt`/`$lt` stay
+    within the value's type, so the types MongoDB sorts after it (before it, descending) are
+    added by `$type`: a key declared of one type still holds the values of another written
+    before its schema changed (API.md 15), and paging skipped them."""
     if direction > 0:
-        return {key: {"$ne": None}} if value is None else {key: {"$gt": value}}
-    return None if value is None else {"$or": [{key: {"$lt": value}}, {key: None}]}
+        if value is None:
+            return {key: {"$ne": None}}
+        later = _TYPES[_RANK[_kind(value)] + 1:]
+        return {"$or": [{key: {"$gt": value}}, {key: {"$type": list(later)}}]} if later else {key: {"$gt": value}}
+    if value is None:
+        return None
+    earlier = _TYPES[:_RANK[_kind(value)]]
+    return {"$or": [{key: {"$lt": value}}, *([{key: {"$type": list(earlier)}}] if earlier else []), {key: None}]}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", ObjectId: "objectId", datetime: "date"}.get(type(value), "object")
+
+
+# The scalar types an entity holds, in MongoDB's sort order (`$type` aliases); an object sorts
+# between strings and ObjectIds. Arrays sort by an element, so they have no place of their own.
+_TYPES = ("number", "string", "object", "objectId", "bool", "date")
+_RANK = {kind: i for i, kind in enumerate(_TYPES)}

@@ -1,6 +1,6 @@
 """Property: the embedded database (SQLite) and the MongoDB wire lane (mongoeco) return the same
 entities in the same order, for random entities, random filters of the list operators (API.md
-section 7) and random sorts.
+section 7, and `$type`, which keyset paging uses) and random sorts.
 
 Entities hold ints, floats, strings, booleans, nulls, missing fields, arrays, nested objects,
 ObjectIds and dates. Generation leaves out, on purpose, the cases where mongoeco (not SQLite) is
@@ -122,6 +122,15 @@ def array_ops(path: str, elements: st.SearchStrategy[Any]) -> st.SearchStrategy[
     )
 
 
+# `$type` is not a filter operator of the contract: keyset paging resumes with it (model/keyset.py).
+TYPE_NAMES = ["number", "string", "object", "objectId", "bool", "date"]
+
+
+def type_on(path: str) -> st.SearchStrategy[dict[str, Any]]:
+    names = st.one_of(st.sampled_from(TYPE_NAMES), st.lists(st.sampled_from(TYPE_NAMES), min_size=1, max_size=3))
+    return st.builds(lambda t: {path: {"$type": t}}, names)
+
+
 ITEM_QUERY = st.one_of(
     st.builds(lambda v: {"x": v}, ints), st.builds(lambda v: {"y": v}, strings),
     st.builds(lambda a, b: {"x": {"$gte": a}, "y": {"$ne": b}}, ints, strings),
@@ -140,6 +149,7 @@ LEAVES = st.one_of(
     equality_on("items.x", ints, null=False), range_on("items.x", ints), equality_on("items.y", strings, null=False),
     st.builds(lambda q: {"items": {"$elemMatch": q}}, ITEM_QUERY),
     array_ops("items", ITEM).filter(lambda q: "$elemMatch" not in q["items"]),
+    *(type_on(name) for name in ("mixed", "tags", "nums", "sub", "sub.x", "items", "items.y")),
 )
 
 

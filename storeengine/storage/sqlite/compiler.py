@@ -189,6 +189,26 @@ class Compiler:
             raise BadRequest("$not takes an operator object")
         return not_(self.condition(arg, apply))
 
+    def _op_type(self, arg: Any, apply: Apply) -> str:
+        """`$type` by MongoDB's aliases, for the engine's own queries (keyset paging across the
+        types a key has held; not a filter operator of the contract): a field of one of the
+        types, or an array holding an element of one, as MongoDB matches it."""
+        names = _list("$type", arg) if isinstance(arg, list | tuple) else [arg]
+        if unknown := [n for n in names if n not in _TYPE_RANGES and n not in ("number", "object")]:
+            raise BadRequest(f"$type: unsupported type {unknown[0]!r}")
+        return apply(lambda leaf: self._expand(leaf, lambda one: or_([self._of_type(one, n) for n in names])))
+
+    def _of_type(self, leaf: Leaf, name: str) -> str:
+        if name == "number":
+            return f"typeof({leaf.value}) IN ('integer', 'real')"
+        if name == "object":
+            return f"{leaf.type} = 'object'"
+        low, high = TEXT_RANGES[_TYPE_RANGES[name]]
+        test = [f"{leaf.value} >= {self._param(low)}"] + ([f"{leaf.value} < {self._param(high)}"] if high else [])
+        if name == "string" and not leaf.atom:
+            test.append(f"{leaf.type} = 'text'")  # not the JSON text of an object or array
+        return and_(test)
+
     def _op_elem_match(self, arg: Any, apply: Apply) -> str:
         if not isinstance(arg, Mapping) or not arg:
             raise BadRequest("$elemMatch takes an object")
@@ -311,7 +331,10 @@ _OPERATORS: dict[str, Callable[[Compiler, Any, Apply], str]] = {
     "$eq": Compiler._op_eq, "$ne": Compiler._op_ne, "$in": Compiler._op_in, "$nin": Compiler._op_nin,
     "$all": Compiler._op_all, "$exists": Compiler._op_exists, "$size": Compiler._op_size,
     "$regex": Compiler._op_regex, "$not": Compiler._op_not, "$elemMatch": Compiler._op_elem_match,
+    "$type": Compiler._op_type,
 }
+# `$type` aliases whose values are one TEXT range of the codec (codec.py)
+_TYPE_RANGES = {"string": "string", "objectId": "objectid", "bool": "bool", "date": "date"}
 
 
 def _list(op: str, arg: Any) -> list[Any]:
