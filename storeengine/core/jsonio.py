@@ -90,26 +90,33 @@ def loads_exact(raw: bytes | str) -> Any:
     return value
 
 
+# A protocol packet wraps what a handler checks as a body (a `subscribe`'s filter: the event's
+# array, its payload object): room for that, and for a body too deep, which the handler then
+# refuses with its own 400 (an ack) instead of the socket being closed for a malformed packet.
+PACKET_DEPTH = 2 * MAX_DEPTH
+
+
 def loads_bounded(raw: bytes | str) -> Any:
     """orjson.loads for protocol packets: a ValueError (orjson's JSONDecodeError is one) past
-    MAX_DEPTH levels, found without recursion."""
+    PACKET_DEPTH levels, found without recursion; integers beyond 64 bits kept exact, as
+    `loads_exact` keeps them (for the handler to refuse: a float would pass for a number)."""
     value = orjson.loads(raw)
     try:
-        _walk(value)
+        huge = _walk(value, PACKET_DEPTH)
     except BadRequest as exc:
         raise ValueError(exc.message) from None
-    return value
+    return json.loads(raw) if huge else value  # bounded depth: checked above
 
 
-def _walk(value: Any) -> bool:
-    """Check the depth of a parsed JSON value without recursion (400 past MAX_DEPTH levels of
+def _walk(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Check the depth of a parsed JSON value without recursion (400 past `limit` levels of
     objects and arrays); True if it holds a float that may be a rounded integer beyond 64 bits."""
     huge = _huge_float(value)
     stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels")
+        if depth > limit:
+            raise BadRequest(f"Nesting deeper than {limit} levels")
         for child in node.values() if isinstance(node, dict) else node:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))

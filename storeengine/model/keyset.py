@@ -11,8 +11,9 @@ Rather than emulate that, keyset paging is offered for sorts whose keys are top-
 ONE scalar type (optionally null): `_id`, `owner`, `group`, `createdAt`, `updatedAt`, and
 properties typed string, integer, number or boolean (formats objectid and date-time included).
 Within such a key the other "type" is null/missing, which sorts first and is handled exactly
-below; and the values of other types it held before its schema changed, reached with `$type`. Other sorts (arrays, objects, sub-fields, mixed types) get no `X-Next-After`, and
-`after` with them is a 400.
+below; and the values of other types it held before its schema changed, reached with `$type`.
+Other sorts (arrays, objects, sub-fields, mixed types) get no `X-Next-After`, and `after` with
+them is a 400.
 """
 
 from __future__ import annotations

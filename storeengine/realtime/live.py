@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import socketio
 
 from storeengine.core.errors import BadRequest
@@ -68,9 +68,9 @@ def parse_live_filter(raw: Any, store: StoreSchema) -> LiveFilter | None:
     if isinstance(raw, str):
         text = raw
     elif isinstance(raw, dict):
-        try:
-            text = orjson.dumps(raw).decode()
-        except orjson.JSONEncodeError:
+        try:  # the stdlib's: an integer beyond 64 bits is written out, for parse_filter's own 400
+            text = json.dumps(raw, allow_nan=False)
+        except ValueError:
             raise BadRequest("filter: a number is out of range") from None
     else:
         raise BadRequest("filter must be a JSON object")

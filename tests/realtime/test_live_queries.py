@@ -93,10 +93,31 @@ async def test_a_new_subscribe_replaces_the_filter(api: Api, admin: str) -> None
         await sub.quiet()
 
 
+def nested_and(leaf: dict[str, Any], levels: int) -> dict[str, Any]:
+    """`leaf` inside `levels` `$and`s (two levels of JSON each)."""
+    for _ in range(levels):
+        leaf = {"$and": [leaf]}
+    return leaf
+
+
+async def test_a_filter_as_deep_as_a_list_takes_is_a_subscription(api: Api, admin: str) -> None:
+    """The packet around a filter adds its own levels: a filter the list takes is not a packet
+    too deep for the socket (which then closed, with no ack)."""
+    _, reader = await api.user(admin, "reader")
+    deep = nested_and(PAID, 15)
+    await api.call("GET", f"/api/v1/orders?filter={quote(json.dumps(deep))}", reader)
+    async with listening(api.url, **bearer(reader)) as sub:
+        await filtered(sub, deep)
+        await filtered(sub, json.dumps(deep))
+        await marker(sub, api, reader)
+
+
 async def test_a_bad_filter_s_ack_is_the_list_s_400_body(api: Api, admin: str) -> None:
     _, reader = await api.user(admin, "reader")
     bad = ["not json", {"nope": 1}, {"quantity": {"$where": "1"}}, {"note": {"$regex": "(a)\\1"}},
-           {"deliverBy": {"$gt": "yesterday"}}, [1], 7]
+           {"deliverBy": {"$gt": "yesterday"}}, [1], 7,
+           {"quantity": 2**64}, {"quantity": {"$gt": -(2**63) - 1}},  # packets keep such integers exact
+           nested_and(PAID, 20)]  # deeper than a list's filter may be: the 400, not a closed socket
     async with listening(api.url, **bearer(reader)) as sub:
         for flt in bad:
             text = flt if isinstance(flt, str) else json.dumps(flt)
