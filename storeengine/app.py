@@ -60,7 +60,8 @@ class Maintenance:
         self.ctx = ctx
         self.registry = registry  # the public database's: the tenant registry's indexes
         self.on_reload = on_reload  # told which stores were reloaded (Socket.IO re-joins their subscribers)
-        self.pending: dict[str, StoreSchema] = {s.name: s for s in ctx.registry.all()}
+        for store in ctx.registry.all():
+            ctx.service.indexes.due(store)
         self.auth_ready = False
         # A tenant's: the public database's maintenance rescans the (shared) schema folder and
         # passes the stores it reloaded on (stores_reloaded); a tenant's admin is made at its creation.
@@ -72,24 +73,20 @@ class Maintenance:
     def stores_reloaded(self, names: list[str]) -> None:
         for name in names:
             with contextlib.suppress(StoreError):
-                self.pending[name] = self.ctx.registry.get(name)
+                self.ctx.service.indexes.due(self.ctx.registry.get(name))
 
     async def tick(self) -> None:
         reloaded = [] if self.tenant else self.ctx.registry.rescan()
         for store in reloaded:
-            self.pending[store.name] = store
+            self.ctx.service.indexes.due(store)
         if reloaded and self.on_reload is not None:
             self.on_reload([store.name for store in reloaded])
         self._check_schemas(reloaded)
-        for name, store in list(self.pending.items()):
+        for name in self.ctx.service.indexes.pending():
             try:
-                await self.ctx.service.ensure_indexes(store)
-                self.pending.pop(name)
+                await self.ctx.service.indexes.ready(name)
             except Unavailable:
                 return
-            except StoreError as exc:
-                self.pending.pop(name)
-                self.ctx.registry.set_error(name, f"cannot create indexes: {exc.message}")
         await self._once()
         feed = self.ctx.service.feed
         if feed.enabled and time.monotonic() >= self.next_settle:
@@ -198,6 +195,7 @@ class TenantServices:
         self.reopenable = reopenable(storage)
         self.last_used = time.monotonic()
         self.in_flight = 0
+        self.ctx.service.indexes.where = f" in tenant {doc['name']!r}"
         self.maintenance = Maintenance(self.ctx, self.realtime.stores_reloaded, tenant=True)
         sockets: ASGIApp = socketio.ASGIApp(self.realtime.sio, socketio_path="socket.io")
         self.sockets = sockets if public.settings.polling_allowed else PollingOff(sockets)

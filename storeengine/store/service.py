@@ -41,19 +41,14 @@ from storeengine.model.keyset import Keyset, pageable
 from storeengine.model.query import ListQuery
 from storeengine.model.schema import Registry, StoreSchema
 from storeengine.storage.api import StorageAPI
-from storeengine.store.carried import SEQ as CARRIED_SEQ
 from storeengine.store.carried import public
 from storeengine.store.encoded import Column, EncodedReads
 from storeengine.store.feed import Feed
+from storeengine.store.indexes import Indexes
 from storeengine.store.references import References
 from storeengine.store.writes import Writes
 
 log = logging.getLogger(__name__)
-# Indexes the engine itself queries on, for every store.
-ENGINE_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
-    (("createdAt", 1),), (("owner", 1),), (("group", 1),), (("access", 1),), (("branch", 1),),
-    ((CARRIED_SEQ, 1),),  # the changes entities carry, read by number (feed.py, B)
-)
 
 MAX_RETRIES = 20
 _NOT_IN_CREATE = ("_id", "owner", "createdAt", "updatedAt")
@@ -111,8 +106,10 @@ class Summary:
 
 class EntityService:
     def __init__(self, registry: Registry, storage: StorageAPI, hasher: Hasher,
-                 events: EventSink | None = None, feed: Feed | None = None, keyset: Keyset | None = None) -> None:
+                 events: EventSink | None = None, feed: Feed | None = None, keyset: Keyset | None = None,
+                 where: str = "") -> None:
         self.registry = registry
+        self.indexes = Indexes(registry, storage, where)  # `where`: the database, in a reported problem
         self.keyset = keyset or Keyset(secrets.token_urlsafe(32))
         self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
         self.writes = Writes(self.feed)
@@ -214,6 +211,7 @@ class EntityService:
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
         await self.references.check(principal, store, None, doc)
+        await self.indexes.ready(store.name)
         await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return acl.visible(principal, store, doc)
@@ -262,16 +260,14 @@ class EntityService:
         acl.check_create(principal, store, system, content)
         doc = {"_id": deleted["_id"], **store.to_storage(content), **system}
         await self.references.check(principal, store, None, doc)
+        await self.indexes.ready(store.name)
         await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
         return acl.visible(principal, store, doc)
 
-    async def ensure_indexes(self, store: StoreSchema) -> None:
-        coll = self.storage.collection(store.name)
-        for keys in ENGINE_INDEXES:
-            await coll.ensure_index(keys)
-        for spec in store.indexes:
-            await coll.ensure_index(spec.keys, unique=spec.unique)
+    async def ensure_indexes(self, store: StoreSchema) -> list[str]:
+        """The store's indexes made (indexes.py); the problems of those that could not be."""
+        return await self.indexes.ensure(store)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -304,6 +300,7 @@ class EntityService:
             new = change(current)
             await self.references.check(principal, store, current, new)
             new["updatedAt"] = next_update_time(current["updatedAt"])
+            await self.indexes.ready(store.name)
             async with self._guarded(principal, store, current, new):
                 done = await self.writes.update(principal, store, current, new, _diff(current, new))
             if done:

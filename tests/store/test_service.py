@@ -247,3 +247,37 @@ async def test_a_slow_store_delays_but_does_not_break_concurrent_writes(world):
     final = await service.get(ALICE, notes, created["_id"])
     assert all(final[f"k{i}"] == i for i in range(5))  # no write lost: every one retried on a fresh copy
     assert len({r["updatedAt"] for r in results}) == 5
+
+
+def _unique_store(service: EntityService, schemas: Path) -> StoreSchema:
+    (schemas / "codes.json").write_text('{"type": "object", "properties": {"a": {"type": "string"}, '
+                                        '"b": {"type": "string"}}, "x-acl": {"create": ["authenticated"]}, '
+                                        '"x-indexes": [{"fields": {"a": 1}, "unique": true}, '
+                                        '{"fields": {"b": 1}, "unique": true}]}')
+    service.registry.rescan()
+    return service.registry.get("codes")
+
+
+async def test_a_store_s_first_write_waits_for_its_due_indexes(world, tmp_path):
+    """Its upkeep makes a (re)loaded store's indexes within a poll interval; a write that comes
+    first makes them itself: a duplicate written before a unique index kept it from being made."""
+    service, *_ = world
+    store = _unique_store(service, tmp_path / "schemas")
+    service.indexes.due(store)
+    await service.create(ALICE, store, {"a": "x"})
+    with pytest.raises(Conflict):
+        await service.create(ALICE, store, {"a": "x"})
+    assert service.indexes.pending() == [] and service.registry.status()["codes"]["error"] is None
+
+
+async def test_an_index_that_cannot_be_made_keeps_none_of_the_others_from_being_made(world, tmp_path):
+    service, storage, *_ = world
+    store = _unique_store(service, tmp_path / "schemas")
+    await storage.real.collection("codes").insert_many([{"_id": ObjectId(), "a": "dup"} for _ in range(2)])
+    service.indexes.due(store)
+    await service.indexes.ready("codes")
+    error = service.registry.status()["codes"]["error"]
+    assert error is not None and error.startswith("cannot create indexes: "), error
+    await service.create(ALICE, store, {"a": "dup", "b": "y"})  # a's index is not there
+    with pytest.raises(Conflict):
+        await service.create(ALICE, store, {"b": "y"})  # b's is
