@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -115,12 +115,18 @@ class StoreSchema:
             return True
         return head in self.properties and head not in self.hidden and head not in SYSTEM_FORMATS
 
-    def validate(self, doc: Mapping[str, Any]) -> None:
-        """Raise Invalid with every failing field (messages never echo the value)."""
+    def validate(self, doc: Mapping[str, Any], hashed: Collection[str] = ()) -> None:
+        """Raise Invalid with every failing field (messages never echo the value). `hashed`: the
+        write-only properties `doc` holds as stored (hashes, not what a client sent): present, but
+        not checked against the schema, which describes the value sent (a `pattern` on a PIN
+        failed every later write of its entity against the PIN's hash)."""
         fields: dict[str, str] = {}
-        for error in self.validator.iter_errors(doc):
+        sent = {k: v for k, v in doc.items() if k not in hashed} if hashed else doc
+        for error in self.validator.iter_errors(sent):
             for path, message in describe(error):
                 fields.setdefault(path or "(body)", message)
+        for name in hashed:
+            fields.pop(name, None)  # "is required": it is there
         if fields:
             raise Invalid(fields=fields)
 
@@ -128,7 +134,7 @@ class StoreSchema:
         """What a stored entity fails of this schema: the messages of a write's 400 (empty: it fits)."""
         _, body = split(stored)
         try:
-            self.validate(to_json_form({k: v for k, v in body.items() if k not in self.write_only}))
+            self.validate(to_json_form(body), self.write_only & body.keys())
         except Invalid as exc:
             return dict(exc.fields or {})
         return {}

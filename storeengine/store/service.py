@@ -364,11 +364,12 @@ def _replaced(principal: Principal, store: StoreSchema, body: Doc, hashes: dict[
 
 def _with_body(principal: Principal, store: StoreSchema, system: Doc, old: Doc, new: Doc, given: Doc,
                hashes: dict[str, str]) -> Doc:
-    """The new stored entity: admin-only fields checked, the body validated, write-only values hashed."""
+    """The new stored entity: admin-only fields checked, the body validated (write-only values kept
+    as stored: their hashes), write-only values given hashed."""
     barred = acl.check_changes(principal, store, system, old, new, given)
     if barred:
         new = {k: old[k] if k in barred else v for k, v in new.items() if k not in barred or k in old}
-    store.validate(new)
+    store.validate(new, {k for k in store.write_only if k in new and k not in given})
     return {**system, **store.to_storage(new), **_hashed(store, given, hashes)}
 
 

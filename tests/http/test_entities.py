@@ -276,6 +276,32 @@ async def test_write_only_field_is_still_validated_without_echoing_it(client, ad
     assert await listing(client, admin) == []
 
 
+async def test_a_write_only_value_s_rules_are_checked_on_what_is_sent_never_on_its_hash(client, admin, schema_dir):
+    """A stored write-only value is a hash: a later write that leaves it as it is (PATCH of
+    another field, PUT without it) is valid, and so is the entity for the schema's dry run;
+    a new value is checked as sent, and leaving a required one out of a POST is refused."""
+    schema = {"type": "object", "properties": {"t": {"type": "string"},
+                                               "pin": {"type": "string", "pattern": "^[0-9]{4}$", "writeOnly": True}},
+              "required": ["pin"]}
+    (schema_dir / "pins.json").write_text(json.dumps(schema))
+    for _ in range(50):
+        r = await client.post(url("pins"), json={"t": "a", "pin": "1234"}, headers=admin)
+        if r.status_code == 201:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status_code == 201, r.text
+    entity = url("pins", r.json()["_id"])
+    assert (await client.patch(entity, json={"t": "b"}, headers=admin)).status_code == 200
+    assert (await client.put(entity, json={"t": "c"}, headers=admin)).status_code == 200
+    assert set(assert_error(await client.patch(entity, json={"pin": "12a4"}, headers=admin), 400,
+                            "error_validation")["fields"]) == {"pin"}
+    assert (await client.patch(entity, json={"pin": "9876"}, headers=admin)).status_code == 200
+    assert set(assert_error(await client.post(url("pins"), json={"t": "x"}, headers=admin), 400,
+                            "error_validation")["fields"]) == {"pin"}
+    r = await client.post("/api/v1/_schemas/pins/_check", headers=admin)
+    assert r.status_code == 200 and r.json()["invalid"] == 0, r.text
+
+
 async def test_a_write_only_property_of_any_name_is_left_out_of_lists(client, admin, schema_dir):
     """The embedded database leaves hidden values out of a list in SQL (a JSON path per name); a
     name that cannot be put in one (`pin-code`) used to fail every list of the store (500)."""
