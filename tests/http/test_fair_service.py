@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storeengine.core.jsonio import PACKET_DEPTH
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, Server, start_server, stop_server
 
 P99_MS = 100.0
@@ -384,7 +385,7 @@ def test_a_socket_replaying_without_reading_is_cut_off_once_while_others_are_ser
 
 # --- issue 19: a malformed Socket.IO packet ----------------------------------------------------
 
-@pytest.mark.parametrize("depth", [33, 330, 5000, 100_000])
+@pytest.mark.parametrize("depth", [PACKET_DEPTH, 330, 5000, 100_000])  # inside the event's array: one more
 def test_a_deeply_nested_socketio_packet_costs_one_log_line(server: Server, depth: int) -> None:
     headers = _admin(server)
     ws = RawWebSocket(server.port, "/socket.io/?EIO=4&transport=websocket")
