@@ -38,12 +38,14 @@ class References:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def check(self, principal: Principal, store: StoreSchema, before: Doc | None, after: Doc) -> None:
+    async def check(self, principal: Principal, store: StoreSchema, before: Doc | None, after: Doc,
+                    implicit: Iterable[str] = ()) -> None:
         """400 with `fields` unless every id `after` adds to a reference property (stored form,
-        ids already held by `before` are not asked again) is an entity the writer may read.
+        ids already held by `before` are not asked again) is an entity the writer may read; `owner`
+        and `group` too where the write sets them (`implicit`: never the defaults a create gets).
         One query per referenced store (so at most one per reference property), ids batched."""
         asks: dict[str, dict[str, list[ObjectId]]] = {}  # target store -> property -> its new ids
-        for ref in store.declared_references:
+        for ref in [*store.declared_references, *(store.references[p] for p in implicit)]:
             held = set(_ids(before.get(ref.prop))) if before is not None else set()
             if new := [i for i in dict.fromkeys(_ids(after.get(ref.prop))) if i not in held]:
                 asks.setdefault(ref.target, {})[ref.prop] = new

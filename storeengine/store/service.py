@@ -210,7 +210,7 @@ class EntityService:
         acl.check_create(principal, store, system, payload)
         stored = {**store.to_storage(payload), **_hashed(store, payload, await self._hashes(store, payload))}
         doc = {"_id": system.pop("_id"), **stored, **system}
-        await self.references.check(principal, store, None, doc)
+        await self.references.check(principal, store, None, doc, _implicit(body))
         await self.indexes.ready(store.name)
         await self.writes.create(principal, store, doc)
         await self._after_write(principal, store, "create", None, doc)
@@ -234,7 +234,7 @@ class EntityService:
         if unknown := {k: "cannot be set here" for k in body if k not in allowed}:
             raise Invalid(fields=unknown)
         change = functools.partial(_access_set, principal, body)
-        return await self._modify(principal, store, entity_id, None, change, if_match)
+        return await self._modify(principal, store, entity_id, None, change, if_match, _implicit(body))
 
     async def delete(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                      if_match: list[str] | None = None) -> ObjectId:
@@ -291,14 +291,15 @@ class EntityService:
         return doc
 
     async def _modify(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
-                      rule_op: str | None, change: Change, if_match: list[str] | None) -> Doc:
+                      rule_op: str | None, change: Change, if_match: list[str] | None,
+                      implicit: Sequence[str] = ()) -> Doc:
         """Read, check, change, and compare-and-swap (on `updatedAt` and the change the entity
         carries, see feed.py); on a race, again from the read."""
         for _ in range(MAX_RETRIES):
             current = await self._readable(principal, store, entity_id)
             _check(principal, store, rule_op, current, if_match)
             new = change(current)
-            await self.references.check(principal, store, current, new)
+            await self.references.check(principal, store, current, new, implicit)
             new["updatedAt"] = next_update_time(current["updatedAt"])
             await self.indexes.ready(store.name)
             async with self._guarded(principal, store, current, new):
@@ -384,6 +385,11 @@ def _hashed(store: StoreSchema, given: Doc, hashes: dict[str, str]) -> dict[str,
 def _access_set(principal: Principal, body: Doc, current: Doc) -> Doc:
     acl.check_access_change(principal, current, body)
     return {**current, **_access_changes(principal, body)}
+
+
+def _implicit(body: Doc) -> list[str]:
+    """The implicit references (`owner`, `group`) a write's body sets, for references.check."""
+    return [k for k in ("owner", "group") if body.get(k) is not None]
 
 
 def _new_system_fields(principal: Principal, body: Doc) -> Doc:

@@ -469,3 +469,27 @@ async def test_openapi_shows_references_expand_and_nested_lists(client: httpx.As
     via = [p for p in paths["/api/v1/customers/{id}/tasks"]["get"]["parameters"] if p["name"] == "via"]
     assert via[0]["schema"] == {"enum": ["customer", "reviewer"]}
     assert "/api/v1/users/{id}/customers" in paths and "/api/v1/projects/{id}/tasks" not in paths
+
+
+async def test_owner_and_group_set_by_a_write_refer_to_existing_entities(client: httpx.AsyncClient, users: Users,
+                                                                         admin: dict[str, str]) -> None:
+    """`owner` refers to users and `group` to groups (API.md 13): an id set by a write must be an
+    entity the writer may read (an admin reads them all), as for any reference; the defaults a
+    create gets and an id the entity already holds are not asked again."""
+    nowhere = "0123456789abcdef01234567"
+    staff = await users.group("staff")
+    member_id, member = await users.user("member", groups=[staff])
+    r = await client.post(f"{API}/portfolios", json={"title": "p"}, headers=member)
+    assert r.status_code == 201, r.text
+    acl = f"{API}/portfolios/{r.json()['_id']}/acl"
+    for body, field in (({"owner": nowhere}, "owner"), ({"group": nowhere}, "group")):
+        refused = await client.put(acl, json=body, headers=admin)
+        assert refused.status_code == 400 and set(refused.json()["fields"]) == {field}, refused.text
+    r = await client.post(f"{API}/portfolios", json={"title": "q", "group": nowhere}, headers=admin)
+    assert r.status_code == 400 and set(r.json()["fields"]) == {"group"}, r.text
+    assert (await client.put(acl, json={"group": staff, "owner": member_id}, headers=admin)).status_code == 200
+    r = await client.post(f"{API}/portfolios", json={"title": "r", "group": staff}, headers=member)
+    assert r.status_code == 201, r.text
+    # the owner is deleted: the entity still holds the id, and a write that keeps it is no new reference
+    assert (await client.delete(f"{API}/users/{member_id}", headers=admin)).status_code == 200
+    assert (await client.put(acl, json={"owner": member_id, "access": []}, headers=admin)).status_code == 200
