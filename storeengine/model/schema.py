@@ -248,6 +248,9 @@ def _parse_property_rules(properties: Mapping[str, Any], builtin: bool, problems
     for prop, sub in properties.items():
         if not isinstance(sub, dict):
             continue
+        if nested := sorted(_below(sub, _RULE_KEYWORDS)):
+            problems.append(f"property {prop!r}: {', '.join(nested)} apply to top-level properties only "
+                            "(below one they would be ignored)")
         admin_only = sub.get("x-admin-only", False)
         if not isinstance(admin_only, bool):
             problems.append(f"property {prop!r}: x-admin-only must be true or false")
@@ -256,16 +259,36 @@ def _parse_property_rules(properties: Mapping[str, Any], builtin: bool, problems
         elif admin_only:
             write[prop] = ()
         for keyword, out in (("x-read", read), ("x-write", write)):
-            if keyword not in sub:
-                continue
-            rules = sub[keyword]
-            if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-                problems.append(f"property {prop!r}: {keyword} must be a list of rule names")
-            elif bad := [r for r in rules if not acl.is_rule(r, builtin=builtin)]:
-                problems.append(f"property {prop!r}: {keyword}: unknown rules {bad}")
-            else:
-                out[prop] = tuple(rules)
+            if keyword in sub and (rules := _rules_of(prop, keyword, sub[keyword], builtin, problems)) is not None:
+                out[prop] = rules
     return read, write
+
+
+def _rules_of(prop: str, keyword: str, rules: Any, builtin: bool, problems: list[str]) -> tuple[str, ...] | None:
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        problems.append(f"property {prop!r}: {keyword} must be a list of rule names")
+    elif bad := [r for r in rules if not acl.is_rule(r, builtin=builtin)]:
+        problems.append(f"property {prop!r}: {keyword}: unknown rules {bad}")
+    else:
+        return tuple(rules)
+    return None
+
+
+_RULE_KEYWORDS = frozenset({"x-read", "x-write", "x-admin-only"})
+
+
+def _below(schema: dict[str, Any], keywords: frozenset[str]) -> set[str]:
+    """Which of `keywords` appear anywhere inside `schema` but on it (without recursion)."""
+    found: set[str] = set()
+    stack: list[Any] = list(schema.values())
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found |= keywords & node.keys()
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+    return found
 
 
 def _collect_formats(schema: Any, path: str, out: dict[str, str]) -> None:
