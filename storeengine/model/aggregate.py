@@ -120,8 +120,8 @@ def _group(raw: str | None, store: StoreSchema) -> list[tuple[str, str | None]]:
         return []
     out: list[tuple[str, str | None]] = []
     for name in _names(raw, "group", store):
-        path, _, unit = name.partition(":")
-        if unit and (unit not in _UNITS or store.field_format(path) != DATETIME):
+        path, colon, unit = name.partition(":")
+        if colon and (unit not in _UNITS or store.field_format(path) != DATETIME):
             raise BadRequest(f"group: {name!r}: only a date-time field takes :hour, :day, :month or :year")
         out.append((path, unit or None))
     if len(out) > MAX_GROUP_FIELDS:

@@ -50,7 +50,7 @@ def parse_list_query(params: Sequence[tuple[str, str]], store: StoreSchema) -> L
     clauses: list[dict[str, Any]] = []
     for key, value in seen.items():
         if key in RESERVED_PARAMS - _PARAMS:
-            raise BadRequest(f"Unknown parameter: {key} (not supported by this server)")
+            raise BadRequest(f"Parameter not taken by this request: {key}")
         if key not in _PARAMS:
             clauses.append(_property_equality(key, value, store))
     meta = _paging(seen)

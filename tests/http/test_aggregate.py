@@ -92,6 +92,8 @@ async def test_too_many_groups_is_a_400(client, admin, rows, monkeypatch):  # no
     ({"group": "name,count,score,flag,ref,when"}, "at most 5"),
     ({"group": "name:day"}, "date-time"),
     ({"group": "when:week"}, "date-time"),
+    ({"group": "when:"}, "date-time"),
+    ({"expand": "ref"}, "not taken by this request"),
     ({"group": "nope"}, "unknown"),
     ({"group": "flag,flag"}, "twice"),
     ({"min": "when:day"}, "unit"),
@@ -105,3 +107,13 @@ async def test_too_many_groups_is_a_400(client, admin, rows, monkeypatch):  # no
 ])
 async def test_refusals(client, admin, params, pattern):
     await expect_refused(client, admin, [(params, pattern)], url=AGG)
+
+
+@pytest.mark.lanes("embedded", "wire")
+async def test_a_sum_past_64_bits_is_a_double_as_in_mongodb(client, admin):
+    for _ in range(3):
+        r = await client.post("/api/v1/things", json={"name": "big", "count": 2**62}, headers=admin)
+        assert r.status_code == 201, r.text
+    got = await agg(client, admin, {"sum": "count", "filter": '{"name": "big"}'})
+    assert got == [{"group": {}, "sum": {"count": float(3 * 2**62)}}]
+    assert isinstance(got[0]["sum"]["count"], float)  # not an integer no client could store

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from storeengine.core.types import Doc
-from storeengine.storage.sqlite.codec import bson_key
+from storeengine.storage.sqlite.codec import INT64_MAX, INT64_MIN, bson_key
 
 _FORMATS = {"%Y-%m-%dT%H", "%Y-%m-%d", "%Y-%m", "%Y"}
 
@@ -75,6 +75,8 @@ class _Accumulator:
             if _number(value):
                 self.total += value
                 self.count += 1
+                if type(self.total) is int and not INT64_MIN <= self.total <= INT64_MAX:
+                    self.total = float(self.total)  # MongoDB's 64-bit sum overflows into a double
         elif value is not None:
             key = bson_key(value)
             if self.best_key is None or (key < self.best_key if self.op == "$min" else key > self.best_key):
