@@ -202,7 +202,8 @@ def server(schema_dir: Path, tmp_path: Path) -> Iterator[Server]:
 def redis_url() -> str:
     """Redis must run at 127.0.0.1:6379: the tests that need it fail (not skip) without it."""
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:  # closed: no socket left to GC
+            client.ping()
     except redis.RedisError as exc:
         raise RuntimeError(f"these tests need a Redis at {REDIS_URL} (start one): {exc}") from exc
     return REDIS_URL
