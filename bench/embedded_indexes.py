@@ -29,7 +29,7 @@ from bson import ObjectId
 from storeengine.core.formats import utcnow
 from storeengine.storage.sqlite import codec, schema
 from storeengine.storage.sqlite.folder import check_database, connect
-from storeengine.store.service import ENGINE_INDEXES
+from storeengine.store.indexes import ENGINE_INDEXES
 
 COUNT = 3000
 TABLE = schema.table("items")

@@ -15,7 +15,7 @@ from bson import ObjectId
 from storeengine.core.formats import utcnow
 from storeengine.storage.sqlite import SqliteStorage
 from storeengine.storage.sqlite.collection import SqliteCollection
-from storeengine.store.service import ENGINE_INDEXES
+from storeengine.store.indexes import ENGINE_INDEXES
 
 OWNER = ObjectId()
 
