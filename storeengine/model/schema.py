@@ -248,7 +248,7 @@ def _parse_property_rules(properties: Mapping[str, Any], builtin: bool, problems
     for prop, sub in properties.items():
         if not isinstance(sub, dict):
             continue
-        if nested := sorted(_below(sub, _RULE_KEYWORDS)):
+        if nested := sorted(_below(sub, _TOP_LEVEL_KEYWORDS)):
             problems.append(f"property {prop!r}: {', '.join(nested)} apply to top-level properties only "
                             "(below one they would be ignored)")
         admin_only = sub.get("x-admin-only", False)
@@ -274,17 +274,19 @@ def _rules_of(prop: str, keyword: str, rules: Any, builtin: bool, problems: list
     return None
 
 
-_RULE_KEYWORDS = frozenset({"x-read", "x-write", "x-admin-only"})
+# Keywords the engine reads on top-level properties only: below one, a rule would be ignored and a
+# `writeOnly` value stored in the clear, returned and queried.
+_TOP_LEVEL_KEYWORDS = frozenset({"x-read", "x-write", "x-admin-only", "writeOnly"})
 
 
 def _below(schema: dict[str, Any], keywords: frozenset[str]) -> set[str]:
-    """Which of `keywords` appear anywhere inside `schema` but on it (without recursion)."""
+    """Which of `keywords` are set (not false) anywhere inside `schema` but on it (no recursion)."""
     found: set[str] = set()
     stack: list[Any] = list(schema.values())
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            found |= keywords & node.keys()
+            found |= {k for k in keywords & node.keys() if node[k] not in (False, None)}
             stack += node.values()
         elif isinstance(node, list):
             stack += node

@@ -114,6 +114,8 @@ def with_props(**props: Any) -> dict[str, Any]:
      "property 'a': x-read apply to top-level properties only"),
     (with_props(a={"type": "array", "items": {"properties": {"b": {"x-write": [], "x-admin-only": True}}}}),
      "property 'a': x-admin-only, x-write apply to top-level properties only"),
+    (with_props(a={"type": "object", "properties": {"pin": {"type": "string", "writeOnly": True}}}),
+     "property 'a': writeOnly apply to top-level properties only"),
     (with_props(a={"$ref": "#/$defs/nope"}), "properties.a: $ref '#/$defs/nope' does not resolve"),
     (with_props(a={"$ref": "http://example.com/a.json"}), "does not resolve within the file"),
     (with_props(a={"type": "array", "items": {"$ref": "#nowhere"}}), "properties.a.items: $ref"),
