@@ -30,7 +30,7 @@ from storeengine.core.documents import (
     split,
     version,
 )
-from storeengine.core.errors import BadRequest, Conflict, Invalid, NotFound, PreconditionFailed, StoreError
+from storeengine.core.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, StoreError
 from storeengine.core.formats import utcnow
 from storeengine.core.jsonio import to_json_form
 from storeengine.core.types import Doc
@@ -46,6 +46,7 @@ from storeengine.store.encoded import Column, EncodedReads
 from storeengine.store.feed import Feed
 from storeengine.store.indexes import Indexes
 from storeengine.store.references import References
+from storeengine.store.serial import KeyedLocks
 from storeengine.store.writes import Writes
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class EntityService:
                  where: str = "") -> None:
         self.registry = registry
         self.indexes = Indexes(registry, storage, where)  # `where`: the database, in a reported problem
+        self._serial = KeyedLocks()
         self.keyset = keyset or Keyset(secrets.token_urlsafe(32))
         self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
         self.writes = Writes(self.feed)
@@ -232,24 +234,30 @@ class EntityService:
                       if_match: list[str] | None = None) -> Doc:
         allowed = (*ACCESS_FIELDS, "owner")
         if unknown := {k: "cannot be set here" for k in body if k not in allowed}:
-            raise Invalid(fields=unknown)
+            with contextlib.suppress(Forbidden):  # every failing field in one 400, not the unknown ones only
+                try:
+                    _access_changes(principal, {k: v for k, v in body.items() if k in allowed})
+                except Invalid as exc:
+                    unknown.update(exc.fields or {})
+            raise Invalid(fields=dict(sorted(unknown.items())))
         change = functools.partial(_access_set, principal, body)
         return await self._modify(principal, store, entity_id, None, change, if_match, _implicit(body))
 
     async def delete(self, principal: Principal, store: StoreSchema, entity_id: ObjectId | None,
                      if_match: list[str] | None = None) -> ObjectId:
-        for _ in range(MAX_RETRIES):
-            current = await self._readable(principal, store, entity_id)
-            _check(principal, store, "delete", current, if_match)
-            async with self._guarded(principal, store, current, None):
-                done = await self.writes.delete(principal, store, current)
-            if done:
-                await self._after_write(principal, store, "delete", current, None)
-                deleted: ObjectId = current["_id"]
-                return deleted
-            if if_match is not None:
-                raise PreconditionFailed("The entity changed")
-        raise Conflict("The entity keeps changing; try again")
+        async with self._serial.hold((store.name, entity_id)):  # one write of an entity at a time here (serial.py)
+            for _ in range(MAX_RETRIES):
+                current = await self._readable(principal, store, entity_id)
+                _check(principal, store, "delete", current, if_match)
+                async with self._guarded(principal, store, current, None):
+                    done = await self.writes.delete(principal, store, current)
+                if done:
+                    await self._after_write(principal, store, "delete", current, None)
+                    deleted: ObjectId = current["_id"]
+                    return deleted
+                if if_match is not None:
+                    raise PreconditionFailed("The entity changed")
+            raise Conflict("The entity keeps changing; try again")
 
     async def recreate(self, principal: Principal, store: StoreSchema, deleted: Doc, content: Doc) -> Doc:
         """Restore of a deleted entity (history): the same _id, owner and access fields as when it
@@ -295,21 +303,22 @@ class EntityService:
                       implicit: Sequence[str] = ()) -> Doc:
         """Read, check, change, and compare-and-swap (on `updatedAt` and the change the entity
         carries, see feed.py); on a race, again from the read."""
-        for _ in range(MAX_RETRIES):
-            current = await self._readable(principal, store, entity_id)
-            _check(principal, store, rule_op, current, if_match)
-            new = change(current)
-            await self.references.check(principal, store, current, new, implicit)
-            new["updatedAt"] = next_update_time(current["updatedAt"])
-            await self.indexes.ready(store.name)
-            async with self._guarded(principal, store, current, new):
-                done = await self.writes.update(principal, store, current, new, _diff(current, new))
-            if done:
-                await self._after_write(principal, store, "update", current, new)
-                return acl.visible(principal, store, new)
-            if if_match is not None:
-                raise PreconditionFailed("The entity changed")
-        raise Conflict("The entity keeps changing; try again")
+        async with self._serial.hold((store.name, entity_id)):  # one write of an entity at a time here (serial.py)
+            for _ in range(MAX_RETRIES):
+                current = await self._readable(principal, store, entity_id)
+                _check(principal, store, rule_op, current, if_match)
+                new = change(current)
+                await self.references.check(principal, store, current, new, implicit)
+                new["updatedAt"] = next_update_time(current["updatedAt"])
+                await self.indexes.ready(store.name)
+                async with self._guarded(principal, store, current, new):
+                    done = await self.writes.update(principal, store, current, new, _diff(current, new))
+                if done:
+                    await self._after_write(principal, store, "update", current, new)
+                    return acl.visible(principal, store, new)
+                if if_match is not None:
+                    raise PreconditionFailed("The entity changed")
+            raise Conflict("The entity keeps changing; try again")
 
     @contextlib.asynccontextmanager
     async def _guarded(self, principal: Principal, store: StoreSchema, before: Doc,

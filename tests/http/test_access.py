@@ -364,6 +364,13 @@ async def test_acl_bad_bodies_are_400(client, world, body):
     assert (await as_admin(client, world, "orders", doc["_id"])).json() == doc
 
 
+async def test_an_acl_body_s_400_names_every_failing_field(client, world):
+    doc = await create(client, world, "orders")
+    r = await client.put(f"/api/v1/orders/{doc['_id']}/acl", json={"access": ["zz"], "branch": "x", "bogus": 1},
+                         headers=world.headers["owner"])
+    assert set(assert_error(r, 400, "error_validation")["fields"]) == {"access", "branch", "bogus"}
+
+
 async def test_acl_group_must_be_the_owners_own(client, world):
     doc = await create(client, world, "orders")
     r = await client.put(f"/api/v1/orders/{doc['_id']}/acl", json={"group": world.ids["g_stranger"]},

@@ -324,7 +324,8 @@ async def test_a_write_only_property_of_any_name_is_left_out_of_lists(client, ad
 
 async def test_concurrent_patches_of_different_fields_all_survive(client, admin):
     doc = (await create(client, admin, {"name": "start", "nested": {"a": 0}})).json()
-    patches: list[dict[str, Any]] = [{"nested": {f"k{i}": i}} for i in range(15)]
+    # 40 at once: twice MAX_RETRIES, as many rounds of compare-and-swap as the last one would lose
+    patches: list[dict[str, Any]] = [{"nested": {f"k{i}": i}} for i in range(35)]
     patches += [{"name": "n"}, {"count": 5}, {"score": 0.5}, {"flag": True}, {"tags": ["t"]}]
     # A write-only value is hashed off the event loop: this makes the writes really interleave
     # between reading the entity and storing it, even on the in-process database.
@@ -335,7 +336,7 @@ async def test_concurrent_patches_of_different_fields_all_survive(client, admin)
     assert len({a.headers["etag"] for a in answers}) == len(patches)
     final = (await fetch(client, admin, doc["_id"])).json()
     assert body_of(final) == {"name": "n", "count": 5, "score": 0.5, "flag": True, "tags": ["t"],
-                              "nested": {"a": 0, **{f"k{i}": i for i in range(15)}}}
+                              "nested": {"a": 0, **{f"k{i}": i for i in range(35)}}}
     assert final["updatedAt"] == max(a.json()["updatedAt"] for a in answers)
 
 
