@@ -89,8 +89,9 @@ def _int(seen: dict[str, str], key: str, default: int, low: int, high: int | Non
     if key not in seen:
         return default
     raw = seen[key]
-    if not re.fullmatch(r"\d{1,12}", raw, re.ASCII) or int(raw) < low or (high is not None and int(raw) > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
+    high = INT64_MAX if high is None else high  # what the database takes
+    if not re.fullmatch(r"\d{1,19}", raw, re.ASCII) or not low <= int(raw) <= high:
+        bound = f"{low}..{high}" if high != INT64_MAX else f">= {low} (64 bits)"
         raise BadRequest(f"{key} must be an integer {bound}")
     return int(raw)
 

@@ -117,6 +117,11 @@ async def test_offset_and_limit(client, admin, rows):
     ])
 
 
+async def test_an_offset_may_be_any_64_bit_integer(client, admin, rows):
+    await expect_names(client, admin, [({"offset": "2147483648"}, []), ({"offset": str(2**63 - 1)}, [])])
+    await expect_refused(client, admin, [({"offset": str(2**63)}, "offset"), ({"offset": "1" + "0" * 19}, "offset")])
+
+
 async def test_default_limit_returns_more_than_a_small_page(client, admin):
     for i in range(120):
         assert (await client.post(URL, json={"count": i}, headers=admin)).status_code == 201
