@@ -44,6 +44,7 @@ async def changes(request: Request, principal: Principal) -> Response:
     query = parse_filter(params["filter"], store.seen_by(principal)) if "filter" in params else None
     since_text = request.headers.get("last-event-id") or params.get("since")
     since = parse_cursor(store.name, since_text) if since_text else None
+    limit = _limit(params.get("limit"))  # checked for the stream too, which has no pages to bound
     if "text/event-stream" in request.headers.get("accept", ""):
         assert ctx.tail is not None and ctx.streams is not None  # built whenever the feed is enabled
         release = ctx.streams.take(principal)  # 429 past the credential's streams
@@ -60,7 +61,6 @@ async def changes(request: Request, principal: Principal) -> Response:
 
         return FeedEvents(_events(request, stream, reader), ended=stream.follower.ended, done=done,
                           ping=KEEP_ALIVE_SECONDS)
-    limit = _limit(params.get("limit"))
     shown, position, more = await _page(feed, principal, store, since, limit, query)
     return json_response({"changes": shown, "cursor": cursor(store.name, position), "more": more})
 

@@ -241,6 +241,8 @@ def changes_op(name: str) -> Op:
             {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 1000}},
+            {"name": "filter", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "the changes through a filter: the JSON of the list's `filter` (enter / leave by it)"},
             {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}}])
 
 

@@ -279,5 +279,9 @@ async def test_sse_shows_only_what_the_reader_may_read_and_refuses_bad_cursors(a
         r = await http.get("/api/v1/orders/_changes?since=zzz",
                            headers={"Authorization": f"Bearer {reader}", "Accept": "text/event-stream"})
         assert r.status_code == 400 and r.json()["tags"] == ["error_bad_request"]
+        for limit in ("0", "abc", "99999"):  # checked as for a page
+            r = await http.get(f"/api/v1/orders/_changes?limit={limit}",
+                               headers={"Authorization": f"Bearer {reader}", "Accept": "text/event-stream"})
+            assert r.status_code == 400 and "limit" in r.json()["message"], r.text
         r = await http.get("/api/v1/orders/_changes", headers={"Accept": "text/event-stream"})
         assert r.status_code == 401

@@ -50,6 +50,8 @@ async def test_document_validates_and_names_every_property(client: httpx.AsyncCl
         assert set(doc["paths"][f"/api/v1/{name}/{{id}}"]) == {"get", "patch", "put", "delete"}
         assert "put" in doc["paths"][f"/api/v1/{name}/{{id}}/acl"]
         assert "get" in doc["paths"][f"/api/v1/{name}/_changes"]
+        changes = {p["name"] for p in doc["paths"][f"/api/v1/{name}/_changes"]["get"]["parameters"]}
+        assert {"since", "limit", "filter", "Last-Event-ID"} <= changes
 
 
 async def test_write_only_fields_are_requests_only(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
