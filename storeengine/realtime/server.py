@@ -214,8 +214,9 @@ class Realtime:
         if self.live is not None:
             self.live.forget(sid)
 
-    async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _subscribe(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         try:
+            _one_argument("subscribe", extra)
             store = self.registry.get(self._store_name(data))
             # Checked as `GET ?filter=` checks it, over the properties this caller may query.
             live_filter = parse_live_filter(data.get("filter"), store.seen_by(await self._principal(sid)))
@@ -252,8 +253,9 @@ class Realtime:
             await self.sio.enter_room(sid, room)
         session["rooms"][store.name] = rooms
 
-    async def _unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _unsubscribe(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         try:
+            _one_argument("unsubscribe", extra)
             name = self._store_name(data)
             async with self.sio.session(sid) as session:
                 rooms = session["rooms"].pop(name, None)
@@ -282,3 +284,10 @@ def _rooms(store: StoreSchema, principal: Principal, key: str | None) -> list[st
     group's copies of them), and those of its view."""
     rooms = acl.rooms_for_principal(store.name, store.acl["read"], principal)
     return [*(filtered_rooms(key, rooms) if key else rooms), *acl.view_rooms(store, principal)]
+
+
+def _one_argument(event: str, extra: tuple[Any, ...]) -> None:
+    """`subscribe` / `unsubscribe` take one object: more is a 400 ack (the handler's own arity
+    failed with an exception, and no ack)."""
+    if extra:
+        raise BadRequest(f"{event} takes one argument: an object with its store")

@@ -142,6 +142,8 @@ def _ok(ack: Any) -> None:
     ("subscribe", {"store": 7}, _error("400", "error_bad_request")),
     ("subscribe", "orders", _error("400", "error_bad_request")),
     ("unsubscribe", None, _error("400", "error_bad_request")),
+    ("subscribe", ({"store": "orders"}, 1, 2), _error("400", "error_bad_request")),  # one argument only
+    ("unsubscribe", ({"store": "orders"}, 3), _error("400", "error_bad_request")),
 ], ids=lambda v: None if callable(v) else json.dumps(v))
 async def test_subscribe_and_unsubscribe_acks(shared_server: Server, event: str, data: Any,
                                               check: Callable[[Any], None]) -> None:
@@ -150,6 +152,35 @@ async def test_subscribe_and_unsubscribe_acks(shared_server: Server, event: str,
     await api.http.aclose()
     async with listening(api.url, **bearer(token)) as listener:
         check(await listener.ack(event, data))
+
+
+async def test_packets_and_requests_the_protocol_refuses_get_the_error_body(shared_server: Server) -> None:
+    """An event that is not an array starting with its name gets a 400 ack when it asks for one;
+    Engine.IO's own refusals (a foreign origin, an unknown session, a method) are the JSON error
+    body of every other error (they were text)."""
+    api = Api(shared_server.url)
+    token = await api.token()
+    path = "/socket.io/?EIO=4&transport=polling"
+    http = api.http
+    try:
+        for method, url, headers, status in (("GET", path, {"Origin": "http://evil.example"}, 400),
+                                             ("GET", path + "&sid=nonexistent", {}, 400),
+                                             ("PUT", path, {}, 405)):
+            r = await http.request(method, url, headers=headers)
+            assert r.status_code == status and r.json()["success"] is False, (method, url, r.text)
+            assert r.json()["code"] == str(status) and r.headers["content-type"] == "application/json"
+        sid = json.loads((await http.get(path)).text[1:])["sid"]
+        session = f"{path}&sid={sid}"
+        assert (await http.post(session, content="40" + json.dumps({"token": token}))).status_code == 200
+        assert (await http.get(session)).text.startswith("40")
+        for i, packet in enumerate(("{}", "[]", '[{"a":1}]', "[7]"), start=1):
+            assert (await http.post(session, content=f"42{i}{packet}")).status_code == 200
+            answer = (await http.get(session)).text
+            assert answer.startswith(f"43{i}"), (packet, answer)
+            (ack,) = json.loads(answer[len(f"43{i}"):])
+            assert ack["code"] == "400" and ack["tags"] == ["error_bad_request"], (packet, ack)
+    finally:
+        await http.aclose()
 
 
 async def test_a_refused_subscription_delivers_nothing(api: Api, admin: str) -> None:

@@ -32,6 +32,7 @@ from engineio import packet as eio
 from engineio.payload import Payload
 from socketio import packet as sio
 
+from storeengine.core.errors import BadRequest, MethodNotAllowed, StoreError
 from storeengine.core.jsonio import loads_bounded
 from storeengine.realtime.transport.engineio import EngineServer, LeanSocket
 from storeengine.realtime.transport.sendqueue import close_now
@@ -208,8 +209,21 @@ def payload_response(packets: list[Any]) -> dict[str, Any]:
 
 # --- the Engine.IO server ---------------------------------------------------------------
 
+def _refusal(error: StoreError, status: str) -> dict[str, Any]:
+    return {"status": status, "headers": [("Content-Type", "application/json")],
+            "response": json.dumps(error.body()).encode()}
+
+
 class LegacyEngineServer(EngineServer):
-    """python-engineio's server, plus new `EIO=3` sessions and a log line for other versions."""
+    """python-engineio's server, plus new `EIO=3` sessions and a log line for other versions; its
+    refusals (an origin not allowed, an unknown session or transport, a method) answered with the
+    error body of API.md section 2, as every other error of the server, not as text."""
+
+    def _bad_request(self, message: Any = None) -> dict[str, Any]:
+        return _refusal(BadRequest(message if isinstance(message, str) else None), "400 BAD REQUEST")
+
+    def _method_not_found(self) -> dict[str, Any]:
+        return _refusal(MethodNotAllowed(), "405 METHOD NOT ALLOWED")
 
     async def handle_request(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -297,6 +311,18 @@ class LegacyAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def _engineio_server_class(self) -> type[LegacyEngineServer]:
         return LegacyEngineServer
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        """An event is an array that starts with its name. Anything else is answered with a 400 when
+        it asks for an ack (python-socketio failed on it with an exception logged per packet)."""
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            await super()._handle_event(eio_sid, namespace, id, data)
+            return
+        log.info("Socket.IO client %s sent an event without a name", eio_sid)
+        if id is not None:
+            refused = BadRequest("An event is an array whose first element is its name").body()
+            await self._send_packet(eio_sid, self.packet_class(sio.ACK, namespace=namespace or "/", id=id,
+                                                               data=[refused]))
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """A packet that cannot be decoded ends the connection with one line of log (python-engineio
