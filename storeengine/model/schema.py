@@ -113,7 +113,8 @@ class StoreSchema:
         head = parts[0]
         if path in SYSTEM_FORMATS:
             return True
-        return head in self.properties and head not in self.hidden and head not in SYSTEM_FORMATS
+        return head in self.properties and head not in self.hidden and head not in SYSTEM_FORMATS \
+            and _holds(self.properties[head], parts[1:])
 
     def validate(self, doc: Mapping[str, Any], hashed: Collection[str] = ()) -> None:
         """Raise Invalid with every failing field (messages never echo the value). `hashed`: the
@@ -144,6 +145,25 @@ class StoreSchema:
         if not self.formats:
             return doc
         return {key: _convert(value, key, self.formats) for key, value in doc.items()}
+
+
+def _holds(schema: Any, parts: list[str]) -> bool:
+    """May a value of `schema` hold the sub-path `parts` (MongoDB's: through an array to its
+    elements, or to one by position)? A string has no `name.x`, nor a closed object an
+    undeclared member; a schema that does not say (no `type`, `true`, `$ref`) may hold any."""
+    if not parts or not isinstance(schema, dict) or "type" not in schema:
+        return True
+    kinds = set(schema["type"]) if isinstance(schema["type"], list) else {schema["type"]}
+    if "array" in kinds:
+        items = schema.get("items", True)
+        if (parts[0].isdigit() and _holds(items, parts[1:])) or _holds(items, parts):
+            return True
+    if "object" in kinds:
+        properties = schema.get("properties")
+        if isinstance(properties, dict) and parts[0] in properties:
+            return _holds(properties[parts[0]], parts[1:])
+        return not (schema.get("additionalProperties") is False and not schema.get("patternProperties"))
+    return False  # a scalar, or an array whose elements hold no such path
 
 
 def _convert(value: Any, path: str, formats: Mapping[str, str]) -> Any:

@@ -369,3 +369,33 @@ def test_bad_sorts(sort, match):
 def test_user_secrets_are_never_filterable_sortable_or_selectable(params):
     refused(lambda: parse(params, USERS), "password|_auth")
     assert USERS.knows_field("login") and parse({"login": "admin"}, USERS).filter == {"login": "admin"}
+
+
+SHAPED = compile_schema("shaped", {"type": "object", "properties": {
+    "name": {"type": "string"}, "n": {"type": ["integer", "null"]},
+    "free": {"type": "object"}, "any": {},
+    "closed": {"type": "object", "properties": {"a": {"type": "integer"}, "deep": {"type": "object"}},
+               "additionalProperties": False},
+    "items": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}},
+                                         "additionalProperties": False}},
+    "tags": {"type": "array", "items": {"type": "string"}},
+}})
+
+
+@pytest.mark.parametrize("path", ["free.x.y", "any.x", "closed.a", "closed.deep.z", "items.x", "items.0.x", "items.0",
+                                  "tags.0", "name", "tags"])
+def test_a_sub_field_a_property_may_hold_is_known(path):
+    assert SHAPED.knows_field(path)
+    parse_filter(json.dumps({path: 1}), SHAPED)
+    parse_list_query([("sort", path)], SHAPED)
+
+
+@pytest.mark.parametrize("path", ["name.x", "n.x", "closed.b", "closed.a.b", "items.y", "items.0.y", "tags.x",
+                                  "tags.0.x"])
+def test_a_sub_field_no_value_of_the_property_can_hold_is_undeclared(path):
+    """`name.x` of a string, an undeclared member of a closed object: 400 in `filter`, `sort` and
+    `only`, as any undeclared field (they were taken, and matched nothing)."""
+    assert not SHAPED.knows_field(path)
+    for params in ([("filter", json.dumps({path: 1}))], [("sort", path)], [("only", path)]):
+        with pytest.raises(BadRequest):
+            parse_list_query(params, SHAPED)
