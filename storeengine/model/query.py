@@ -167,23 +167,32 @@ def _property_equality(key: str, raw: str, store: StoreSchema) -> dict[str, Any]
     schema = prop if isinstance(prop, dict) else {}  # `true` (any value) is a valid property schema
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         schema = schema["items"]  # equality on an array matches any element
-    kind = schema.get("format") if schema.get("format") in (OBJECTID, DATETIME) else schema.get("type")
-    if isinstance(kind, list):
-        kind = next((t for t in kind if t != "null"), "string")
-    value: Any = raw
+    if schema.get("format") in (OBJECTID, DATETIME):
+        kinds = [schema["format"]]
+    else:
+        declared = schema.get("type")
+        kinds = [t for t in declared if t != "null"] if isinstance(declared, list) else [declared]
+    # A property of several types (`["integer", "string"]`) matches the value as each reads it.
+    values = list(dict.fromkeys(v for kind in kinds or ["string"] if (v := _reading(key, raw, kind)) is not None))
+    if not values:
+        kind = " or ".join(str(k) for k in kinds)
+        raise BadRequest(f"{key}: {raw!r} is not a valid {kind}" + (_plus_hint(raw) if DATETIME in kinds else ""))
+    return {key: values[0] if len(values) == 1 else {"$in": values}}
+
+
+def _reading(key: str, raw: str, kind: Any) -> Any:
+    """The parameter's value as a property of type (or format) `kind` holds it; None if it is not one."""
     if kind == "integer":
-        value = _int64(key, raw)
-    elif kind == "number":
-        value = _number(key, raw)
-    elif kind == "boolean":
-        value = {"true": True, "false": False}.get(raw)
-    elif kind == OBJECTID:
-        value = parse_objectid(raw)
-    elif kind == DATETIME:
-        value = parse_ms(raw) or parse_datetime(raw)
-    if value is None:
-        raise BadRequest(f"{key}: {raw!r} is not a valid {kind}" + (_plus_hint(raw) if kind == DATETIME else ""))
-    return {key: value}
+        return _int64(key, raw)
+    if kind == "number":
+        return _number(key, raw)
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(raw)
+    if kind == OBJECTID:
+        return parse_objectid(raw)
+    if kind == DATETIME:
+        return parse_ms(raw) or parse_datetime(raw)
+    return raw
 
 
 def _int64(key: str, raw: str) -> int | None:

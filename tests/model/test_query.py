@@ -399,3 +399,23 @@ def test_a_sub_field_no_value_of_the_property_can_hold_is_undeclared(path):
     for params in ([("filter", json.dumps({path: 1}))], [("sort", path)], [("only", path)]):
         with pytest.raises(BadRequest):
             parse_list_query(params, SHAPED)
+
+
+MULTI = compile_schema("multi", {"type": "object", "properties": {
+    "code": {"type": ["integer", "string"]}, "flag": {"type": ["boolean", "null"]}}})
+
+
+@pytest.mark.parametrize("params,expected", [
+    ([("code", "two")], {"code": "two"}),
+    ([("code", "1")], {"code": {"$in": [1, "1"]}}),  # stored as the number or as the text
+    ([("flag", "true")], {"flag": True}),
+])
+def test_a_property_of_several_types_is_matched_as_each_reads_the_parameter(params, expected):
+    """A parameter that is not an integer was a 400 for `["integer", "string"]`, and "1" missed
+    the entities holding the string "1"."""
+    assert parse_list_query(params, MULTI).filter == expected
+
+
+def test_a_parameter_no_type_of_the_property_reads_is_400():
+    with pytest.raises(BadRequest, match="boolean"):
+        parse_list_query([("flag", "yes")], MULTI)
