@@ -107,10 +107,9 @@ class Summary:
 
 class EntityService:
     def __init__(self, registry: Registry, storage: StorageAPI, hasher: Hasher,
-                 events: EventSink | None = None, feed: Feed | None = None, keyset: Keyset | None = None,
-                 where: str = "") -> None:
+                 events: EventSink | None = None, feed: Feed | None = None, keyset: Keyset | None = None) -> None:
         self.registry = registry
-        self.indexes = Indexes(registry, storage, where)  # `where`: the database, in a reported problem
+        self.indexes = Indexes(registry, storage)  # a tenant's names its database (app.py)
         self._serial = KeyedLocks()
         self.keyset = keyset or Keyset(secrets.token_urlsafe(32))
         self.feed = feed or Feed(storage, retention_seconds=1, enabled=False)
