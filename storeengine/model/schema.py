@@ -187,16 +187,13 @@ def _type_problems(raw: dict[str, Any]) -> list[str]:
 
 
 def _json_schema_problems(raw: dict[str, Any]) -> list[str]:
+    """A valid JSON Schema, whose every `$ref` resolves within the file (jsonrefs.py: only once it
+    is valid, since its shape is what the resolver walks)."""
     try:
         Draft202012Validator.check_schema(raw)
     except JsonSchemaError as exc:
         return [f"not a valid JSON Schema 2020-12: {exc.message} at {json_path(exc.path) or '(root)'}"]
-    return []
-
-
-def _reference_problems(raw: dict[str, Any]) -> list[str]:
-    """Only once the file is a valid JSON Schema (its shape is what the resolver walks)."""
-    return [] if _json_schema_problems(raw) else unresolved(raw)
+    return unresolved(raw)
 
 
 def _property_problems(raw: dict[str, Any]) -> list[str]:
@@ -217,7 +214,7 @@ def _history_problems(raw: dict[str, Any]) -> list[str]:
 
 # Every check of a schema object; each returns its problems, so one answer lists them all.
 _CHECKS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
-    _type_problems, _json_schema_problems, _reference_problems, _property_problems, _history_problems,
+    _type_problems, _json_schema_problems, _property_problems, _history_problems,
 )
 
 
