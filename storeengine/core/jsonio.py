@@ -71,8 +71,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def loads_exact(raw: bytes | str) -> Any:
-    """orjson.loads, refusing nesting deeper than MAX_DEPTH (400), except that integers beyond
+def loads_exact(raw: bytes | str, limit: int = MAX_DEPTH) -> Any:
+    """orjson.loads, refusing nesting deeper than `limit` (400), except that integers beyond
     64 bits, which orjson reads as floats, stay exact integers (to be refused by
     `check_document`, never stored as another number). Nothing here recurses on the value:
     orjson stops at its own depth limit (1024), the walk below keeps its own stack."""
@@ -80,9 +80,9 @@ def loads_exact(raw: bytes | str) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "depth" in exc.msg or "recursion" in exc.msg.lower():  # orjson's own limit (1024)
-            raise BadRequest(f"Nesting deeper than {MAX_DEPTH} levels") from None
+            raise BadRequest(f"Nesting deeper than {limit} levels") from None
         raise
-    if _walk(value):
+    if _walk(value, limit):
         try:
             value = json.loads(raw)  # valid JSON of bounded depth already (checked above); exact integers
         except ValueError:  # an integer of more than 4300 digits
@@ -97,15 +97,12 @@ PACKET_DEPTH = 2 * MAX_DEPTH
 
 
 def loads_bounded(raw: bytes | str) -> Any:
-    """orjson.loads for protocol packets: a ValueError (orjson's JSONDecodeError is one) past
-    PACKET_DEPTH levels, found without recursion; integers beyond 64 bits kept exact, as
-    `loads_exact` keeps them (for the handler to refuse: a float would pass for a number)."""
-    value = orjson.loads(raw)
+    """`loads_exact` for protocol packets, PACKET_DEPTH deep: a ValueError where it is a 400
+    (integers beyond 64 bits kept exact, for the handler to refuse: a float would pass)."""
     try:
-        huge = _walk(value, PACKET_DEPTH)
+        return loads_exact(raw, PACKET_DEPTH)
     except BadRequest as exc:
         raise ValueError(exc.message) from None
-    return json.loads(raw) if huge else value  # bounded depth: checked above
 
 
 def _walk(value: Any, limit: int = MAX_DEPTH) -> bool:
